@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
+/*
+ * The ABI between the XDP program and user space: every struct and constant
+ * both sides read. Fixed-width types only, explicit padding, no bool.
+ * The Rust side gets these types from the skeleton (generated from BTF) and
+ * crates/dataplane/tests/abi.rs checks sizes and offsets against this file.
+ */
+#ifndef XDPWALL_ABI_H
+#define XDPWALL_ABI_H
+
+#include <linux/types.h>
+
+/* Rule ids are 0..XW_MAX_RULES-1; a class bitmap has one bit per rule. */
+#define XW_MAX_RULES 16384
+#define XW_BITMAP_WORDS (XW_MAX_RULES / 64)
+/* Candidates per class; a longer list sets XW_CLASS_OVERFLOW (full scan). */
+#define XW_MAX_CANDS 32
+/* A candidate is a rule id, with this bit set when the rule is `count`. */
+#define XW_CAND_COUNT 0x8000
+#define XW_CAND_ID_MASK 0x3fff
+#define XW_NO_RULE 0xffffffffu
+
+/* Class flags. */
+#define XW_CLASS_OVERFLOW 1u
+
+/* Index spaces of the per-field class arrays; the last index of each means
+ * "the packet has no such field". */
+#define XW_PORT_NONE 65536
+#define XW_PORT_ENTRIES 65537
+#define XW_PROTO_NONE 256 /* not IP */
+#define XW_PROTO_ENTRIES 257
+#define XW_TCPF_NONE 256 /* no TCP header */
+#define XW_TCPF_ENTRIES 257
+/* ICMP index = (ipv6 << 16) | (type << 8) | code */
+#define XW_ICMP_NONE 131072
+#define XW_ICMP_ENTRIES 131073
+#define XW_FAMILY_NONE 0 /* not IP */
+#define XW_FAMILY_IPV4 1
+#define XW_FAMILY_IPV6 2
+#define XW_FAMILY_ENTRIES 3
+#define XW_VLAN_NONE 4096 /* untagged (or no second tag) */
+#define XW_VLAN_ENTRIES 4097
+#define XW_FRAG_NONE 0
+#define XW_FRAG_FIRST 1
+#define XW_FRAG_NON_FIRST 2
+#define XW_FRAG_ENTRIES 3
+
+/* Packet fields a rule can constrain; bit i of `used_fields` = field i. */
+enum xw_field {
+	XW_F_SRC = 0,
+	XW_F_DST = 1,
+	XW_F_PROTO = 2,
+	XW_F_SPORT = 3,
+	XW_F_DPORT = 4,
+	XW_F_TCPFLAGS = 5,
+	XW_F_ICMP = 6,
+	XW_F_FAMILY = 7,
+	XW_F_VLAN = 8,
+	XW_F_FRAG = 9,
+	XW_F_MAX = 10,
+};
+
+/* Rule actions (xw_rule.action). */
+enum xw_action {
+	XW_ACT_PASS = 0,
+	XW_ACT_DROP = 1,
+	XW_ACT_COUNT = 2,
+};
+
+/* Why a packet could not be parsed far enough (xw_malformed index). */
+enum xw_malformed_reason {
+	XW_MAL_TRUNCATED = 0,
+	XW_MAL_BAD_HEADER = 1,
+	XW_MAL_EXT_TOO_DEEP = 2,
+	XW_MAL_VLAN_TOO_DEEP = 3,
+	XW_MAL_MAX = 8,
+};
+
+/* Counter slots in xw_stats after the rules. */
+#define XW_STAT_DEFAULT XW_MAX_RULES
+#define XW_STAT_ENTRIES (XW_MAX_RULES + 1)
+
+/*
+ * An equivalence class of one field's values: every value mapped to it
+ * matches exactly the rules whose bits are set. `cand` lists, ascending, the
+ * rules indexed on this field that the class matches: a packet's candidates
+ * are the union of its classes' lists, each then checked against all bitmaps.
+ */
+struct xw_class {
+	__u32 ncand;
+	__u32 flags;
+	__u16 cand[XW_MAX_CANDS];
+	__u64 bits[XW_BITMAP_WORDS];
+};
+
+/* LPM trie keys (prefixlen in bits, address in network order). */
+struct xw_lpm4 {
+	__u32 prefixlen;
+	__u8 addr[4];
+};
+
+struct xw_lpm6 {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+#define XW_NAME_LEN 64
+
+/* One rule as the data plane and `stats` see it (index = rule id). */
+struct xw_rule {
+	__u32 action;
+	__u32 flags;
+	char name[XW_NAME_LEN];
+};
+
+/* Per-CPU packet/byte counter. */
+struct xw_counter {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* Facts about the running instance, for `stats` and `detach` from any
+ * process in the same network namespace (xw_info[0]). */
+#define XW_INFO_MAGIC 0x7877616c6c303031ull /* "xwall001" */
+#define XW_PATH_LEN 256
+
+struct xw_info {
+	__u64 magic;
+	__u64 pid;
+	__u64 loaded_unix_ns;
+	__u32 mode;       /* 1 native, 2 generic */
+	__u32 transport;  /* 0 ringbuf, 1 perfbuf */
+	__u32 default_action;
+	__u32 malformed_action;
+	__u32 nrules;
+	__u32 ifindex;
+	char config[XW_PATH_LEN];
+};
+
+/* Written by the program when `trace_enabled` (replay): the last verdict. */
+struct xw_trace {
+	__u32 rule;      /* XW_NO_RULE when the default applied */
+	__u32 action;    /* XDP_* verdict */
+	__u32 malformed; /* 0, or reason + 1 */
+	__u32 pad;
+};
+
+#endif /* XDPWALL_ABI_H */

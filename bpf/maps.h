@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
+/*
+ * Maps and load-time configuration of the XDP program (BPF only).
+ * Map sizes marked "set at load" are resized by the loader to the compiled
+ * rule set before the object is loaded. Map names are the contract with user
+ * space (crates/dataplane/src/maps.rs) and must keep their `xw_` prefix.
+ */
+#ifndef XDPWALL_MAPS_H
+#define XDPWALL_MAPS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "abi.h"
+
+/* Load-time configuration (frozen .rodata: the verifier sees constants, so
+ * unused fields and features are dead code). */
+const volatile __u32 used_fields = 0;    /* bit per enum xw_field */
+const volatile __u32 nwords = 0;         /* bitmap words in use */
+const volatile __u32 src_nonip_class = 0; /* src class of non-IP frames */
+const volatile __u32 dst_nonip_class = 0;
+const volatile __u32 always_class = 0;   /* candidates with no condition */
+const volatile __u32 count_class = 0;    /* bits = the `count` rules */
+const volatile __u32 has_count_rules = 0;
+const volatile __u32 default_verdict = XDP_PASS;
+const volatile __u32 malformed_verdict = XDP_PASS;
+const volatile __u32 trace_enabled = 0;
+
+/* Field value -> class id. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct xw_lpm4);
+	__type(value, __u32);
+	__uint(max_entries, 1); /* set at load */
+} xw_src4 SEC(".maps"), xw_dst4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct xw_lpm6);
+	__type(value, __u32);
+	__uint(max_entries, 1); /* set at load */
+} xw_src6 SEC(".maps"), xw_dst6 SEC(".maps");
+
+#define CLASS_ARRAY(name, entries)                   \
+	struct {                                     \
+		__uint(type, BPF_MAP_TYPE_ARRAY);    \
+		__type(key, __u32);                  \
+		__type(value, __u32);                \
+		__uint(max_entries, entries);        \
+	} name SEC(".maps")
+
+CLASS_ARRAY(xw_proto, XW_PROTO_ENTRIES);
+CLASS_ARRAY(xw_sport, XW_PORT_ENTRIES);
+CLASS_ARRAY(xw_dport, XW_PORT_ENTRIES);
+CLASS_ARRAY(xw_tcpflags, XW_TCPF_ENTRIES);
+CLASS_ARRAY(xw_icmp, XW_ICMP_ENTRIES);
+CLASS_ARRAY(xw_family, XW_FAMILY_ENTRIES);
+CLASS_ARRAY(xw_vlan, XW_VLAN_ENTRIES);
+CLASS_ARRAY(xw_frag, XW_FRAG_ENTRIES);
+
+/* Class id -> rule bitmap and candidate list. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xw_class);
+	__uint(max_entries, 1); /* set at load */
+} xw_classes SEC(".maps");
+
+/* Rule id -> action and name. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xw_rule);
+	__uint(max_entries, 1); /* set at load */
+} xw_rules SEC(".maps");
+
+/* Per-rule counters, then the default action's (XW_STAT_DEFAULT). Per-CPU:
+ * each CPU owns its slot, so plain increments need no atomics. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xw_counter);
+	__uint(max_entries, XW_STAT_ENTRIES);
+} xw_stats SEC(".maps");
+
+/* Malformed packets by reason. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xw_counter);
+	__uint(max_entries, XW_MAL_MAX);
+} xw_malformed SEC(".maps");
+
+/* Instance facts, written by user space only. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xw_info);
+	__uint(max_entries, 1);
+} xw_info SEC(".maps");
+
+/* Last verdict, for replay (only written when trace_enabled). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xw_trace);
+	__uint(max_entries, 1);
+} xw_trace SEC(".maps");
+
+#endif /* XDPWALL_MAPS_H */

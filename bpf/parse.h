@@ -1,0 +1,278 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
+/*
+ * Header parsing for the XDP program (BPF only). One contract: each helper
+ * bounds-checks, advances the cursor, fills `struct pkt`, and returns 0 or a
+ * negative malformed reason (-(reason + 1)). Depth limits are named below.
+ */
+#ifndef XDPWALL_PARSE_H
+#define XDPWALL_PARSE_H
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "abi.h"
+
+#define MAX_VLAN_TAGS 2
+#define MAX_IPV6_EXT 8
+
+#ifndef ETH_P_8021AD
+#define ETH_P_8021AD 0x88A8
+#endif
+
+#define ERR(reason) (-((int)(reason) + 1))
+
+/* What classification needs from a packet; indices of the class arrays. */
+struct pkt {
+	__u32 family;
+	__u32 proto;
+	__u32 sport;
+	__u32 dport;
+	__u32 tcpflags;
+	__u32 icmp;
+	__u32 vlan_outer;
+	__u32 vlan_inner;
+	__u32 frag;
+	__u32 pad;
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+struct cursor {
+	void *pos;
+	void *end;
+};
+
+struct vlan_hdr {
+	__be16 tci;
+	__be16 proto;
+};
+
+struct sctp_common {
+	__be16 source;
+	__be16 dest;
+	__be32 vtag;
+	__be32 checksum;
+};
+
+static __always_inline int parse_eth(struct cursor *c, struct pkt *p, __u16 *type)
+{
+	struct ethhdr *eth = c->pos;
+	__u16 t;
+
+	if ((void *)(eth + 1) > c->end)
+		return ERR(XW_MAL_TRUNCATED);
+	c->pos = eth + 1;
+	t = bpf_ntohs(eth->h_proto);
+
+	/* Up to two tags (802.1Q, 802.1ad); a third one we do not follow. */
+#pragma unroll
+	for (int i = 0; i < MAX_VLAN_TAGS; i++) {
+		struct vlan_hdr *v = c->pos;
+
+		if (t != ETH_P_8021Q && t != ETH_P_8021AD)
+			break;
+		if ((void *)(v + 1) > c->end)
+			return ERR(XW_MAL_TRUNCATED);
+		if (i == 0)
+			p->vlan_outer = bpf_ntohs(v->tci) & 0x0fff;
+		else
+			p->vlan_inner = bpf_ntohs(v->tci) & 0x0fff;
+		t = bpf_ntohs(v->proto);
+		c->pos = v + 1;
+	}
+	if (t == ETH_P_8021Q || t == ETH_P_8021AD)
+		return ERR(XW_MAL_VLAN_TOO_DEEP);
+	*type = t;
+	return 0;
+}
+
+static __always_inline int parse_ipv4(struct cursor *c, struct pkt *p)
+{
+	struct iphdr *ip = c->pos;
+	__u32 hlen;
+	__u16 frag;
+
+	if ((void *)(ip + 1) > c->end)
+		return ERR(XW_MAL_TRUNCATED);
+	if (ip->version != 4 || ip->ihl < 5)
+		return ERR(XW_MAL_BAD_HEADER);
+	hlen = (ip->ihl * 4) & 0x3c;
+	if (c->pos + hlen > c->end)
+		return ERR(XW_MAL_TRUNCATED);
+	c->pos += hlen;
+
+	p->family = XW_FAMILY_IPV4;
+	p->proto = ip->protocol;
+	__builtin_memcpy(p->saddr, &ip->saddr, 4);
+	__builtin_memcpy(p->daddr, &ip->daddr, 4);
+
+	frag = bpf_ntohs(ip->frag_off);
+	if (frag & 0x1fff)
+		p->frag = XW_FRAG_NON_FIRST;
+	else if (frag & 0x2000)
+		p->frag = XW_FRAG_FIRST;
+	return 0;
+}
+
+static __always_inline int is_ipv6_ext(__u8 nh)
+{
+	return nh == IPPROTO_HOPOPTS || nh == IPPROTO_ROUTING || nh == IPPROTO_DSTOPTS ||
+	       nh == IPPROTO_FRAGMENT || nh == IPPROTO_AH;
+}
+
+/* Walks the extension headers; leaves the cursor at the upper layer. */
+static __always_inline int parse_ipv6_ext(struct cursor *c, struct pkt *p, __u8 *nexthdr)
+{
+	__u8 nh = *nexthdr;
+
+#pragma unroll
+	for (int i = 0; i < MAX_IPV6_EXT; i++) {
+		__u8 *h = c->pos;
+		__u32 len;
+
+		if (!is_ipv6_ext(nh))
+			goto done;
+		if ((void *)(h + 8) > c->end)
+			return ERR(XW_MAL_TRUNCATED);
+		if (nh == IPPROTO_FRAGMENT) {
+			__u16 off = bpf_ntohs(*(__be16 *)(h + 2));
+
+			if (off & 0xfff8)
+				p->frag = XW_FRAG_NON_FIRST;
+			else if (off & 1)
+				p->frag = XW_FRAG_FIRST;
+			len = 8;
+		} else if (nh == IPPROTO_AH) {
+			len = ((__u32)h[1] + 2) * 4;
+		} else {
+			len = ((__u32)h[1] + 1) * 8;
+		}
+		nh = h[0];
+		if (c->pos + len > c->end)
+			return ERR(XW_MAL_TRUNCATED);
+		c->pos += len;
+		/* A non-first fragment has no upper-layer header to read. */
+		if (p->frag == XW_FRAG_NON_FIRST)
+			goto done;
+	}
+	if (is_ipv6_ext(nh) && p->frag != XW_FRAG_NON_FIRST)
+		return ERR(XW_MAL_EXT_TOO_DEEP);
+done:
+	*nexthdr = nh;
+	return 0;
+}
+
+static __always_inline int parse_ipv6(struct cursor *c, struct pkt *p)
+{
+	struct ipv6hdr *ip6 = c->pos;
+	__u8 nh;
+	int err;
+
+	if ((void *)(ip6 + 1) > c->end)
+		return ERR(XW_MAL_TRUNCATED);
+	if (ip6->version != 6)
+		return ERR(XW_MAL_BAD_HEADER);
+	c->pos = ip6 + 1;
+	p->family = XW_FAMILY_IPV6;
+	__builtin_memcpy(p->saddr, &ip6->saddr, 16);
+	__builtin_memcpy(p->daddr, &ip6->daddr, 16);
+
+	nh = ip6->nexthdr;
+	err = parse_ipv6_ext(c, p, &nh);
+	if (err)
+		return err;
+	p->proto = nh;
+	return 0;
+}
+
+static __always_inline int parse_l4(struct cursor *c, struct pkt *p)
+{
+	if (p->frag == XW_FRAG_NON_FIRST)
+		return 0;
+
+	switch (p->proto) {
+	case IPPROTO_TCP: {
+		struct tcphdr *th = c->pos;
+
+		if ((void *)(th + 1) > c->end)
+			return ERR(XW_MAL_TRUNCATED);
+		if (th->doff < 5)
+			return ERR(XW_MAL_BAD_HEADER);
+		p->sport = bpf_ntohs(th->source);
+		p->dport = bpf_ntohs(th->dest);
+		p->tcpflags = ((__u8 *)th)[13];
+		return 0;
+	}
+	case IPPROTO_UDP: {
+		struct udphdr *uh = c->pos;
+
+		if ((void *)(uh + 1) > c->end)
+			return ERR(XW_MAL_TRUNCATED);
+		p->sport = bpf_ntohs(uh->source);
+		p->dport = bpf_ntohs(uh->dest);
+		return 0;
+	}
+	case IPPROTO_SCTP: {
+		struct sctp_common *sh = c->pos;
+
+		if ((void *)(sh + 1) > c->end)
+			return ERR(XW_MAL_TRUNCATED);
+		p->sport = bpf_ntohs(sh->source);
+		p->dport = bpf_ntohs(sh->dest);
+		return 0;
+	}
+	case IPPROTO_ICMP:
+	case IPPROTO_ICMPV6: {
+		__u8 *ic = c->pos;
+		__u32 v6 = p->family == XW_FAMILY_IPV6;
+
+		/* ICMP conditions follow the family: ICMP in v4, ICMPv6 in v6. */
+		if ((p->proto == IPPROTO_ICMP) == v6)
+			return 0;
+		if ((void *)(ic + 4) > c->end)
+			return ERR(XW_MAL_TRUNCATED);
+		p->icmp = (v6 << 16) | ((__u32)ic[0] << 8) | ic[1];
+		return 0;
+	}
+	}
+	return 0;
+}
+
+/* Parses as far as classification needs; 0 or ERR(reason). */
+static __always_inline int parse_packet(struct cursor *c, struct pkt *p)
+{
+	__u16 type = 0;
+	int err;
+
+	p->family = XW_FAMILY_NONE;
+	p->proto = XW_PROTO_NONE;
+	p->sport = XW_PORT_NONE;
+	p->dport = XW_PORT_NONE;
+	p->tcpflags = XW_TCPF_NONE;
+	p->icmp = XW_ICMP_NONE;
+	p->vlan_outer = XW_VLAN_NONE;
+	p->vlan_inner = XW_VLAN_NONE;
+	p->frag = XW_FRAG_NONE;
+
+	err = parse_eth(c, p, &type);
+	if (err)
+		return err;
+	if (type == ETH_P_IP)
+		err = parse_ipv4(c, p);
+	else if (type == ETH_P_IPV6)
+		err = parse_ipv6(c, p);
+	else
+		return 0; /* not IP: not malformed, classified on L2 fields */
+	if (err)
+		return err;
+	return parse_l4(c, p);
+}
+
+#endif /* XDPWALL_PARSE_H */

@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR MIT)
+/*
+ * xdpwall's XDP program: parse, classify, count, decide. Every verdict
+ * leaves through one exit so counting and tracing happen in one place.
+ */
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "abi.h"
+#include "maps.h"
+#include "parse.h"
+#include "classify.h"
+
+static __always_inline __u32 verdict_of(__u32 rule)
+{
+	struct xw_rule *r = bpf_map_lookup_elem(&xw_rules, &rule);
+
+	if (r && r->action == XW_ACT_DROP)
+		return XDP_DROP;
+	return XDP_PASS;
+}
+
+static __always_inline void count_malformed(__u32 reason, __u64 bytes)
+{
+	struct xw_counter *c = bpf_map_lookup_elem(&xw_malformed, &reason);
+
+	if (c) {
+		c->packets++;
+		c->bytes += bytes;
+	}
+}
+
+static __always_inline void trace(__u32 rule, __u32 verdict, __u32 malformed)
+{
+	__u32 zero = 0;
+	struct xw_trace *t = bpf_map_lookup_elem(&xw_trace, &zero);
+
+	if (t) {
+		t->rule = rule;
+		t->action = verdict;
+		t->malformed = malformed;
+	}
+}
+
+SEC("xdp.frags")
+int xdpwall_main(struct xdp_md *ctx)
+{
+	struct cursor c = {
+		.pos = (void *)(long)ctx->data,
+		.end = (void *)(long)ctx->data_end,
+	};
+	struct pkt p = {};
+	__u64 bytes = bpf_xdp_get_buff_len(ctx);
+	__u32 rule = XW_NO_RULE, verdict, malformed = 0;
+	int err;
+
+	err = parse_packet(&c, &p);
+	if (err) {
+		malformed = (__u32)(-err);
+		count_malformed((malformed - 1) & (XW_MAL_MAX - 1), bytes);
+		verdict = malformed_verdict;
+		goto out;
+	}
+
+	rule = classify(&p, bytes);
+	if (rule == XW_NO_RULE) {
+		bump(XW_STAT_DEFAULT, bytes);
+		verdict = default_verdict;
+	} else {
+		bump(rule, bytes);
+		verdict = verdict_of(rule);
+	}
+out:
+	if (trace_enabled)
+		trace(rule, verdict, malformed);
+	return verdict;
+}
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";

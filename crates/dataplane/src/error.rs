@@ -1,0 +1,98 @@
+//! Errors of the data-plane crate.
+
+use std::io;
+
+/// What can go wrong loading, attaching or talking to the XDP program.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// libbpf could not open the embedded object.
+    #[error("failed to open the embedded XDP object: {0}")]
+    Open(#[source] libbpf_rs::Error),
+    /// The kernel refused the program; the verifier log tail is attached.
+    #[error("the kernel refused to load the XDP program: {source}{log}")]
+    Load {
+        /// libbpf's error.
+        #[source]
+        source: libbpf_rs::Error,
+        /// Last lines of the verifier/libbpf log (with a leading newline).
+        log: String,
+    },
+    /// A map operation failed.
+    #[error("failed to {op} map {map}: {source}")]
+    Map {
+        /// What we tried.
+        op: &'static str,
+        /// Map name.
+        map: &'static str,
+        /// Underlying error.
+        #[source]
+        source: libbpf_rs::Error,
+    },
+    /// The named interface does not exist in this network namespace.
+    #[error("no interface named {0} in this network namespace (see `ip link`)")]
+    NoInterface(String),
+    /// Attaching failed.
+    #[error("failed to attach to {iface} in {mode} mode: {source}{hint}")]
+    Attach {
+        /// Interface.
+        iface: String,
+        /// Mode tried.
+        mode: &'static str,
+        /// Underlying error.
+        #[source]
+        source: io::Error,
+        /// What to do about it.
+        hint: String,
+    },
+    /// Another program (not xdpwall) is attached.
+    #[error("{iface} already runs XDP program `{name}` (id {id}), which is not xdpwall; detach it (`ip link set dev {iface} xdp off`) or pass --force to replace it")]
+    Foreign {
+        /// Interface.
+        iface: String,
+        /// Program name.
+        name: String,
+        /// Program id.
+        id: u32,
+    },
+    /// No xdpwall instance runs on the interface.
+    #[error("xdpwall is not running on {0} in this network namespace (start it with `xdpwall run`)")]
+    NotRunning(String),
+    /// The running instance lacks a map we need (other version?).
+    #[error("the XDP program on {iface} lacks map {map}; is it from another xdpwall version? (`xdpwall detach --iface {iface}` removes it)")]
+    MissingMap {
+        /// Interface.
+        iface: String,
+        /// Map name.
+        map: &'static str,
+    },
+    /// A system call failed.
+    #[error("{what}: {source}")]
+    Sys {
+        /// What we tried.
+        what: String,
+        /// errno.
+        #[source]
+        source: io::Error,
+    },
+    /// BPF_PROG_TEST_RUN refused the packet.
+    #[error("BPF_PROG_TEST_RUN failed on a {len}-byte packet: {source}")]
+    TestRun {
+        /// Packet length.
+        len: usize,
+        /// errno.
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// Result alias.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Maps a negative libbpf return or errno to an `io::Error`.
+pub(crate) fn errno(ret: i32) -> io::Error {
+    if ret < 0 {
+        io::Error::from_raw_os_error(-ret)
+    } else {
+        io::Error::last_os_error()
+    }
+}

@@ -1,0 +1,251 @@
+//! A loaded xdpwall program and its maps, owned by fds: made by `load`, or
+//! found from an interface's attached program id — which is how `stats` and
+//! `detach` reach an instance started by another process, from any mount
+//! namespace (no bpffs needed).
+
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
+use libbpf_rs::{MapCore, MapHandle, MapFlags};
+
+use crate::error::{errno, Error, Result};
+use crate::pod::{bytes_of, from_bytes};
+use crate::skel::{types, XdpwallSkel};
+
+/// Name of our XDP function (the kernel keeps the first 15 bytes).
+pub const PROG_NAME: &str = "xdpwall_main";
+
+/// Handles to every map of the program.
+#[derive(Debug)]
+pub struct Maps {
+    /// Source IPv4 trie.
+    pub src4: MapHandle,
+    /// Destination IPv4 trie.
+    pub dst4: MapHandle,
+    /// Source IPv6 trie.
+    pub src6: MapHandle,
+    /// Destination IPv6 trie.
+    pub dst6: MapHandle,
+    /// Protocol classes.
+    pub proto: MapHandle,
+    /// Source-port classes.
+    pub sport: MapHandle,
+    /// Destination-port classes.
+    pub dport: MapHandle,
+    /// TCP-flag classes.
+    pub tcpflags: MapHandle,
+    /// ICMP classes.
+    pub icmp: MapHandle,
+    /// Family classes.
+    pub family: MapHandle,
+    /// VLAN classes.
+    pub vlan: MapHandle,
+    /// Fragment classes.
+    pub frag: MapHandle,
+    /// Class bitmaps and candidates.
+    pub classes: MapHandle,
+    /// Rules (action, name).
+    pub rules: MapHandle,
+    /// Per-rule and default counters (per CPU).
+    pub stats: MapHandle,
+    /// Malformed counters (per CPU).
+    pub malformed: MapHandle,
+    /// Instance facts.
+    pub info: MapHandle,
+    /// Last verdict (replay).
+    pub trace: MapHandle,
+}
+
+/// A loaded program and its maps.
+#[derive(Debug)]
+pub struct Instance {
+    /// The program.
+    pub prog: OwnedFd,
+    /// Its kernel id.
+    pub prog_id: u32,
+    /// Its maps.
+    pub maps: Maps,
+}
+
+fn dup(map: &libbpf_rs::MapMut<'_>, name: &'static str) -> Result<MapHandle> {
+    MapHandle::try_from(map).map_err(|source| Error::Map { op: "duplicate", map: name, source })
+}
+
+impl Instance {
+    pub(crate) fn from_loaded(skel: &XdpwallSkel<'_>) -> Result<Self> {
+        let m = &skel.maps;
+        let maps = Maps {
+            src4: dup(&m.xw_src4, "xw_src4")?,
+            dst4: dup(&m.xw_dst4, "xw_dst4")?,
+            src6: dup(&m.xw_src6, "xw_src6")?,
+            dst6: dup(&m.xw_dst6, "xw_dst6")?,
+            proto: dup(&m.xw_proto, "xw_proto")?,
+            sport: dup(&m.xw_sport, "xw_sport")?,
+            dport: dup(&m.xw_dport, "xw_dport")?,
+            tcpflags: dup(&m.xw_tcpflags, "xw_tcpflags")?,
+            icmp: dup(&m.xw_icmp, "xw_icmp")?,
+            family: dup(&m.xw_family, "xw_family")?,
+            vlan: dup(&m.xw_vlan, "xw_vlan")?,
+            frag: dup(&m.xw_frag, "xw_frag")?,
+            classes: dup(&m.xw_classes, "xw_classes")?,
+            rules: dup(&m.xw_rules, "xw_rules")?,
+            stats: dup(&m.xw_stats, "xw_stats")?,
+            malformed: dup(&m.xw_malformed, "xw_malformed")?,
+            info: dup(&m.xw_info, "xw_info")?,
+            trace: dup(&m.xw_trace, "xw_trace")?,
+        };
+        let prog = skel
+            .progs
+            .xdpwall_main
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|source| Error::Sys { what: "duplicate program fd".into(), source })?;
+        let info = prog_info(prog.as_fd())?;
+        Ok(Self { prog, prog_id: info.id, maps })
+    }
+
+    /// Opens the program with kernel id `id` and its maps; `iface` is for messages.
+    ///
+    /// # Errors
+    /// The program is gone, is not xdpwall's, or lacks a map.
+    pub fn from_prog_id(id: u32, iface: &str) -> Result<Self> {
+        // SAFETY: plain syscall wrapper; returns a new fd or a negative errno.
+        let fd = unsafe { libbpf_rs::libbpf_sys::bpf_prog_get_fd_by_id(id) };
+        if fd < 0 {
+            return Err(Error::Sys { what: format!("open XDP program id {id}"), source: errno(fd) });
+        }
+        // SAFETY: fd was just returned to us and is owned by nobody else.
+        let prog = unsafe { OwnedFd::from_raw_fd(fd) };
+        let info = prog_info(prog.as_fd())?;
+        let name = prog_name(&info);
+        if name != PROG_NAME {
+            return Err(Error::Foreign { iface: iface.to_string(), name, id });
+        }
+        let ids = map_ids(prog.as_fd(), info.nr_map_ids)?;
+        let mut handles: Vec<(String, MapHandle)> = Vec::new();
+        for mid in ids {
+            let h = MapHandle::from_map_id(mid).map_err(|source| Error::Map {
+                op: "open by id",
+                map: "(program map)",
+                source,
+            })?;
+            let n = h.name().to_string_lossy().into_owned();
+            handles.push((n, h));
+        }
+        let mut take = |name: &'static str| -> Result<MapHandle> {
+            let pos = handles.iter().position(|(n, _)| n == name);
+            pos.map(|p| handles.swap_remove(p).1)
+                .ok_or(Error::MissingMap { iface: iface.to_string(), map: name })
+        };
+        let maps = Maps {
+            src4: take("xw_src4")?,
+            dst4: take("xw_dst4")?,
+            src6: take("xw_src6")?,
+            dst6: take("xw_dst6")?,
+            proto: take("xw_proto")?,
+            sport: take("xw_sport")?,
+            dport: take("xw_dport")?,
+            tcpflags: take("xw_tcpflags")?,
+            icmp: take("xw_icmp")?,
+            family: take("xw_family")?,
+            vlan: take("xw_vlan")?,
+            frag: take("xw_frag")?,
+            classes: take("xw_classes")?,
+            rules: take("xw_rules")?,
+            stats: take("xw_stats")?,
+            malformed: take("xw_malformed")?,
+            info: take("xw_info")?,
+            trace: take("xw_trace")?,
+        };
+        Ok(Self { prog, prog_id: id, maps })
+    }
+
+    /// The program fd.
+    #[must_use]
+    pub fn prog_fd(&self) -> BorrowedFd<'_> {
+        self.prog.as_fd()
+    }
+
+    /// Reads the instance facts (`xw_info[0]`).
+    ///
+    /// # Errors
+    /// The map cannot be read.
+    pub fn info(&self) -> Result<types::xw_info> {
+        let v = self
+            .maps
+            .info
+            .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
+            .map_err(|source| Error::Map { op: "read", map: "xw_info", source })?;
+        Ok(v.and_then(|b| from_bytes(&b)).unwrap_or_default())
+    }
+
+    /// Writes the instance facts.
+    ///
+    /// # Errors
+    /// The map cannot be written.
+    pub fn set_info(&self, info: &types::xw_info) -> Result<()> {
+        self.maps
+            .info
+            .update(&0u32.to_ne_bytes(), bytes_of(info), MapFlags::ANY)
+            .map_err(|source| Error::Map { op: "write", map: "xw_info", source })
+    }
+}
+
+/// Kernel info of a program.
+pub(crate) fn prog_info(fd: BorrowedFd<'_>) -> Result<libbpf_rs::libbpf_sys::bpf_prog_info> {
+    // SAFETY: bpf_prog_info is a plain C struct; all-zero is valid input.
+    let mut info: libbpf_rs::libbpf_sys::bpf_prog_info = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of_val(&info) as u32;
+    // SAFETY: info/len describe a writable buffer of the right size.
+    let ret = unsafe {
+        libbpf_rs::libbpf_sys::bpf_prog_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len)
+    };
+    if ret < 0 {
+        return Err(Error::Sys { what: "read XDP program info".into(), source: errno(ret) });
+    }
+    Ok(info)
+}
+
+pub(crate) fn prog_name(info: &libbpf_rs::libbpf_sys::bpf_prog_info) -> String {
+    let bytes: Vec<u8> = info.name.iter().map(|&c| c as u8).collect();
+    CStr::from_bytes_until_nul(&bytes)
+        .map(|c| c.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+fn map_ids(fd: BorrowedFd<'_>, n: u32) -> Result<Vec<u32>> {
+    let mut ids = vec![0u32; n as usize];
+    // SAFETY: zeroed C struct.
+    let mut info: libbpf_rs::libbpf_sys::bpf_prog_info = unsafe { std::mem::zeroed() };
+    info.nr_map_ids = n;
+    info.map_ids = ids.as_mut_ptr() as u64;
+    let mut len = std::mem::size_of_val(&info) as u32;
+    // SAFETY: map_ids points to n writable u32s, as nr_map_ids says.
+    let ret = unsafe {
+        libbpf_rs::libbpf_sys::bpf_prog_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len)
+    };
+    if ret < 0 {
+        return Err(Error::Sys { what: "list the XDP program's maps".into(), source: errno(ret) });
+    }
+    ids.truncate(info.nr_map_ids.min(n) as usize);
+    Ok(ids)
+}
+
+/// Resolves an interface name in this network namespace.
+///
+/// # Errors
+/// No such interface.
+pub fn ifindex(name: &str) -> Result<u32> {
+    let c = std::ffi::CString::new(name).map_err(|_| Error::NoInterface(name.to_string()))?;
+    // SAFETY: c is a valid NUL-terminated string.
+    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if idx == 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::ENODEV) || e.raw_os_error() == Some(libc::ENXIO) {
+            return Err(Error::NoInterface(name.to_string()));
+        }
+        return Err(Error::NoInterface(name.to_string()));
+    }
+    Ok(idx)
+}

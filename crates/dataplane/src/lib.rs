@@ -1,0 +1,25 @@
+//! xdpwall's data plane from user space: the XDP program (built from `bpf/`
+//! into a skeleton), filling its maps from compiled rules, attaching, finding
+//! a running instance, reading its counters, and test runs.
+#![deny(missing_docs)]
+
+#[allow(clippy::all, clippy::pedantic, missing_docs, unsafe_op_in_unsafe_fn, unused_imports)]
+mod skel {
+    include!(concat!(env!("OUT_DIR"), "/xdpwall.skel.rs"));
+}
+
+pub mod attach;
+pub mod error;
+pub mod instance;
+pub mod load;
+mod pod;
+pub mod stats;
+pub mod testrun;
+
+pub use error::{Error, Result};
+pub use instance::Instance;
+
+/// The ABI structs, generated from the program's BTF.
+pub mod types {
+    pub use crate::skel::types::{xw_class, xw_counter, xw_info, xw_lpm4, xw_lpm6, xw_rule, xw_trace};
+}

@@ -1,0 +1,201 @@
+//! Loading the XDP program and filling its maps from compiled rules.
+
+use std::mem::MaybeUninit;
+use std::sync::Mutex;
+
+use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use libbpf_rs::{MapCore, MapFlags, MapHandle, PrintLevel};
+use xdpwall_rules::compile::{abi, Compiled};
+use xdpwall_rules::Verdict;
+
+use crate::error::{Error, Result};
+use crate::instance::{Instance, Maps};
+use crate::pod::{bytes_of_slice, Pod};
+use crate::skel::{types, XdpwallSkelBuilder};
+
+/// Options that change the loaded program itself (its `.rodata`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadOptions {
+    /// Record each verdict in `xw_trace` (for replay and tests).
+    pub trace: bool,
+}
+
+/// libbpf's log of the current load, so a verifier rejection can be shown.
+static LOG: Mutex<String> = Mutex::new(String::new());
+
+fn capture_log(_level: PrintLevel, msg: String) {
+    if let Ok(mut log) = LOG.lock() {
+        // Keep the tail only: verifier logs can be megabytes.
+        if log.len() > 64 * 1024 {
+            let cut = log.len() - 32 * 1024;
+            let cut = (cut..log.len()).find(|&i| log.is_char_boundary(i)).unwrap_or(0);
+            log.drain(..cut);
+        }
+        log.push_str(&msg);
+    }
+}
+
+fn log_tail() -> String {
+    let log = LOG.lock().map(|l| l.clone()).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    let tail = lines[lines.len().saturating_sub(30)..].join("\n");
+    if tail.is_empty() {
+        String::new()
+    } else {
+        format!("\n--- libbpf/verifier log (tail) ---\n{tail}")
+    }
+}
+
+fn verdict(v: Verdict) -> u32 {
+    match v {
+        Verdict::Pass => 2, // XDP_PASS
+        Verdict::Drop => 1, // XDP_DROP
+    }
+}
+
+fn entries(n: usize) -> u32 {
+    u32::try_from(n.max(1)).unwrap_or(u32::MAX)
+}
+
+/// Loads the program for `c` and fills its tables. Not attached yet.
+///
+/// # Errors
+/// The kernel refuses the program or a map (the error carries the log).
+pub fn load(c: &Compiled, opts: LoadOptions) -> Result<Instance> {
+    libbpf_rs::set_print(Some((PrintLevel::Debug, capture_log)));
+    if let Ok(mut log) = LOG.lock() {
+        log.clear();
+    }
+    let mut storage = MaybeUninit::uninit();
+    let mut open = XdpwallSkelBuilder::default().open(&mut storage).map_err(Error::Open)?;
+
+    if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
+        ro.used_fields = c.used_fields;
+        ro.nwords = c.nwords;
+        ro.src_nonip_class = c.src_nonip;
+        ro.dst_nonip_class = c.dst_nonip;
+        ro.always_class = c.always_class;
+        ro.count_class = c.count_class;
+        ro.has_count_rules = u32::from(c.has_count_rules);
+        ro.default_verdict = verdict(c.default);
+        ro.malformed_verdict = verdict(c.malformed);
+        ro.trace_enabled = u32::from(opts.trace);
+    }
+    let m = &mut open.maps;
+    let sizes = [
+        (&mut m.xw_src4, c.src4.len(), "xw_src4"),
+        (&mut m.xw_dst4, c.dst4.len(), "xw_dst4"),
+        (&mut m.xw_src6, c.src6.len(), "xw_src6"),
+        (&mut m.xw_dst6, c.dst6.len(), "xw_dst6"),
+        (&mut m.xw_classes, c.classes.len(), "xw_classes"),
+        (&mut m.xw_rules, c.rules.len(), "xw_rules"),
+    ];
+    for (map, n, name) in sizes {
+        map.set_max_entries(entries(n))
+            .map_err(|source| Error::Map { op: "size", map: name, source })?;
+    }
+
+    let skel = open.load().map_err(|source| Error::Load { source, log: log_tail() })?;
+    let inst = Instance::from_loaded(&skel)?;
+    fill(&inst.maps, c)?;
+    Ok(inst)
+}
+
+/// Writes all compiled tables into the maps.
+fn fill(maps: &Maps, c: &Compiled) -> Result<()> {
+    let classes: Vec<types::xw_class> = c.classes.iter().map(to_class).collect();
+    update_array(&maps.classes, "xw_classes", &classes)?;
+
+    let rules: Vec<types::xw_rule> = c.rules.iter().map(|r| to_rule(&r.name, r.action)).collect();
+    update_array(&maps.rules, "xw_rules", &rules)?;
+
+    for (map, name, vals) in [
+        (&maps.proto, "xw_proto", &c.proto),
+        (&maps.sport, "xw_sport", &c.sport),
+        (&maps.dport, "xw_dport", &c.dport),
+        (&maps.tcpflags, "xw_tcpflags", &c.tcpflags),
+        (&maps.icmp, "xw_icmp", &c.icmp),
+        (&maps.family, "xw_family", &c.family),
+        (&maps.vlan, "xw_vlan", &c.vlan),
+        (&maps.frag, "xw_frag", &c.frag),
+    ] {
+        update_array(map, name, vals)?;
+    }
+
+    let k4 = |(net, class): &(ipnet::Ipv4Net, u32)| {
+        (types::xw_lpm4 { prefixlen: u32::from(net.prefix_len()), addr: net.network().octets() }, *class)
+    };
+    let k6 = |(net, class): &(ipnet::Ipv6Net, u32)| {
+        (types::xw_lpm6 { prefixlen: u32::from(net.prefix_len()), addr: net.network().octets() }, *class)
+    };
+    update_pairs(&maps.src4, "xw_src4", c.src4.iter().map(k4))?;
+    update_pairs(&maps.dst4, "xw_dst4", c.dst4.iter().map(k4))?;
+    update_pairs(&maps.src6, "xw_src6", c.src6.iter().map(k6))?;
+    update_pairs(&maps.dst6, "xw_dst6", c.dst6.iter().map(k6))?;
+    Ok(())
+}
+
+/// Builds the ABI rule record (name truncated to fit, NUL-terminated).
+pub(crate) fn to_rule(name: &str, action: u32) -> types::xw_rule {
+    let mut r = types::xw_rule { action, ..Default::default() };
+    let room = r.name.len() - 1;
+    for (dst, &b) in r.name.iter_mut().zip(name.as_bytes().iter().take(room)) {
+        *dst = b as i8;
+    }
+    r
+}
+
+fn to_class(c: &xdpwall_rules::compile::Class) -> types::xw_class {
+    let mut out = types::xw_class {
+        ncand: u32::try_from(c.cands.len()).unwrap_or(0),
+        flags: if c.overflow { abi::CLASS_OVERFLOW } else { 0 },
+        ..Default::default()
+    };
+    for (dst, &cand) in out.cand.iter_mut().zip(&c.cands) {
+        *dst = cand;
+    }
+    for (dst, &w) in out.bits.iter_mut().zip(c.bits.words()) {
+        *dst = w;
+    }
+    out
+}
+
+/// Batch size: big enough to amortise syscalls, small enough to bound memory.
+const BATCH: usize = 8192;
+
+fn update_array<T: Pod>(map: &MapHandle, name: &'static str, vals: &[T]) -> Result<()> {
+    for (chunk_no, chunk) in vals.chunks(BATCH).enumerate() {
+        let start = chunk_no * BATCH;
+        let keys: Vec<u32> = (start..start + chunk.len()).map(|k| k as u32).collect();
+        batch(map, name, bytes_of_slice(&keys), bytes_of_slice(chunk), chunk.len())?;
+    }
+    Ok(())
+}
+
+fn update_pairs<K: Pod>(
+    map: &MapHandle,
+    name: &'static str,
+    pairs: impl Iterator<Item = (K, u32)>,
+) -> Result<()> {
+    let mut keys = Vec::with_capacity(BATCH);
+    let mut vals = Vec::with_capacity(BATCH);
+    for (k, v) in pairs {
+        keys.push(k);
+        vals.push(v);
+        if keys.len() == BATCH {
+            batch(map, name, bytes_of_slice(&keys), bytes_of_slice(&vals), keys.len())?;
+            keys.clear();
+            vals.clear();
+        }
+    }
+    if !keys.is_empty() {
+        batch(map, name, bytes_of_slice(&keys), bytes_of_slice(&vals), keys.len())?;
+    }
+    Ok(())
+}
+
+fn batch(map: &MapHandle, name: &'static str, k: &[u8], v: &[u8], n: usize) -> Result<()> {
+    map.update_batch(k, v, n as u32, MapFlags::ANY, MapFlags::ANY)
+        .map_err(|source| Error::Map { op: "fill", map: name, source })
+}
+

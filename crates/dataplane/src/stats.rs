@@ -1,0 +1,130 @@
+//! Reading an instance's counters (per-CPU values summed).
+
+use libbpf_rs::{MapCore, MapFlags};
+use xdpwall_rules::compile::abi;
+
+use crate::error::{Error, Result};
+use crate::instance::Instance;
+use crate::pod::from_bytes;
+use crate::skel::types;
+
+/// Packets and bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counter {
+    /// Packets.
+    pub packets: u64,
+    /// Bytes (whole frame, all fragments of a multi-buffer frame).
+    pub bytes: u64,
+}
+
+/// One rule's counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleStats {
+    /// Rule name.
+    pub name: String,
+    /// Action name.
+    pub action: &'static str,
+    /// Counters.
+    pub counter: Counter,
+}
+
+/// A snapshot of all counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stats {
+    /// Per rule, in rule order.
+    pub rules: Vec<RuleStats>,
+    /// Default action name.
+    pub default_action: &'static str,
+    /// Packets the default action decided.
+    pub default: Counter,
+    /// Malformed packets by reason name (all reasons, zeros included).
+    pub malformed: Vec<(&'static str, Counter)>,
+    /// Malformed policy name.
+    pub malformed_action: &'static str,
+}
+
+fn action_name(code: u32) -> &'static str {
+    match code {
+        abi::ACT_PASS => "pass",
+        abi::ACT_DROP => "drop",
+        abi::ACT_COUNT => "count",
+        _ => "unknown",
+    }
+}
+
+fn verdict_name(xdp: u32) -> &'static str {
+    if xdp == 1 {
+        "drop"
+    } else {
+        "pass"
+    }
+}
+
+fn percpu_sum(map: &libbpf_rs::MapHandle, name: &'static str, key: u32) -> Result<Counter> {
+    let vals = map
+        .lookup_percpu(&key.to_ne_bytes(), MapFlags::ANY)
+        .map_err(|source| Error::Map { op: "read", map: name, source })?
+        .unwrap_or_default();
+    let mut c = Counter::default();
+    for v in vals {
+        if let Some(x) = from_bytes::<types::xw_counter>(&v) {
+            c.packets += x.packets;
+            c.bytes += x.bytes;
+        }
+    }
+    Ok(c)
+}
+
+/// Reads rule names from `xw_rules`.
+fn rules(inst: &Instance) -> Result<Vec<types::xw_rule>> {
+    let n = libbpf_rs::MapCore::max_entries(&inst.maps.rules);
+    let info = inst.info()?;
+    let n = if info.nrules > 0 { info.nrules.min(n) } else { n };
+    let mut out = Vec::with_capacity(n as usize);
+    for i in 0..n {
+        let v = inst
+            .maps
+            .rules
+            .lookup(&i.to_ne_bytes(), MapFlags::ANY)
+            .map_err(|source| Error::Map { op: "read", map: "xw_rules", source })?;
+        if let Some(r) = v.and_then(|b| from_bytes::<types::xw_rule>(&b)) {
+            out.push(r);
+        }
+    }
+    // A table with no rules still has one (empty) slot: drop nameless ones.
+    out.retain(|r| r.name[0] != 0);
+    Ok(out)
+}
+
+/// Decodes a NUL-terminated ABI name.
+#[must_use]
+pub fn c_name(name: &[i8]) -> String {
+    let bytes: Vec<u8> = name.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Reads every counter of `inst`.
+///
+/// # Errors
+/// A map cannot be read.
+pub fn read(inst: &Instance) -> Result<Stats> {
+    let info = inst.info()?;
+    let mut out = Stats {
+        rules: Vec::new(),
+        default_action: verdict_name(info.default_action),
+        default: percpu_sum(&inst.maps.stats, "xw_stats", abi::MAX_RULES as u32)?,
+        malformed: Vec::new(),
+        malformed_action: verdict_name(info.malformed_action),
+    };
+    for (i, r) in rules(inst)?.iter().enumerate() {
+        out.rules.push(RuleStats {
+            name: c_name(&r.name),
+            action: action_name(r.action),
+            counter: percpu_sum(&inst.maps.stats, "xw_stats", i as u32)?,
+        });
+    }
+    for (i, reason) in abi::MALFORMED_REASONS.iter().enumerate() {
+        out.malformed.push((reason, percpu_sum(&inst.maps.malformed, "xw_malformed", i as u32)?));
+    }
+    Ok(out)
+}

@@ -1,0 +1,64 @@
+//! Constants of the data-plane ABI (`bpf/abi.h`) that shape compiled tables.
+//!
+//! These mirror `#define`s of the C header; `crates/dataplane/tests/abi.rs`
+//! reads the header and fails if any of them disagree.
+
+/// Rule-id space (bits per class bitmap).
+pub const MAX_RULES: usize = crate::model::MAX_RULES;
+/// 64-bit words per class bitmap.
+pub const BITMAP_WORDS: usize = MAX_RULES / 64;
+/// Candidate slots per class.
+pub const MAX_CANDS: usize = 32;
+/// Candidate flag: the rule is a `count` rule.
+pub const CAND_COUNT: u16 = 0x8000;
+/// Class flag: the candidate list overflowed, use the bitmap scan.
+pub const CLASS_OVERFLOW: u32 = 1;
+
+/// Index of "no ports" in the port arrays.
+pub const PORT_NONE: usize = 65_536;
+/// Entries of a port array.
+pub const PORT_ENTRIES: usize = 65_537;
+/// Index of "not IP" in the protocol array.
+pub const PROTO_NONE: usize = 256;
+/// Entries of the protocol array.
+pub const PROTO_ENTRIES: usize = 257;
+/// Index of "no TCP header" in the TCP-flags array.
+pub const TCPF_NONE: usize = 256;
+/// Entries of the TCP-flags array.
+pub const TCPF_ENTRIES: usize = 257;
+/// Index of "no ICMP header" in the ICMP array (index = v6<<16 | type<<8 | code).
+pub const ICMP_NONE: usize = 131_072;
+/// Entries of the ICMP array.
+pub const ICMP_ENTRIES: usize = 131_073;
+/// Family index: not IP.
+pub const FAMILY_NONE: usize = 0;
+/// Family index: IPv4.
+pub const FAMILY_IPV4: usize = 1;
+/// Family index: IPv6.
+pub const FAMILY_IPV6: usize = 2;
+/// Entries of the family array.
+pub const FAMILY_ENTRIES: usize = 3;
+/// Index of "untagged" in the VLAN array.
+pub const VLAN_NONE: usize = 4096;
+/// Entries of the VLAN array.
+pub const VLAN_ENTRIES: usize = 4097;
+/// Fragment index: not a fragment.
+pub const FRAG_NONE: usize = 0;
+/// Fragment index: first fragment.
+pub const FRAG_FIRST: usize = 1;
+/// Fragment index: non-first fragment.
+pub const FRAG_NON_FIRST: usize = 2;
+/// Entries of the fragment array.
+pub const FRAG_ENTRIES: usize = 3;
+
+/// Data-plane action codes (`enum xw_action`).
+pub const ACT_PASS: u32 = 0;
+/// Drop.
+pub const ACT_DROP: u32 = 1;
+/// Count and continue.
+pub const ACT_COUNT: u32 = 2;
+
+/// Malformed-reason names by index (`enum xw_malformed_reason`).
+pub const MALFORMED_REASONS: [&str; 4] = ["truncated", "bad_header", "ext_too_deep", "vlan_too_deep"];
+/// Slots in the malformed counter map.
+pub const MAL_MAX: usize = 8;

@@ -1,0 +1,164 @@
+//! Classes of the small-domain fields: protocol, ports, TCP flags, ICMP,
+//! family, VLAN and fragment state. Each returns one class id per index of
+//! the field's array in the data plane.
+
+use std::collections::BTreeMap;
+
+use super::abi::{
+    FAMILY_ENTRIES, FAMILY_IPV4, FAMILY_IPV6, FRAG_ENTRIES, FRAG_FIRST, FRAG_NONE, FRAG_NON_FIRST,
+    ICMP_ENTRIES, PORT_ENTRIES, PROTO_ENTRIES, TCPF_ENTRIES, VLAN_ENTRIES,
+};
+use super::{Bitmap, Field, Interner};
+use crate::model::{Conditions, Config, Family, FragMatch, PortRange};
+
+/// Per-index classes for `field` (which some rule uses).
+pub(super) fn compile_field(cfg: &Config, field: Field, int: &mut Interner) -> Vec<u32> {
+    let n = cfg.rules.len();
+    let mut base = Bitmap::new(n);
+    for (r, rule) in cfg.rules.iter().enumerate() {
+        if !constrains(&rule.cond, field) {
+            base.set(r);
+        }
+    }
+    if let Field::Sport | Field::Dport = field {
+        return ports(cfg, field, &base, int);
+    }
+
+    // Index -> rules (constraining this field) that the index satisfies.
+    let mut specific: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for (r, rule) in cfg.rules.iter().enumerate() {
+        for idx in matching_indices(&rule.cond, field) {
+            specific.entry(idx).or_default().push(r);
+        }
+    }
+    let base_id = int.intern(Some(field), base.clone());
+    let mut out = vec![base_id; entries(field)];
+    for (idx, rs) in specific {
+        let mut bits = base.clone();
+        for r in rs {
+            bits.set(r);
+        }
+        out[idx] = int.intern(Some(field), bits);
+    }
+    out
+}
+
+fn entries(field: Field) -> usize {
+    match field {
+        Field::Proto => PROTO_ENTRIES,
+        Field::TcpFlags => TCPF_ENTRIES,
+        Field::Icmp => ICMP_ENTRIES,
+        Field::Family => FAMILY_ENTRIES,
+        Field::Vlan => VLAN_ENTRIES,
+        Field::Frag => FRAG_ENTRIES,
+        Field::Sport | Field::Dport => PORT_ENTRIES,
+        Field::Src | Field::Dst => 0,
+    }
+}
+
+/// Whether the conditions constrain `field`.
+pub(super) fn constrains(c: &Conditions, field: Field) -> bool {
+    match field {
+        Field::Src => c.src.is_some(),
+        Field::Dst => c.dst.is_some(),
+        Field::Proto => c.proto.is_some(),
+        Field::Sport => c.sport.is_some(),
+        Field::Dport => c.dport.is_some(),
+        Field::TcpFlags => c.tcp_flags.is_some(),
+        Field::Icmp => c.icmp_type.is_some() || c.icmp_code.is_some(),
+        Field::Family => c.family.is_some(),
+        Field::Vlan => c.vlan.is_some(),
+        Field::Frag => c.fragment.is_some(),
+    }
+}
+
+/// Array indices of `field` that satisfy the rule's condition on it.
+fn matching_indices(c: &Conditions, field: Field) -> Vec<usize> {
+    match field {
+        Field::Proto => c.proto.map(|p| vec![usize::from(p)]).unwrap_or_default(),
+        Field::TcpFlags => c
+            .tcp_flags
+            .map(|f| {
+                (0..=255u8)
+                    .filter(|v| v & f.set == f.set && v & f.clear == 0)
+                    .map(usize::from)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        Field::Icmp => icmp_indices(c),
+        Field::Family => match c.family {
+            Some(Family::Ipv4) => vec![FAMILY_IPV4],
+            Some(Family::Ipv6) => vec![FAMILY_IPV6],
+            None => Vec::new(),
+        },
+        Field::Vlan => c.vlan.map(|v| vec![usize::from(v)]).unwrap_or_default(),
+        Field::Frag => match c.fragment {
+            Some(FragMatch::Any) => vec![FRAG_FIRST, FRAG_NON_FIRST],
+            Some(FragMatch::First) => vec![FRAG_FIRST],
+            Some(FragMatch::NonFirst) => vec![FRAG_NON_FIRST],
+            Some(FragMatch::None) => vec![FRAG_NONE],
+            None => Vec::new(),
+        },
+        Field::Src | Field::Dst | Field::Sport | Field::Dport => Vec::new(),
+    }
+}
+
+fn icmp_indices(c: &Conditions) -> Vec<usize> {
+    if c.icmp_type.is_none() && c.icmp_code.is_none() {
+        return Vec::new();
+    }
+    let types: Vec<usize> = c.icmp_type.map_or_else(|| (0..256).collect(), |t| vec![usize::from(t)]);
+    let codes: Vec<usize> = c.icmp_code.map_or_else(|| (0..256).collect(), |t| vec![usize::from(t)]);
+    let mut out = Vec::with_capacity(2 * types.len() * codes.len());
+    for v6 in 0..2usize {
+        for &t in &types {
+            for &code in &codes {
+                out.push((v6 << 16) | (t << 8) | code);
+            }
+        }
+    }
+    out
+}
+
+/// Ports by a sweep over range boundaries: cost follows the number of
+/// distinct boundaries, not 65,536 × rules.
+fn ports(cfg: &Config, field: Field, base: &Bitmap, int: &mut Interner) -> Vec<u32> {
+    // boundary -> (rule, +1 | -1)
+    let mut events: BTreeMap<u32, Vec<(usize, i32)>> = BTreeMap::new();
+    for (r, rule) in cfg.rules.iter().enumerate() {
+        let ranges: Option<&Vec<PortRange>> =
+            if field == Field::Sport { rule.cond.sport.as_ref() } else { rule.cond.dport.as_ref() };
+        for pr in ranges.into_iter().flatten() {
+            events.entry(u32::from(pr.lo)).or_default().push((r, 1));
+            events.entry(u32::from(pr.hi) + 1).or_default().push((r, -1));
+        }
+    }
+    events.entry(0).or_default();
+    events.entry(65_536).or_default();
+
+    let mut out = vec![0u32; PORT_ENTRIES];
+    let mut cover: Vec<i32> = vec![0; cfg.rules.len()];
+    let mut bits = base.clone();
+    let bounds: Vec<u32> = events.keys().copied().collect();
+    for (i, &start) in bounds.iter().enumerate() {
+        for &(r, d) in &events[&start] {
+            cover[r] += d;
+            if cover[r] > 0 {
+                bits.set(r);
+            } else {
+                bits.clear(r);
+            }
+        }
+        let end = bounds.get(i + 1).copied().unwrap_or(65_536);
+        if start >= 65_536 {
+            break;
+        }
+        let id = int.intern(Some(field), bits.clone());
+        for slot in &mut out[start as usize..end as usize] {
+            *slot = id;
+        }
+    }
+    // No ports at all (not TCP/UDP/SCTP, or a non-first fragment).
+    out[super::abi::PORT_NONE] = int.intern(Some(field), base.clone());
+    out
+}

@@ -1,0 +1,292 @@
+//! Compilation of a validated config into the tables the XDP program reads.
+//!
+//! Each packet field (source, destination, protocol, ports, …) is split into
+//! equivalence classes: values that satisfy exactly the same rules share a
+//! class. A class holds a bitmap of those rules and a short candidate list
+//! (the rules *indexed* on that field that it satisfies). At run time the
+//! program looks up one class per field; a rule matches when its bit is set in
+//! every class, and the only rules worth checking are the candidates — so the
+//! cost per packet depends on how many rules could match, not on how many
+//! there are. See `bpf/classify.h`.
+
+pub mod abi;
+mod addr;
+mod bitmap;
+mod discrete;
+mod index;
+
+use std::collections::HashMap;
+use std::fmt;
+
+use ipnet::{Ipv4Net, Ipv6Net};
+
+use crate::model::{Action, Config, Verdict};
+pub use bitmap::Bitmap;
+
+/// The packet fields a rule can constrain, in `enum xw_field` order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Field {
+    /// Source address.
+    Src = 0,
+    /// Destination address.
+    Dst = 1,
+    /// IP protocol.
+    Proto = 2,
+    /// Source port.
+    Sport = 3,
+    /// Destination port.
+    Dport = 4,
+    /// TCP flags.
+    TcpFlags = 5,
+    /// ICMP type/code.
+    Icmp = 6,
+    /// Address family.
+    Family = 7,
+    /// VLAN id.
+    Vlan = 8,
+    /// Fragment state.
+    Frag = 9,
+}
+
+impl Field {
+    /// All fields in ABI order.
+    pub const ALL: [Field; 10] = [
+        Field::Src,
+        Field::Dst,
+        Field::Proto,
+        Field::Sport,
+        Field::Dport,
+        Field::TcpFlags,
+        Field::Icmp,
+        Field::Family,
+        Field::Vlan,
+        Field::Frag,
+    ];
+
+    /// Bit of this field in `used_fields`.
+    #[must_use]
+    pub fn bit(self) -> u32 {
+        1 << (self as u32)
+    }
+}
+
+/// One equivalence class as stored in `xw_classes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Class {
+    /// Rules satisfied by the class's values.
+    pub bits: Bitmap,
+    /// Candidates, ascending, each `rule id | CAND_COUNT if count rule`.
+    pub cands: Vec<u16>,
+    /// The candidate list did not fit (`cands` is then empty).
+    pub overflow: bool,
+}
+
+/// A rule as the data plane stores it (`struct xw_rule`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleEntry {
+    /// Rule name.
+    pub name: String,
+    /// `abi::ACT_*`.
+    pub action: u32,
+}
+
+/// Everything the loader writes into the program's maps and `.rodata`.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    /// Rules by id.
+    pub rules: Vec<RuleEntry>,
+    /// Bit per used field.
+    pub used_fields: u32,
+    /// Bitmap words in use (`ceil(rules / 64)`, at least 1).
+    pub nwords: u32,
+    /// All classes, by id.
+    pub classes: Vec<Class>,
+    /// Source LPM entries (IPv4), prefix -> class.
+    pub src4: Vec<(Ipv4Net, u32)>,
+    /// Destination LPM entries (IPv4).
+    pub dst4: Vec<(Ipv4Net, u32)>,
+    /// Source LPM entries (IPv6).
+    pub src6: Vec<(Ipv6Net, u32)>,
+    /// Destination LPM entries (IPv6).
+    pub dst6: Vec<(Ipv6Net, u32)>,
+    /// Source class of non-IP frames.
+    pub src_nonip: u32,
+    /// Destination class of non-IP frames.
+    pub dst_nonip: u32,
+    /// Per-index classes of the small fields (empty when the field is unused).
+    pub proto: Vec<u32>,
+    /// Source port classes (`PORT_ENTRIES`).
+    pub sport: Vec<u32>,
+    /// Destination port classes.
+    pub dport: Vec<u32>,
+    /// TCP flag classes.
+    pub tcpflags: Vec<u32>,
+    /// ICMP classes.
+    pub icmp: Vec<u32>,
+    /// Family classes.
+    pub family: Vec<u32>,
+    /// VLAN classes.
+    pub vlan: Vec<u32>,
+    /// Fragment classes.
+    pub frag: Vec<u32>,
+    /// Class whose candidates are the rules with no condition.
+    pub always_class: u32,
+    /// Class whose bits are the `count` rules.
+    pub count_class: u32,
+    /// Whether any rule is a `count` rule.
+    pub has_count_rules: bool,
+    /// Verdict when no terminal rule matches.
+    pub default: Verdict,
+    /// Verdict for malformed packets.
+    pub malformed: Verdict,
+}
+
+/// Why a config cannot be compiled (it is valid, but asks for something the
+/// data plane cannot do yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompileError {
+    /// Config path.
+    pub path: std::path::PathBuf,
+    /// Line of the rule.
+    pub line: usize,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for CompileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:1: {}", self.path.display(), self.line, self.message)
+    }
+}
+
+impl std::error::Error for CompileError {}
+
+/// Interns classes: equal (field, bitmap) pairs share one id.
+struct Interner {
+    classes: Vec<Class>,
+    field_of: Vec<Option<Field>>,
+    ids: HashMap<(Option<Field>, Bitmap), u32>,
+}
+
+impl Interner {
+    fn new() -> Self {
+        Self { classes: Vec::new(), field_of: Vec::new(), ids: HashMap::new() }
+    }
+
+    fn intern(&mut self, field: Option<Field>, bits: Bitmap) -> u32 {
+        if let Some(&id) = self.ids.get(&(field, bits.clone())) {
+            return id;
+        }
+        let id = u32::try_from(self.classes.len()).unwrap_or(u32::MAX);
+        self.classes.push(Class { bits: bits.clone(), cands: Vec::new(), overflow: false });
+        self.field_of.push(field);
+        self.ids.insert((field, bits), id);
+        id
+    }
+
+    /// A class that is not shared (always/count lists).
+    fn unique(&mut self, bits: Bitmap) -> u32 {
+        let id = u32::try_from(self.classes.len()).unwrap_or(u32::MAX);
+        self.classes.push(Class { bits, cands: Vec::new(), overflow: false });
+        self.field_of.push(None);
+        id
+    }
+}
+
+fn action_code(cfg: &Config, idx: usize) -> Result<u32, CompileError> {
+    let rule = &cfg.rules[idx];
+    match &rule.action {
+        Action::Pass => Ok(abi::ACT_PASS),
+        Action::Drop => Ok(abi::ACT_DROP),
+        Action::Count => Ok(abi::ACT_COUNT),
+        Action::Redirect(_) | Action::RateLimit(_) => Err(CompileError {
+            path: cfg.path.clone(),
+            line: rule.line,
+            message: format!(
+                "rule `{}`: action {} is not supported by this version yet; use pass, drop or count",
+                rule.name,
+                rule.action.name()
+            ),
+        }),
+    }
+}
+
+/// Compiles a validated config.
+///
+/// # Errors
+/// A rule uses an action the data plane does not implement yet.
+pub fn compile(cfg: &Config) -> Result<Compiled, CompileError> {
+    let n = cfg.rules.len();
+    let mut rules = Vec::with_capacity(n);
+    for (i, r) in cfg.rules.iter().enumerate() {
+        rules.push(RuleEntry { name: r.name.clone(), action: action_code(cfg, i)? });
+    }
+
+    let mut used_fields = 0u32;
+    for r in &cfg.rules {
+        for f in index::fields_of(&r.cond) {
+            used_fields |= f.bit();
+        }
+    }
+
+    let mut int = Interner::new();
+    let src = addr::compile_addr(cfg, Field::Src, &mut int);
+    let dst = addr::compile_addr(cfg, Field::Dst, &mut int);
+    let used = |f: Field| used_fields & f.bit() != 0;
+    let small = |f: Field, int: &mut Interner| {
+        if used(f) {
+            discrete::compile_field(cfg, f, int)
+        } else {
+            Vec::new()
+        }
+    };
+    let proto = small(Field::Proto, &mut int);
+    let sport = small(Field::Sport, &mut int);
+    let dport = small(Field::Dport, &mut int);
+    let tcpflags = small(Field::TcpFlags, &mut int);
+    let icmp = small(Field::Icmp, &mut int);
+    let family = small(Field::Family, &mut int);
+    let vlan = small(Field::Vlan, &mut int);
+    let frag = small(Field::Frag, &mut int);
+
+    let mut count_bits = Bitmap::new(n);
+    for (i, r) in cfg.rules.iter().enumerate() {
+        if !r.action.is_terminal() {
+            count_bits.set(i);
+        }
+    }
+    let has_count_rules = count_bits.any();
+    let always_class = int.unique(Bitmap::new(n));
+    let count_class = int.unique(count_bits);
+
+    index::fill_candidates(cfg, &mut int, used_fields, always_class);
+
+    Ok(Compiled {
+        rules,
+        used_fields,
+        nwords: u32::try_from(n.div_ceil(64).max(1)).unwrap_or(u32::MAX),
+        classes: int.classes,
+        src4: src.v4,
+        dst4: dst.v4,
+        src6: src.v6,
+        dst6: dst.v6,
+        src_nonip: src.nonip,
+        dst_nonip: dst.nonip,
+        proto,
+        sport,
+        dport,
+        tcpflags,
+        icmp,
+        family,
+        vlan,
+        frag,
+        always_class,
+        count_class,
+        has_count_rules,
+        default: cfg.xdp.default,
+        malformed: cfg.xdp.malformed,
+    })
+}
+
+#[cfg(test)]
+mod tests;
