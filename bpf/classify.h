@@ -14,9 +14,16 @@
 #include "maps.h"
 #include "parse.h"
 
-/* One class per field, plus the inner VLAN tag's at XW_F_MAX. */
-struct classes {
-	struct xw_class *f[XW_F_MAX + 1];
+/* The packet's class per field (ids; the inner VLAN tag's at XW_F_MAX) and
+ * the state of the candidate walk. Ids, not pointers: the walks run as
+ * bpf_loop callbacks, which the verifier checks once instead of unrolling. */
+struct match_ctx {
+	__u32 cls[XW_F_MAX + 1];
+	__u32 list;  /* class whose candidates are walked */
+	__u32 best;  /* lowest matching terminal rule so far */
+	__u32 pass;  /* 0: find the terminal rule, 1: count `count` rules */
+	__u32 limit; /* scan: count rules below this id */
+	__u64 bytes;
 };
 
 #define USED(F) (used_fields & (1u << (F)))
@@ -26,15 +33,15 @@ static __always_inline struct xw_class *class_by_id(__u32 id)
 	return bpf_map_lookup_elem(&xw_classes, &id);
 }
 
-static __always_inline struct xw_class *class_at(void *map, __u32 idx)
+static __always_inline __u32 class_at(void *map, __u32 idx)
 {
 	__u32 *id = bpf_map_lookup_elem(map, &idx);
 
-	return id ? class_by_id(*id) : NULL;
+	return id ? *id : XW_NO_RULE;
 }
 
-static __always_inline struct xw_class *addr_class(void *map4, void *map6, struct pkt *p,
-						   __u8 *addr, __u32 nonip)
+static __always_inline __u32 addr_class(void *map4, void *map6, struct pkt *p, __u8 *addr,
+					__u32 nonip)
 {
 	__u32 *id = NULL;
 
@@ -49,93 +56,78 @@ static __always_inline struct xw_class *addr_class(void *map4, void *map6, struc
 		__builtin_memcpy(k.addr, addr, 16);
 		id = bpf_map_lookup_elem(map6, &k);
 	} else {
-		return class_by_id(nonip);
+		return nonip;
 	}
-	return id ? class_by_id(*id) : NULL;
+	return id ? *id : XW_NO_RULE;
 }
 
-/* Looks up the class of every used field; -1 if the tables are incomplete. */
-static __always_inline int gather_classes(struct pkt *p, struct classes *k)
+/* Looks up the class of every used field (a missing one matches nothing). */
+static __always_inline void gather_classes(struct pkt *p, struct match_ctx *m)
 {
-	struct xw_class *c;
-
-#define GATHER(F, expr)              \
-	if (USED(F)) {               \
-		c = (expr);          \
-		if (!c)              \
-			return -1;   \
-		k->f[F] = c;         \
-	}
-	GATHER(XW_F_SRC, addr_class(&xw_src4, &xw_src6, p, p->saddr, src_nonip_class));
-	GATHER(XW_F_DST, addr_class(&xw_dst4, &xw_dst6, p, p->daddr, dst_nonip_class));
-	GATHER(XW_F_PROTO, class_at(&xw_proto, p->proto));
-	GATHER(XW_F_SPORT, class_at(&xw_sport, p->sport));
-	GATHER(XW_F_DPORT, class_at(&xw_dport, p->dport));
-	GATHER(XW_F_TCPFLAGS, class_at(&xw_tcpflags, p->tcpflags));
-	GATHER(XW_F_ICMP, class_at(&xw_icmp, p->icmp));
-	GATHER(XW_F_FAMILY, class_at(&xw_family, p->family));
-	GATHER(XW_F_VLAN, class_at(&xw_vlan, p->vlan_outer));
-	GATHER(XW_F_FRAG, class_at(&xw_frag, p->frag));
-#undef GATHER
+	if (USED(XW_F_SRC))
+		m->cls[XW_F_SRC] = addr_class(&xw_src4, &xw_src6, p, p->saddr, src_nonip_class);
+	if (USED(XW_F_DST))
+		m->cls[XW_F_DST] = addr_class(&xw_dst4, &xw_dst6, p, p->daddr, dst_nonip_class);
+	if (USED(XW_F_PROTO))
+		m->cls[XW_F_PROTO] = class_at(&xw_proto, p->proto);
+	if (USED(XW_F_SPORT))
+		m->cls[XW_F_SPORT] = class_at(&xw_sport, p->sport);
+	if (USED(XW_F_DPORT))
+		m->cls[XW_F_DPORT] = class_at(&xw_dport, p->dport);
+	if (USED(XW_F_TCPFLAGS))
+		m->cls[XW_F_TCPFLAGS] = class_at(&xw_tcpflags, p->tcpflags);
+	if (USED(XW_F_ICMP))
+		m->cls[XW_F_ICMP] = class_at(&xw_icmp, p->icmp);
+	if (USED(XW_F_FAMILY))
+		m->cls[XW_F_FAMILY] = class_at(&xw_family, p->family);
 	if (USED(XW_F_VLAN)) {
-		c = class_at(&xw_vlan, p->vlan_inner);
-		if (!c)
-			return -1;
-		k->f[XW_F_MAX] = c;
+		m->cls[XW_F_VLAN] = class_at(&xw_vlan, p->vlan_outer);
+		m->cls[XW_F_MAX] = class_at(&xw_vlan, p->vlan_inner);
 	}
-	return 0;
+	if (USED(XW_F_FRAG))
+		m->cls[XW_F_FRAG] = class_at(&xw_frag, p->frag);
+}
+
+/* Bitmap word `w` of one field's class (0 when the class is missing). */
+static __always_inline __u64 word_of(__u32 id, __u32 w)
+{
+	struct xw_class *c = class_by_id(id);
+
+	return c ? c->bits[w & (XW_BITMAP_WORDS - 1)] : 0;
 }
 
 /* Bitmap word `w` ANDed over all used fields (VLAN: outer OR inner tag). */
-static __always_inline __u64 match_word(struct classes *k, __u32 w)
+static __always_inline __u64 match_word(struct match_ctx *m, __u32 w)
 {
 	__u64 x = ~0ULL;
 
-	w &= XW_BITMAP_WORDS - 1;
 #pragma unroll
 	for (int f = 0; f < XW_F_MAX; f++) {
 		if (!USED(f))
 			continue;
 		if (f == XW_F_VLAN)
-			x &= k->f[f]->bits[w] | k->f[XW_F_MAX]->bits[w];
+			x &= word_of(m->cls[f], w) | word_of(m->cls[XW_F_MAX], w);
 		else
-			x &= k->f[f]->bits[w];
+			x &= word_of(m->cls[f], w);
 	}
 	return x;
 }
 
-static __always_inline int rule_matches(struct classes *k, __u32 r)
+static __always_inline int rule_matches(struct match_ctx *m, __u32 r)
 {
-	return (match_word(k, r >> 6) >> (r & 63)) & 1;
+	return (match_word(m, r >> 6) >> (r & 63)) & 1;
 }
 
+/* Trailing zeros of a non-zero word, without branches (the verifier would
+ * otherwise explore every path): popcount of the bits below the lowest one. */
 static __always_inline __u32 ctz64(__u64 x)
 {
-	__u32 n = 0;
+	__u64 v = (x & -x) - 1;
 
-	if (!(x & 0xffffffffULL)) {
-		n += 32;
-		x >>= 32;
-	}
-	if (!(x & 0xffff)) {
-		n += 16;
-		x >>= 16;
-	}
-	if (!(x & 0xff)) {
-		n += 8;
-		x >>= 8;
-	}
-	if (!(x & 0xf)) {
-		n += 4;
-		x >>= 4;
-	}
-	if (!(x & 0x3)) {
-		n += 2;
-		x >>= 2;
-	}
-	if (!(x & 0x1))
-		n += 1;
-	return n;
+	v = v - ((v >> 1) & 0x5555555555555555ULL);
+	v = (v & 0x3333333333333333ULL) + ((v >> 2) & 0x3333333333333333ULL);
+	v = (v + (v >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
+	return (__u32)((v * 0x0101010101010101ULL) >> 56);
 }
 
 static __always_inline void bump(__u32 slot, __u64 bytes)
@@ -149,128 +141,147 @@ static __always_inline void bump(__u32 slot, __u64 bytes)
 }
 
 /*
- * Walks one sorted candidate list. Pass 0 looks for a terminal rule below
- * *best; pass 1 counts the `count` rules below *best (the final winner).
+ * One step of a candidate walk (a bpf_loop callback). Pass 0 looks for a
+ * terminal rule below m->best; pass 1 counts the `count` rules below the
+ * final winner. Lists are sorted, so the walk stops at m->best.
  */
-static __always_inline void walk_candidates(struct xw_class *list, struct classes *k,
-					    __u32 *best, int pass, __u64 bytes)
+static long walk_step(__u64 i, void *arg)
 {
-	__u32 n = list->ncand;
+	struct match_ctx *m = arg;
+	struct xw_class *list = class_by_id(m->list);
+	__u32 e, r;
 
-	for (__u32 i = 0; i < XW_MAX_CANDS; i++) {
-		__u32 e, r;
-
-		if (i >= n)
-			break;
-		e = list->cand[i];
-		r = e & XW_CAND_ID_MASK;
-		if (r >= *best)
-			break;
-		if (pass == 0) {
-			if (!(e & XW_CAND_COUNT) && rule_matches(k, r)) {
-				*best = r;
-				break;
-			}
-		} else if ((e & XW_CAND_COUNT) && rule_matches(k, r)) {
-			bump(r, bytes);
+	if (!list || i >= list->ncand || i >= XW_MAX_CANDS)
+		return 1;
+	e = list->cand[i & (XW_MAX_CANDS - 1)];
+	r = e & XW_CAND_ID_MASK;
+	if (r >= m->best)
+		return 1;
+	if (m->pass == 0) {
+		if (!(e & XW_CAND_COUNT) && rule_matches(m, r)) {
+			m->best = r;
+			return 1;
 		}
+	} else if ((e & XW_CAND_COUNT) && rule_matches(m, r)) {
+		bump(r, m->bytes);
 	}
+	return 0;
 }
 
-static __always_inline int any_overflow(struct classes *k, struct xw_class *always)
+static __always_inline void walk_list(struct match_ctx *m, __u32 id)
 {
-	__u32 o = always->flags;
+	struct xw_class *list = class_by_id(id);
+
+	if (!list || !list->ncand)
+		return;
+	m->list = id;
+	bpf_loop(XW_MAX_CANDS, walk_step, m, 0);
+}
+
+static __always_inline int overflowed(__u32 id)
+{
+	struct xw_class *c = class_by_id(id);
+
+	return !c || (c->flags & XW_CLASS_OVERFLOW);
+}
+
+static __always_inline int any_overflow(struct match_ctx *m)
+{
+	int o = overflowed(always_class);
 
 #pragma unroll
-	for (int f = 0; f <= XW_F_MAX; f++) {
-		if (f == XW_F_MAX ? USED(XW_F_VLAN) : USED(f))
-			o |= k->f[f]->flags;
+	for (int f = 0; f < XW_F_MAX; f++) {
+		if (USED(f))
+			o |= overflowed(m->cls[f]);
 	}
-	return o & XW_CLASS_OVERFLOW;
+	if (USED(XW_F_VLAN))
+		o |= overflowed(m->cls[XW_F_MAX]);
+	return o;
 }
 
-static __always_inline void walk_all(struct classes *k, struct xw_class *always, __u32 *best,
-				     int pass, __u64 bytes)
+static __always_inline void walk_all(struct match_ctx *m, __u32 pass)
 {
-	walk_candidates(always, k, best, pass, bytes);
+	m->pass = pass;
+	walk_list(m, always_class);
 #pragma unroll
-	for (int f = 0; f <= XW_F_MAX; f++) {
-		if (f == XW_F_MAX ? USED(XW_F_VLAN) : USED(f))
-			walk_candidates(k->f[f], k, best, pass, bytes);
+	for (int f = 0; f < XW_F_MAX; f++) {
+		if (USED(f))
+			walk_list(m, m->cls[f]);
 	}
+	if (USED(XW_F_VLAN))
+		walk_list(m, m->cls[XW_F_MAX]);
 }
 
-/* Counts the `count` rules in word bits `m` below rule id `limit`. */
-static __always_inline void count_bits(__u64 m, __u32 base, __u32 limit, __u64 bytes)
+/* Counts the `count` rules among word bits `m` below rule id `limit`. */
+static long count_step(__u64 i, void *arg)
 {
-	for (int i = 0; i < 64; i++) {
-		__u32 r;
+	struct match_ctx *m = arg;
+	__u32 w = m->list;
+	struct xw_class *cnt = class_by_id(count_class);
+	__u64 bits;
 
-		if (!m)
+	if (!cnt)
+		return 1;
+	bits = match_word(m, w) & cnt->bits[w & (XW_BITMAP_WORDS - 1)];
+	/* Drop the bits already counted (the lowest i). */
+	for (int k = 0; k < 64; k++) {
+		if (k >= (int)i || !bits)
 			break;
-		r = base + ctz64(m);
-		if (r >= limit)
-			break;
-		bump(r & XW_CAND_ID_MASK, bytes);
-		m &= m - 1;
+		bits &= bits - 1;
 	}
+	if (!bits)
+		return 1;
+	i = w * 64 + ctz64(bits);
+	if (i >= m->limit)
+		return 1;
+	bump((__u32)i & XW_CAND_ID_MASK, m->bytes);
+	return 0;
 }
 
-/* The fallback: AND the bitmaps word by word, in rule order. */
-static __always_inline __u32 scan_bitmaps(struct classes *k, __u64 bytes)
+/* The fallback when a candidate list overflowed: AND the bitmaps word by
+ * word, in rule order (a bpf_loop callback per word). */
+static long scan_step(__u64 w, void *arg)
 {
-	struct xw_class *cnt = NULL;
+	struct match_ctx *m = arg;
+	struct xw_class *cnt;
+	__u64 x, terminal;
 
+	x = match_word(m, (__u32)w);
+	if (!x)
+		return 0;
+	terminal = x;
 	if (has_count_rules) {
 		cnt = class_by_id(count_class);
-		if (!cnt)
-			return XW_NO_RULE;
-	}
-	for (__u32 w = 0; w < XW_BITMAP_WORDS; w++) {
-		__u64 x, terminal, counts = 0;
-
-		if (w >= nwords)
-			break;
-		x = match_word(k, w);
-		if (!x)
-			continue;
-		terminal = x;
-		if (cnt) {
-			counts = x & cnt->bits[w];
-			terminal = x & ~counts;
-		}
-		if (terminal) {
-			__u32 r = w * 64 + ctz64(terminal);
-
-			if (cnt)
-				count_bits(counts, w * 64, r, bytes);
-			return r;
-		}
 		if (cnt)
-			count_bits(counts, w * 64, XW_NO_RULE, bytes);
+			terminal = x & ~cnt->bits[w & (XW_BITMAP_WORDS - 1)];
 	}
-	return XW_NO_RULE;
+	m->list = (__u32)w;
+	m->limit = terminal ? (__u32)(w * 64 + ctz64(terminal)) : XW_NO_RULE;
+	if (has_count_rules && terminal != x)
+		bpf_loop(64, count_step, m, 0);
+	if (terminal) {
+		m->best = m->limit;
+		return 1;
+	}
+	return 0;
 }
 
 /* The first terminal rule that matches, or XW_NO_RULE; counts `count` hits. */
 static __always_inline __u32 classify(struct pkt *p, __u64 bytes)
 {
-	struct classes k = {};
-	struct xw_class *always;
-	__u32 best = XW_NO_RULE;
+	struct match_ctx m = {};
 
-	if (gather_classes(p, &k))
-		return XW_NO_RULE;
-	always = class_by_id(always_class);
-	if (!always)
-		return XW_NO_RULE;
-	if (any_overflow(&k, always))
-		return scan_bitmaps(&k, bytes);
-
-	walk_all(&k, always, &best, 0, bytes);
+	m.best = XW_NO_RULE;
+	m.bytes = bytes;
+	gather_classes(p, &m);
+	if (any_overflow(&m)) {
+		bpf_loop(nwords, scan_step, &m, 0);
+		return m.best;
+	}
+	walk_all(&m, 0);
 	if (has_count_rules)
-		walk_all(&k, always, &best, 1, bytes);
-	return best;
+		walk_all(&m, 1);
+	return m.best;
 }
 
 #endif /* XDPWALL_CLASSIFY_H */

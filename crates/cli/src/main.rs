@@ -1,1 +1,39 @@
-fn main() {}
+//! The `xdpwall` command: thin `main`, one module per subcommand.
+
+mod capture_file;
+mod cli;
+mod cmd;
+mod config;
+mod exit;
+mod output;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Demo { rounds } => cmd::demo::demo(rounds),
+        Command::Check { config } => cmd::check::check(&config),
+        Command::Run { config, iface, mode, force, interval } => cmd::run::run(&cmd::run::RunArgs {
+            config,
+            iface,
+            mode: mode.map(Into::into),
+            force,
+            interval,
+        }),
+        Command::Stats { iface, json } => cmd::stats::stats(iface, json),
+        Command::Replay { config, capture, json } => cmd::replay::replay(&config, &capture, json),
+        Command::Detach { iface, force } => cmd::detach::detach(&iface, force),
+    };
+    if let Err(e) = result {
+        let code = exit::code_of(&e);
+        if code == 2 {
+            eprintln!("{e}");
+        } else {
+            eprintln!("xdpwall: {e:#}");
+        }
+        std::process::exit(code);
+    }
+}

@@ -19,7 +19,14 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.path.display(), self.line, self.col, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.path.display(),
+            self.line,
+            self.col,
+            self.message
+        )
     }
 }
 
@@ -60,7 +67,11 @@ pub(crate) fn io_message(error: &std::io::Error) -> String {
 }
 
 fn join_lines(diags: &[Diagnostic]) -> String {
-    diags.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+    diags
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]
@@ -68,7 +79,12 @@ mod tests {
     use super::*;
 
     fn diag(line: usize, col: usize, message: &str) -> Diagnostic {
-        Diagnostic { path: PathBuf::from("rules.toml"), line, col, message: message.into() }
+        Diagnostic {
+            path: PathBuf::from("rules.toml"),
+            line,
+            col,
+            message: message.into(),
+        }
     }
 
     #[test]
@@ -88,8 +104,14 @@ mod tests {
     #[test]
     fn io_error_has_no_os_error_suffix() {
         let error = std::io::Error::from_raw_os_error(2);
-        let err = ConfigError::Io { path: PathBuf::from("rules.toml"), error };
-        assert_eq!(err.to_string(), "cannot read rules.toml: No such file or directory");
+        let err = ConfigError::Io {
+            path: PathBuf::from("rules.toml"),
+            error,
+        };
+        assert_eq!(
+            err.to_string(),
+            "cannot read rules.toml: No such file or directory"
+        );
         assert!(err.diagnostics().is_empty());
     }
 }

@@ -35,8 +35,11 @@ pub(crate) type Value<'i> = Spanned<DeValue<'i>>;
 
 const TOP_KEYS: &[&str] = &["xdp", "events", "sets", "rule"];
 const XDP_KEYS: &[&str] = &["interface", "mode", "default", "malformed"];
-const MODES: &[(&str, Mode)] =
-    &[("auto", Mode::Auto), ("native", Mode::Native), ("generic", Mode::Generic)];
+const MODES: &[(&str, Mode)] = &[
+    ("auto", Mode::Auto),
+    ("native", Mode::Native),
+    ("generic", Mode::Generic),
+];
 const VERDICTS: &[(&str, Verdict)] = &[("pass", Verdict::Pass), ("drop", Verdict::Drop)];
 
 /// Reads and validates the config file at `path`.
@@ -47,8 +50,10 @@ const VERDICTS: &[(&str, Verdict)] = &[("pass", Verdict::Pass), ("drop", Verdict
 /// [`ConfigError::Io`] if the file cannot be read, [`ConfigError::Invalid`]
 /// with every problem found otherwise.
 pub fn load_config(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|error| ConfigError::Io { path: path.to_path_buf(), error })?;
+    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Io {
+        path: path.to_path_buf(),
+        error,
+    })?;
     parse_config(&text, path)
 }
 
@@ -96,14 +101,25 @@ impl<'a> Ctx<'a> {
         let line_starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(at, _)| at + 1))
             .collect();
-        Self { text, path, line_starts, config_diags: Vec::new(), file_diags: Vec::new() }
+        Self {
+            text,
+            path,
+            line_starts,
+            config_diags: Vec::new(),
+            file_diags: Vec::new(),
+        }
     }
 
     /// Reports `message` at the start of `span` in the config.
     pub(crate) fn error(&mut self, span: &Span, message: impl Into<String>) {
         let (line, col) = self.position(span.start);
         let path = self.path.to_path_buf();
-        self.config_diags.push(Diagnostic { path, line, col, message: message.into() });
+        self.config_diags.push(Diagnostic {
+            path,
+            line,
+            col,
+            message: message.into(),
+        });
     }
 
     /// Reports a problem located in another file (a set file).
@@ -125,7 +141,10 @@ impl<'a> Ctx<'a> {
     fn position(&self, offset: usize) -> (usize, usize) {
         let line = self.line_of(offset).max(1);
         let start = self.line_starts[line - 1];
-        let col = self.text.get(start..offset).map_or(offset - start, |s| s.chars().count());
+        let col = self
+            .text
+            .get(start..offset)
+            .map_or(offset - start, |s| s.chars().count());
         (line, col + 1)
     }
 
@@ -179,7 +198,9 @@ pub(crate) fn section<'v, 'i>(
 
 fn parse_xdp(cx: &mut Ctx<'_>, value: Option<&Value<'_>>) -> XdpSection {
     let mut xdp = XdpSection::default();
-    let Some(table) = section(cx, "xdp", value) else { return xdp };
+    let Some(table) = section(cx, "xdp", value) else {
+        return xdp;
+    };
     check_keys(cx, table, "[xdp]", XDP_KEYS);
     if let Some(v) = field(table, "interface") {
         xdp.interface = interface_name(cx, "interface", v);
@@ -190,8 +211,7 @@ fn parse_xdp(cx: &mut Ctx<'_>, value: Option<&Value<'_>>) -> XdpSection {
     if let Some(d) = field(table, "default").and_then(|v| keyword(cx, "default", v, VERDICTS)) {
         xdp.default = d;
     }
-    if let Some(m) = field(table, "malformed").and_then(|v| keyword(cx, "malformed", v, VERDICTS))
-    {
+    if let Some(m) = field(table, "malformed").and_then(|v| keyword(cx, "malformed", v, VERDICTS)) {
         xdp.malformed = m;
     }
     xdp

@@ -126,7 +126,9 @@ fn ip_word(cond: &Conditions) -> &'static str {
     let v6_only = |m: &Option<AddrMatch>| {
         m.as_ref().is_some_and(|m| {
             !m.include.is_empty()
-                && m.include.iter().all(|i| matches!(i, AddrItem::Net(ipnet::IpNet::V6(_))))
+                && m.include
+                    .iter()
+                    .all(|i| matches!(i, AddrItem::Net(ipnet::IpNet::V6(_))))
         })
     };
     if cond.family == Some(Family::Ipv6) || v6_only(&cond.src) || v6_only(&cond.dst) {
@@ -139,10 +141,16 @@ fn ip_word(cond: &Conditions) -> &'static str {
 fn addr_parts(parts: &mut Vec<String>, ip: &str, field: &str, m: Option<&AddrMatch>) {
     let Some(m) = m else { return };
     if !m.include.is_empty() {
-        parts.push(format!("{ip} {field} {}", braced(m.include.iter().map(addr_item))));
+        parts.push(format!(
+            "{ip} {field} {}",
+            braced(m.include.iter().map(addr_item))
+        ));
     }
     if !m.exclude.is_empty() {
-        parts.push(format!("{ip} {field} != {}", braced(m.exclude.iter().map(addr_item))));
+        parts.push(format!(
+            "{ip} {field} != {}",
+            braced(m.exclude.iter().map(addr_item))
+        ));
     }
 }
 
@@ -208,8 +216,14 @@ fn ports_text(ports: &[PortRange]) -> String {
 
 /// `syn,!ack`: set flags then clear ones, each in bit order.
 pub(crate) fn flags_text(flags: TcpFlags) -> String {
-    let set = TCP_FLAGS.iter().filter(|(_, bit)| flags.set & bit != 0).map(|(n, _)| n.to_string());
-    let clear = TCP_FLAGS.iter().filter(|(_, bit)| flags.clear & bit != 0).map(|(n, _)| format!("!{n}"));
+    let set = TCP_FLAGS
+        .iter()
+        .filter(|(_, bit)| flags.set & bit != 0)
+        .map(|(n, _)| n.to_string());
+    let clear = TCP_FLAGS
+        .iter()
+        .filter(|(_, bit)| flags.clear & bit != 0)
+        .map(|(n, _)| format!("!{n}"));
     set.chain(clear).collect::<Vec<_>>().join(",")
 }
 
@@ -238,12 +252,19 @@ fn log_text(log: Option<&LogSpec>, sample: Option<u32>) -> String {
 /// The largest unit of `ns us ms s m` that divides `d` exactly.
 pub(crate) fn duration_text(d: Duration) -> String {
     let ns = d.as_nanos();
-    let units: [(u128, &str); 4] =
-        [(60_000_000_000, "m"), (1_000_000_000, "s"), (1_000_000, "ms"), (1_000, "us")];
+    let units: [(u128, &str); 4] = [
+        (60_000_000_000, "m"),
+        (1_000_000_000, "s"),
+        (1_000_000, "ms"),
+        (1_000, "us"),
+    ];
     units
         .iter()
-        .find(|(size, _)| ns != 0 && ns % size == 0)
-        .map_or_else(|| format!("{ns}ns"), |(size, unit)| format!("{}{unit}", ns / size))
+        .find(|(size, _)| ns != 0 && ns.checked_rem(*size) == Some(0))
+        .map_or_else(
+            || format!("{ns}ns"),
+            |(size, unit)| format!("{}{unit}", ns / size),
+        )
 }
 
 /// `8MiB`, `512KiB`, `1GiB`, or bytes.
@@ -251,8 +272,11 @@ pub(crate) fn size_text(bytes: u64) -> String {
     let units: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
     units
         .iter()
-        .find(|(size, _)| bytes != 0 && bytes % size == 0)
-        .map_or_else(|| format!("{bytes}B"), |(size, unit)| format!("{}{unit}", bytes / size))
+        .find(|(size, _)| bytes != 0 && bytes.checked_rem(*size) == Some(0))
+        .map_or_else(
+            || format!("{bytes}B"),
+            |(size, unit)| format!("{}{unit}", bytes / size),
+        )
 }
 
 fn set_line(set: &IpSet, cfg: &Config) -> String {
@@ -286,4 +310,114 @@ fn settings_line(xdp: &XdpSection, events: &EventsSection) -> String {
         size_text(events.buffer),
         events.snaplen,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parse::parse_config;
+    use std::path::{Path, PathBuf};
+
+    const CONFIG: &str = r#"
+[xdp]
+interface = "eth0"
+[events]
+buffer = "512KiB"
+wakeup = 32
+[sets]
+admins = ["192.0.2.10", "2001:db8:1::/64"]
+[[rule]]
+name = "ssh-admins"
+src = ["10.0.0.0/8", "@admins"]
+proto = "tcp"
+dport = 22
+tcp_flags = "syn,!ack"
+action = "pass"
+[[rule]]
+name = "v6-only"
+family = "ipv6"
+dst = ["!2001:db8::/32", "!@admins"]
+vlan = 7
+fragment = "first"
+redirect = "veth1"
+log = { every = "100ms", snaplen = 64 }
+sample = 10
+[[rule]]
+name = "ports"
+sport = ["1024-65535", 53]
+dport = [80, 443]
+action = { rate_limit = { pps = 1000, burst = 2000 } }
+[[rule]]
+name = "ping"
+proto = "icmp"
+icmp_type = 8
+action = "count"
+log = true
+[[rule]]
+name = "gre"
+proto = 47
+action = "drop"
+[[rule]]
+name = "default-drop"
+action = "drop"
+"#;
+
+    #[test]
+    fn table_snapshot() {
+        let mut cfg = parse_config(CONFIG, Path::new("/etc/xdpwall/rules.toml"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let entries = vec!["198.51.100.0/24".parse().expect("net")];
+        let source = SetSource::File(PathBuf::from("/etc/xdpwall/blocklist.txt"));
+        let name = "blocklist".to_string();
+        cfg.sets.insert(
+            name.clone(),
+            IpSet {
+                name,
+                entries,
+                source,
+            },
+        );
+        let expected = "\
+#  NAME          ACTION                               MATCH                                                                     LOG
+0  ssh-admins    pass                                 ip saddr { 10.0.0.0/8, @admins } tcp dport 22 flags syn,!ack              -
+1  v6-only       redirect veth1                       family ipv6 vlan id 7 ip6 daddr != { 2001:db8::/32, @admins } frag first  log every 100ms snaplen 64, sample 1/10
+2  ports         rate_limit 1000/s burst 2000 by src  th sport { 53, 1024-65535 } dport { 80, 443 }                             -
+3  ping          count                                icmp type 8                                                               log
+4  gre           drop                                 proto gre                                                                 -
+5  default-drop  drop                                 any                                                                       -
+
+set admins: 2 entries (inline)
+set blocklist: 1 entry (file blocklist.txt)
+
+xdp: interface eth0, mode auto, default pass, malformed pass; events: transport ringbuf, buffer 512KiB, snaplen 128, wakeup 32
+";
+        assert_eq!(format_rule_table(&cfg), expected);
+    }
+
+    #[test]
+    fn empty_config_table() {
+        let cfg = parse_config("", Path::new("rules.toml")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            format_rule_table(&cfg),
+            "#  NAME  ACTION  MATCH  LOG\n\nxdp: interface -, mode auto, default pass, malformed pass; \
+             events: transport ringbuf, buffer 8MiB, snaplen 128, wakeup adaptive\n"
+        );
+    }
+
+    #[test]
+    fn units() {
+        assert_eq!(duration_text(Duration::from_secs(120)), "2m");
+        assert_eq!(duration_text(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(duration_text(Duration::from_nanos(7)), "7ns");
+        assert_eq!(size_text(1 << 30), "1GiB");
+        assert_eq!(size_text(4096), "4KiB");
+        assert_eq!(size_text(1000), "1000B");
+        assert_eq!(
+            flags_text(TcpFlags {
+                set: 0x12,
+                clear: 0x05
+            }),
+            "syn,ack,!fin,!rst"
+        );
+    }
 }

@@ -22,12 +22,17 @@ const DURATION_HINT: &str = "an integer with ns, us, ms, s or m, e.g. \"100ms\""
 
 /// The rule's action; `header` is the `[[rule]]` span for a missing action.
 pub(super) fn parse_action(cx: &mut Ctx<'_>, t: &DeTable<'_>, header: &Span) -> Option<Action> {
-    let mut given: Vec<(&str, Span)> =
-        ACTION_KEYS.iter().filter_map(|k| key_span(t, k).map(|s| (*k, s))).collect();
+    let mut given: Vec<(&str, Span)> = ACTION_KEYS
+        .iter()
+        .filter_map(|k| key_span(t, k).map(|s| (*k, s)))
+        .collect();
     given.sort_by_key(|(_, span)| span.start);
     match given.as_slice() {
         [] => {
-            cx.error(header, format!("rule has no action; add action = {ACTION_HINT}"));
+            cx.error(
+                header,
+                format!("rule has no action; add action = {ACTION_HINT}"),
+            );
             None
         }
         [(key, _)] => {
@@ -63,8 +68,9 @@ fn action_word(cx: &mut Ctx<'_>, value: &Value<'_>, text: &str) -> Option<Action
         "pass" => return Some(Action::Pass),
         "drop" => return Some(Action::Drop),
         "count" => return Some(Action::Count),
-        "redirect" => "action: redirect needs a target; write action = { redirect = \"eth1\" }"
-            .to_string(),
+        "redirect" => {
+            "action: redirect needs a target; write action = { redirect = \"eth1\" }".to_string()
+        }
         "rate_limit" => "action: rate_limit needs limits; write action = { rate_limit = \
                          { pps = N, burst = N } }"
             .to_string(),
@@ -82,8 +88,10 @@ fn action_table(cx: &mut Ctx<'_>, value: &Value<'_>, t: &DeTable<'_>) -> Option<
         (Some(v), None) => interface_name(cx, "action.redirect", v).map(Action::Redirect),
         (None, Some(v)) => parse_rate_limit(cx, "action.rate_limit", v).map(Action::RateLimit),
         _ => {
-            let message = format!("action: expected exactly one of redirect or rate_limit, as in \
-                                   {ACTION_HINT}");
+            let message = format!(
+                "action: expected exactly one of redirect or rate_limit, as in \
+                                   {ACTION_HINT}"
+            );
             cx.error(&value.span(), message);
             None
         }
@@ -97,7 +105,10 @@ fn parse_rate_limit(cx: &mut Ctx<'_>, label: &str, value: &Value<'_>) -> Option<
     let number = |cx: &mut Ctx<'_>, key: &str| -> Option<u64> {
         let full = format!("{label}.{key}");
         let Some(v) = field(t, key) else {
-            cx.error(&value.span(), format!("{label}: missing `{key}`; expected {hint}"));
+            cx.error(
+                &value.span(),
+                format!("{label}: missing `{key}`; expected {hint}"),
+            );
             return None;
         };
         int_min(cx, &full, v, 1, i128::from(u64::MAX)).and_then(|n| u64::try_from(n).ok())
@@ -108,7 +119,11 @@ fn parse_rate_limit(cx: &mut Ctx<'_>, label: &str, value: &Value<'_>) -> Option<
         Some(v) => Some(keyword(cx, &format!("{label}.by"), v, RATE_BY)?),
         None => Some(RateBy::Src),
     };
-    Some(RateLimit { pps: pps?, burst: burst?, by: by? })
+    Some(RateLimit {
+        pps: pps?,
+        burst: burst?,
+        by: by?,
+    })
 }
 
 /// `log = true | false | { every, snaplen }`; `Some(None)` for `false`.
@@ -133,19 +148,28 @@ fn log_table(cx: &mut Ctx<'_>, t: &DeTable<'_>) -> Option<LogSpec> {
     if every == Some(None) || snaplen == Some(None) {
         return None;
     }
-    Some(LogSpec { every: every.flatten(), snaplen: snaplen.flatten() })
+    Some(LogSpec {
+        every: every.flatten(),
+        snaplen: snaplen.flatten(),
+    })
 }
 
 fn every(cx: &mut Ctx<'_>, value: &Value<'_>) -> Option<Duration> {
     let text = string(cx, "log.every", value, DURATION_HINT)?;
     match parse_duration(text) {
         Some(d) if d.is_zero() => {
-            cx.error(&value.span(), "log.every: must be more than 0; omit `every` to log every match");
+            cx.error(
+                &value.span(),
+                "log.every: must be more than 0; omit `every` to log every match",
+            );
             None
         }
         Some(d) => Some(d),
         None => {
-            cx.error(&value.span(), format!("log.every: `{text}` is not a duration; expected {DURATION_HINT}"));
+            cx.error(
+                &value.span(),
+                format!("log.every: `{text}` is not a duration; expected {DURATION_HINT}"),
+            );
             None
         }
     }

@@ -78,9 +78,8 @@ fn check_l4_mix(cx: &mut Ctx<'_>, t: &DeTable<'_>, cond: &Conditions) {
     let icmp = keys.iter().find(|k| k.starts_with("icmp_"));
     let other = keys.iter().find(|k| !k.starts_with("icmp_"));
     if let (Some(icmp), Some(other)) = (icmp, other) {
-        let message = format!(
-            "{icmp}: never matches together with {other}; ICMP has no ports or tcp flags"
-        );
+        let message =
+            format!("{icmp}: never matches together with {other}; ICMP has no ports or tcp flags");
         report(cx, t, icmp, message);
     }
 }
@@ -100,7 +99,9 @@ fn check_icmp_family(cx: &mut Ctx<'_>, t: &DeTable<'_>, cond: &Conditions) {
 fn literal_family(m: &AddrMatch) -> Option<Family> {
     let mut family = None;
     for item in &m.include {
-        let AddrItem::Net(net) = item else { return None };
+        let AddrItem::Net(net) = item else {
+            return None;
+        };
         let this = match net {
             ipnet::IpNet::V4(_) => Family::Ipv4,
             ipnet::IpNet::V6(_) => Family::Ipv6,

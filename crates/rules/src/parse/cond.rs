@@ -52,7 +52,10 @@ const PORT_HINT: &str = "a port, \"lo-hi\" or a list of them";
 
 /// The name of IP protocol `number`, if it has one here.
 pub(crate) fn proto_name(number: u8) -> Option<&'static str> {
-    PROTOS.iter().find(|(_, n)| *n == number).map(|(name, _)| *name)
+    PROTOS
+        .iter()
+        .find(|(_, n)| *n == number)
+        .map(|(name, _)| *name)
 }
 
 /// Parses every condition key of a rule; a key with an error stays `None`.
@@ -71,7 +74,9 @@ pub(super) fn parse_conditions(
         icmp_type: field(t, "icmp_type").and_then(|v| byte(cx, "icmp_type", v)),
         icmp_code: field(t, "icmp_code").and_then(|v| byte(cx, "icmp_code", v)),
         family: field(t, "family").and_then(|v| keyword(cx, "family", v, FAMILIES)),
-        vlan: field(t, "vlan").and_then(|v| int_range(cx, "vlan", v, 0, 4095)).map(to_u16),
+        vlan: field(t, "vlan")
+            .and_then(|v| int_range(cx, "vlan", v, 0, 4095))
+            .map(to_u16),
         fragment: field(t, "fragment").and_then(|v| keyword(cx, "fragment", v, FRAGMENTS)),
     }
 }
@@ -93,7 +98,10 @@ fn parse_addr(
 ) -> Option<AddrMatch> {
     let items: Vec<&Value<'_>> = match value.get_ref() {
         DeValue::Array(items) if items.is_empty() => {
-            cx.error(&value.span(), format!("{label}: empty list; expected {ADDR_HINT}"));
+            cx.error(
+                &value.span(),
+                format!("{label}: empty list; expected {ADDR_HINT}"),
+            );
             return None;
         }
         DeValue::Array(items) => items.iter().collect(),
@@ -143,13 +151,18 @@ fn set_ref(name: &str, sets: &BTreeMap<String, IpSet>) -> Result<String, String>
         return Ok(name.to_string());
     }
     if !valid_set_name(name) {
-        return Err(format!("`@{name}` is not a valid set name; use letters, digits, `_`, `-`"));
+        return Err(format!(
+            "`@{name}` is not a valid set name; use letters, digits, `_`, `-`"
+        ));
     }
     let defined: Vec<String> = sets.keys().map(|n| format!("@{n}")).collect();
     Err(if defined.is_empty() {
         format!("unknown set `@{name}`; no sets are defined in [sets]")
     } else {
-        format!("unknown set `@{name}`; defined sets: {}", defined.join(", "))
+        format!(
+            "unknown set `@{name}`; defined sets: {}",
+            defined.join(", ")
+        )
     })
 }
 
@@ -161,7 +174,9 @@ fn parse_proto(cx: &mut Ctx<'_>, value: &Value<'_>) -> Option<u8> {
         DeValue::Integer(_) => byte(cx, "proto", value),
         DeValue::String(text) => {
             let text = text.trim();
-            let named = PROTOS.iter().find(|(name, _)| name.eq_ignore_ascii_case(text));
+            let named = PROTOS
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(text));
             let number = named.map(|(_, n)| *n).or_else(|| text.parse::<u8>().ok());
             if number.is_none() {
                 let message = format!("proto: unknown protocol `{text}`; expected {expected}");
@@ -180,7 +195,10 @@ fn parse_proto(cx: &mut Ctx<'_>, value: &Value<'_>) -> Option<u8> {
 fn parse_ports(cx: &mut Ctx<'_>, label: &str, value: &Value<'_>) -> Option<Vec<PortRange>> {
     let items: Vec<&Value<'_>> = match value.get_ref() {
         DeValue::Array(items) if items.is_empty() => {
-            cx.error(&value.span(), format!("{label}: empty list; expected {PORT_HINT}"));
+            cx.error(
+                &value.span(),
+                format!("{label}: empty list; expected {PORT_HINT}"),
+            );
             return None;
         }
         DeValue::Array(items) => items.iter().collect(),
@@ -233,9 +251,13 @@ pub(crate) fn parse_port_text(text: &str) -> Result<PortRange, String> {
 
 fn port_number(digits: &str, whole: &str) -> Result<u16, String> {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("`{whole}` is not a port or range; expected e.g. \"22\" or \"1024-65535\""));
+        return Err(format!(
+            "`{whole}` is not a port or range; expected e.g. \"22\" or \"1024-65535\""
+        ));
     }
-    digits.parse::<u16>().map_err(|_| format!("{digits} is out of range 0-65535"))
+    digits
+        .parse::<u16>()
+        .map_err(|_| format!("{digits} is out of range 0-65535"))
 }
 
 /// Sorts ranges and merges overlapping or adjacent ones.
@@ -267,7 +289,9 @@ fn parse_tcp_flags(cx: &mut Ctx<'_>, value: &Value<'_>) -> Option<TcpFlags> {
 /// `"syn,!ack"`: names separated by commas or spaces; `!` means clear.
 pub(crate) fn parse_flags_text(text: &str) -> Result<TcpFlags, String> {
     let mut flags = TcpFlags { set: 0, clear: 0 };
-    let tokens = text.split(|c: char| c == ',' || c.is_whitespace()).filter(|t| !t.is_empty());
+    let tokens = text
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|t| !t.is_empty());
     for token in tokens {
         let (clear, name) = match token.strip_prefix('!') {
             Some(name) => (true, name),
@@ -280,7 +304,10 @@ pub(crate) fn parse_flags_text(text: &str) -> Result<TcpFlags, String> {
             flags.set |= bit;
         }
         if flags.set & flags.clear & bit != 0 {
-            return Err(format!("`{}` is both required set and clear", name.to_lowercase()));
+            return Err(format!(
+                "`{}` is both required set and clear",
+                name.to_lowercase()
+            ));
         }
     }
     if flags.set | flags.clear == 0 {
@@ -290,12 +317,17 @@ pub(crate) fn parse_flags_text(text: &str) -> Result<TcpFlags, String> {
 }
 
 fn flag_bit(name: &str) -> Result<u8, String> {
-    TCP_FLAGS.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, bit)| *bit).ok_or_else(
-        || {
+    TCP_FLAGS
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, bit)| *bit)
+        .ok_or_else(|| {
             let names: Vec<&str> = TCP_FLAGS.iter().map(|(n, _)| *n).collect();
-            format!("unknown flag `{name}`; expected {} (prefix `!` for clear)", names.join(", "))
-        },
-    )
+            format!(
+                "unknown flag `{name}`; expected {} (prefix `!` for clear)",
+                names.join(", ")
+            )
+        })
 }
 
 #[cfg(test)]
@@ -310,25 +342,56 @@ mod tests {
     fn port_text() {
         assert_eq!(parse_port_text("22"), Ok(range(22, 22)));
         assert_eq!(parse_port_text("1024 - 65535"), Ok(range(1024, 65535)));
-        assert_eq!(parse_port_text("2000-1000"), Err("range 2000-1000 is inverted; write 1000-2000".into()));
-        assert_eq!(parse_port_text("70000"), Err("70000 is out of range 0-65535".into()));
+        assert_eq!(
+            parse_port_text("2000-1000"),
+            Err("range 2000-1000 is inverted; write 1000-2000".into())
+        );
+        assert_eq!(
+            parse_port_text("70000"),
+            Err("70000 is out of range 0-65535".into())
+        );
         assert!(parse_port_text("ssh").is_err());
         assert!(parse_port_text("1-").is_err());
     }
 
     #[test]
     fn ranges_merge() {
-        let merged = merge_ranges(vec![range(80, 80), range(22, 22), range(81, 90), range(85, 100)]);
+        let merged = merge_ranges(vec![
+            range(80, 80),
+            range(22, 22),
+            range(81, 90),
+            range(85, 100),
+        ]);
         assert_eq!(merged, vec![range(22, 22), range(80, 100)]);
-        assert_eq!(merge_ranges(vec![range(0, 65535), range(65535, 65535)]), vec![range(0, 65535)]);
+        assert_eq!(
+            merge_ranges(vec![range(0, 65535), range(65535, 65535)]),
+            vec![range(0, 65535)]
+        );
     }
 
     #[test]
     fn flags_text() {
-        assert_eq!(parse_flags_text("syn,!ack"), Ok(TcpFlags { set: 0x02, clear: 0x10 }));
-        assert_eq!(parse_flags_text("SYN FIN, !Rst"), Ok(TcpFlags { set: 0x03, clear: 0x04 }));
-        assert_eq!(parse_flags_text("syn,!syn"), Err("`syn` is both required set and clear".into()));
-        assert!(parse_flags_text("syn,foo").unwrap_err().starts_with("unknown flag `foo`"));
+        assert_eq!(
+            parse_flags_text("syn,!ack"),
+            Ok(TcpFlags {
+                set: 0x02,
+                clear: 0x10
+            })
+        );
+        assert_eq!(
+            parse_flags_text("SYN FIN, !Rst"),
+            Ok(TcpFlags {
+                set: 0x03,
+                clear: 0x04
+            })
+        );
+        assert_eq!(
+            parse_flags_text("syn,!syn"),
+            Err("`syn` is both required set and clear".into())
+        );
+        assert!(parse_flags_text("syn,foo")
+            .err()
+            .is_some_and(|e| e.starts_with("unknown flag `foo`")));
         assert!(parse_flags_text(" , ").is_err());
     }
 

@@ -7,8 +7,10 @@ use super::{section, Ctx, Value};
 use crate::model::{EventsSection, Transport, Wakeup};
 
 const EVENTS_KEYS: &[&str] = &["transport", "buffer", "snaplen", "wakeup"];
-const TRANSPORTS: &[(&str, Transport)] =
-    &[("ringbuf", Transport::Ringbuf), ("perfbuf", Transport::Perfbuf)];
+const TRANSPORTS: &[(&str, Transport)] = &[
+    ("ringbuf", Transport::Ringbuf),
+    ("perfbuf", Transport::Perfbuf),
+];
 /// Smallest buffer: one page.
 const MIN_BUFFER: u64 = 4096;
 /// Largest buffer: the biggest power of two a map's `u32` size can hold.
@@ -17,7 +19,9 @@ const SIZE_HINT: &str = "bytes as an integer or a string like \"512KiB\", \"8MiB
 
 pub(super) fn parse_events(cx: &mut Ctx<'_>, value: Option<&Value<'_>>) -> EventsSection {
     let mut events = EventsSection::default();
-    let Some(table) = section(cx, "events", value) else { return events };
+    let Some(table) = section(cx, "events", value) else {
+        return events;
+    };
     check_keys(cx, table, "[events]", EVENTS_KEYS);
     if let Some(t) = field(table, "transport").and_then(|v| keyword(cx, "transport", v, TRANSPORTS))
     {
@@ -72,7 +76,9 @@ fn check_buffer(cx: &mut Ctx<'_>, value: &Value<'_>, bytes: u64) -> Option<u64> 
 /// `"8MiB"`, `"512KiB"`, `"1GiB"`, `"4096"` or `"4096B"` → bytes.
 pub(crate) fn parse_size(text: &str) -> Option<u64> {
     let text = text.trim();
-    let digits_end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (digits, unit) = text.split_at(digits_end);
     let shift = match unit.trim() {
         "" | "B" => 0,
@@ -96,7 +102,10 @@ fn parse_wakeup(cx: &mut Ctx<'_>, value: &Value<'_>) -> Option<Wakeup> {
             Some(Wakeup::Adaptive)
         }
         DeValue::String(text) => {
-            cx.error(&value.span(), format!("wakeup: unknown value `{text}`; expected {EXPECTED}"));
+            cx.error(
+                &value.span(),
+                format!("wakeup: unknown value `{text}`; expected {EXPECTED}"),
+            );
             None
         }
         _ => {

@@ -13,8 +13,23 @@ use crate::model::{IpSet, Rule, MAX_RULES};
 
 /// Every key a `[[rule]]` may have.
 const RULE_KEYS: &[&str] = &[
-    "name", "src", "dst", "proto", "sport", "dport", "tcp_flags", "icmp_type", "icmp_code",
-    "family", "vlan", "fragment", "action", "redirect", "rate_limit", "log", "sample",
+    "name",
+    "src",
+    "dst",
+    "proto",
+    "sport",
+    "dport",
+    "tcp_flags",
+    "icmp_type",
+    "icmp_code",
+    "family",
+    "vlan",
+    "fragment",
+    "action",
+    "redirect",
+    "rate_limit",
+    "log",
+    "sample",
 ];
 
 /// Parses all `[[rule]]` tables in file order.
@@ -23,7 +38,9 @@ pub(super) fn parse_rules(
     value: Option<&Value<'_>>,
     sets: &BTreeMap<String, IpSet>,
 ) -> Vec<Rule> {
-    let Some(value) = value else { return Vec::new() };
+    let Some(value) = value else {
+        return Vec::new();
+    };
     let DeValue::Array(items) = value.get_ref() else {
         let message = "rule: expected an array of tables; write each rule as [[rule]]";
         cx.error(&value.span(), message);
@@ -33,12 +50,18 @@ pub(super) fn parse_rules(
     let mut rules = Vec::with_capacity(items.len().min(MAX_RULES));
     for (index, item) in items.iter().enumerate() {
         if index == MAX_RULES {
-            let message = format!("too many rules: {} (the maximum is {MAX_RULES})", items.len());
+            let message = format!(
+                "too many rules: {} (the maximum is {MAX_RULES})",
+                items.len()
+            );
             cx.error(&item.span(), message);
             break;
         }
         let DeValue::Table(table) = item.get_ref() else {
-            cx.error(&item.span(), "rule: expected a table; write each rule as [[rule]]");
+            cx.error(
+                &item.span(),
+                "rule: expected a table; write each rule as [[rule]]",
+            );
             continue;
         };
         if let Some(rule) = parse_rule(cx, table, &item.span(), sets, &mut names) {
@@ -85,12 +108,18 @@ fn parse_name(
     names: &mut HashMap<String, usize>,
 ) -> Option<String> {
     let Some(value) = field(t, "name") else {
-        cx.error(header, "rule has no `name`; every [[rule]] needs a unique name");
+        cx.error(
+            header,
+            "rule has no `name`; every [[rule]] needs a unique name",
+        );
         return None;
     };
     let name = string(cx, "name", value, "a string")?;
     if name.trim().is_empty() || name.chars().any(char::is_control) {
-        cx.error(&value.span(), format!("name: `{name}` is not a usable rule name"));
+        cx.error(
+            &value.span(),
+            format!("name: `{name}` is not a usable rule name"),
+        );
         return None;
     }
     let line = cx.line_of(header.start);

@@ -26,25 +26,36 @@ pub(super) fn parse_sets(
     base: &Path,
 ) -> BTreeMap<String, IpSet> {
     let mut sets = BTreeMap::new();
-    let Some(table) = section(cx, "sets", value) else { return sets };
+    let Some(table) = section(cx, "sets", value) else {
+        return sets;
+    };
     for (key, value) in table.iter() {
         let name = key.get_ref().to_string();
         if !valid_set_name(&name) {
-            let message = format!(
-                "set name `{name}` is not valid; use letters, digits, `_` and `-` only"
-            );
+            let message =
+                format!("set name `{name}` is not valid; use letters, digits, `_` and `-` only");
             cx.error(&key.span(), message);
             continue;
         }
         let (entries, source) = parse_set(cx, &name, value, base);
-        sets.insert(name.clone(), IpSet { name, entries, source });
+        sets.insert(
+            name.clone(),
+            IpSet {
+                name,
+                entries,
+                source,
+            },
+        );
     }
     sets
 }
 
 /// Whether `name` matches `[A-Za-z0-9_-]+`.
 pub(crate) fn valid_set_name(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 fn parse_set(
@@ -70,7 +81,9 @@ fn parse_set(
 fn inline_entries(cx: &mut Ctx<'_>, label: &str, items: &[Value<'_>]) -> Vec<IpNet> {
     let mut entries = Vec::with_capacity(items.len());
     for item in items {
-        let Some(text) = string(cx, label, item, "a CIDR or IP address string") else { continue };
+        let Some(text) = string(cx, label, item, "a CIDR or IP address string") else {
+            continue;
+        };
         match parse_net(text.trim()) {
             Ok(net) => entries.push(net),
             Err(message) => cx.error(&item.span(), format!("{label}: {message}")),
@@ -86,9 +99,12 @@ fn file_entries(
     value: &Value<'_>,
     base: &Path,
 ) -> (Vec<IpNet>, PathBuf) {
-    check_keys(cx, table, &format!("set `{label}`"), &["file"]);
+    check_keys(cx, table, label, &["file"]);
     let Some(file_value) = field(table, "file") else {
-        cx.error(&value.span(), format!("{label}: missing `file`; expected {SET_HINT}"));
+        cx.error(
+            &value.span(),
+            format!("{label}: missing `file`; expected {SET_HINT}"),
+        );
         return (Vec::new(), PathBuf::new());
     };
     let Some(file) = string(cx, &format!("{label}.file"), file_value, "a path string") else {
@@ -146,7 +162,11 @@ pub(crate) fn read_set_file(path: &Path) -> std::io::Result<SetFile> {
 
 /// Parses set-file lines from `reader`; `path` is used in diagnostics.
 pub(crate) fn read_set_lines<R: BufRead>(mut reader: R, path: &Path) -> std::io::Result<SetFile> {
-    let mut out = SetFile { entries: Vec::new(), errors: Vec::new(), bad_lines: 0 };
+    let mut out = SetFile {
+        entries: Vec::new(),
+        errors: Vec::new(),
+        bad_lines: 0,
+    };
     let mut buf = Vec::with_capacity(128);
     let mut line_no = 0;
     loop {
@@ -159,7 +179,12 @@ pub(crate) fn read_set_lines<R: BufRead>(mut reader: R, path: &Path) -> std::io:
             out.bad_lines += 1;
             if out.errors.len() < MAX_FILE_ERRORS {
                 let path = path.to_path_buf();
-                out.errors.push(Diagnostic { path, line: line_no, col, message });
+                out.errors.push(Diagnostic {
+                    path,
+                    line: line_no,
+                    col,
+                    message,
+                });
             }
         }
     }
@@ -170,11 +195,17 @@ pub(crate) fn read_set_lines<R: BufRead>(mut reader: R, path: &Path) -> std::io:
 /// Adds the line's entry, if any; on error returns the 1-based column and
 /// message.
 fn parse_set_line(raw: &[u8], entries: &mut Vec<IpNet>) -> Result<(), (usize, String)> {
-    let line = std::str::from_utf8(raw)
-        .map_err(|_| (1, "line is not valid UTF-8; expected one CIDR or address".to_string()))?;
+    let line = std::str::from_utf8(raw).map_err(|_| {
+        (
+            1,
+            "line is not valid UTF-8; expected one CIDR or address".to_string(),
+        )
+    })?;
     let content = line.split('#').next().unwrap_or("");
     let mut tokens = content.split_whitespace();
-    let Some(token) = tokens.next() else { return Ok(()) };
+    let Some(token) = tokens.next() else {
+        return Ok(());
+    };
     let net = parse_net(token).map_err(|message| (column_of(line, token), message))?;
     if let Some(extra) = tokens.next() {
         let message = format!("unexpected `{extra}`; expected one CIDR or address per line");
@@ -187,7 +218,8 @@ fn parse_set_line(raw: &[u8], entries: &mut Vec<IpNet>) -> Result<(), (usize, St
 /// 1-based character column of `token`, a subslice of `line`.
 fn column_of(line: &str, token: &str) -> usize {
     let offset = (token.as_ptr() as usize).saturating_sub(line.as_ptr() as usize);
-    line.get(..offset).map_or(1, |prefix| prefix.chars().count() + 1)
+    line.get(..offset)
+        .map_or(1, |prefix| prefix.chars().count() + 1)
 }
 
 /// A CIDR (`10.0.0.0/8`, `2001:db8::/32`) or plain address (→ /32, /128),
@@ -200,14 +232,18 @@ pub(crate) fn parse_net(text: &str) -> Result<IpNet, String> {
     let addr: IpAddr = addr_text.parse().map_err(|_| {
         format!("`{text}` is not a CIDR or IP address; expected e.g. 192.0.2.0/24 or 2001:db8::1")
     })?;
-    let Some(prefix_text) = prefix_text else { return Ok(IpNet::from(addr)) };
+    let Some(prefix_text) = prefix_text else {
+        return Ok(IpNet::from(addr));
+    };
     let max = if addr.is_ipv4() { 32 } else { 128 };
     let prefix = prefix_text
         .parse::<u8>()
         .ok()
         .filter(|p| *p <= max && prefix_text.bytes().all(|b| b.is_ascii_digit()))
         .ok_or_else(|| format!("`{text}`: prefix `/{prefix_text}` is out of range 0-{max}"))?;
-    IpNet::new(addr, prefix).map(|net| net.trunc()).map_err(|e| format!("`{text}`: {e}"))
+    IpNet::new(addr, prefix)
+        .map(|net| net.trunc())
+        .map_err(|e| format!("`{text}`: {e}"))
 }
 
 /// Clears host bits, sorts, removes duplicates.
@@ -235,9 +271,15 @@ mod tests {
         assert_eq!(parse_net("192.0.2.10"), Ok(net("192.0.2.10/32")));
         assert_eq!(parse_net("2001:db8::1"), Ok(net("2001:db8::1/128")));
         assert_eq!(parse_net("2001:db8:1::5/64"), Ok(net("2001:db8:1::/64")));
-        assert!(parse_net("10.0.0.0/33").unwrap_err().contains("out of range 0-32"));
-        assert!(parse_net("::/129").unwrap_err().contains("out of range 0-128"));
-        assert!(parse_net("10.0.0/8").unwrap_err().contains("is not a CIDR or IP address"));
+        assert!(parse_net("10.0.0.0/33")
+            .err()
+            .is_some_and(|e| e.contains("out of range 0-32")));
+        assert!(parse_net("::/129")
+            .err()
+            .is_some_and(|e| e.contains("out of range 0-128")));
+        assert!(parse_net("10.0.0/8")
+            .err()
+            .is_some_and(|e| e.contains("is not a CIDR or IP address")));
         assert!(parse_net("10.0.0.0/+8").is_err());
     }
 
@@ -246,7 +288,10 @@ mod tests {
         let text = "# header\n\n10.0.0.1/8  # trailing\r\n  2001:db8::/32\n10.0.0.0/8\n192.0.2.1\n";
         let out = read_set_lines(Cursor::new(text), Path::new("b.txt")).expect("read");
         assert!(out.errors.is_empty());
-        assert_eq!(out.entries, vec![net("10.0.0.0/8"), net("192.0.2.1/32"), net("2001:db8::/32")]);
+        assert_eq!(
+            out.entries,
+            vec![net("10.0.0.0/8"), net("192.0.2.1/32"), net("2001:db8::/32")]
+        );
     }
 
     #[test]
@@ -293,7 +338,11 @@ mod tests {
                 let [a, b, c, d] = (0x0A00_0000 + i).to_be_bytes();
                 text.push_str(&format!("{a}.{b}.{c}.{d}\n"));
             } else {
-                text.push_str(&format!("2001:db8:{:x}:{:x}::/64 # v6\n", i >> 16, i & 0xffff));
+                text.push_str(&format!(
+                    "2001:db8:{:x}:{:x}::/64 # v6\n",
+                    i >> 16,
+                    i & 0xffff
+                ));
             }
         }
         let dir = std::env::temp_dir().join(format!("xdpwall-big-{}", std::process::id()));

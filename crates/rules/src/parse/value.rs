@@ -25,7 +25,10 @@ pub(crate) fn field<'t, 'i>(table: &'t DeTable<'i>, key: &str) -> Option<&'t Val
 
 /// The span of `key` itself (not its value) in `table`.
 pub(crate) fn key_span(table: &DeTable<'_>, key: &str) -> Option<Span> {
-    table.iter().find(|(k, _)| k.get_ref() == key).map(|(k, _)| k.span())
+    table
+        .iter()
+        .find(|(k, _)| k.get_ref() == key)
+        .map(|(k, _)| k.span())
 }
 
 /// Reports every key of `table` not in `allowed`; `place` is e.g. `[xdp]`.
@@ -89,7 +92,10 @@ pub(crate) fn integer(cx: &mut Ctx<'_>, label: &str, value: &Value<'_>) -> Optio
     match i128::from_str_radix(int.as_str(), int.radix()) {
         Ok(n) => Some(n),
         Err(_) => {
-            cx.error(&value.span(), format!("{label}: {int} is not a valid integer"));
+            cx.error(
+                &value.span(),
+                format!("{label}: {int} is not a valid integer"),
+            );
             None
         }
     }
@@ -107,7 +113,10 @@ pub(crate) fn int_range(
     if (lo..=hi).contains(&n) {
         Some(n)
     } else {
-        cx.error(&value.span(), format!("{label}: {n} is out of range {lo}-{hi}"));
+        cx.error(
+            &value.span(),
+            format!("{label}: {n} is out of range {lo}-{hi}"),
+        );
         None
     }
 }
@@ -122,10 +131,16 @@ pub(crate) fn int_min(
 ) -> Option<i128> {
     let n = integer(cx, label, value)?;
     if n < min {
-        cx.error(&value.span(), format!("{label}: {n} is too small; it must be at least {min}"));
+        cx.error(
+            &value.span(),
+            format!("{label}: {n} is too small; it must be at least {min}"),
+        );
         None
     } else if n > max {
-        cx.error(&value.span(), format!("{label}: {n} is too large; the maximum is {max}"));
+        cx.error(
+            &value.span(),
+            format!("{label}: {n} is too large; the maximum is {max}"),
+        );
         None
     } else {
         Some(n)
@@ -142,9 +157,14 @@ pub(crate) fn keyword<T: Copy>(
     let names: Vec<&str> = options.iter().map(|(name, _)| *name).collect();
     let expected = format!("one of: {}", names.join(", "));
     let text = string(cx, label, value, &expected)?;
-    let found = options.iter().find(|(name, _)| name.eq_ignore_ascii_case(text.trim()));
+    let found = options
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(text.trim()));
     if found.is_none() {
-        cx.error(&value.span(), format!("{label}: unknown value `{text}`; expected {expected}"));
+        cx.error(
+            &value.span(),
+            format!("{label}: unknown value `{text}`; expected {expected}"),
+        );
     }
     found.map(|(_, v)| *v)
 }
@@ -158,7 +178,10 @@ pub(crate) fn interface_name(cx: &mut Ctx<'_>, label: &str, value: &Value<'_>) -
         Some(format!("is {} bytes long; the maximum is 15", name.len()))
     } else if name == "." || name == ".." {
         Some("is not valid".to_string())
-    } else if name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace()) {
+    } else if name
+        .chars()
+        .any(|c| c == '/' || c == ':' || c.is_whitespace())
+    {
         Some("must not contain `/`, `:` or spaces".to_string())
     } else {
         None
@@ -166,7 +189,10 @@ pub(crate) fn interface_name(cx: &mut Ctx<'_>, label: &str, value: &Value<'_>) -
     match problem {
         None => Some(name.to_string()),
         Some(problem) => {
-            cx.error(&value.span(), format!("{label}: interface name `{name}` {problem}"));
+            cx.error(
+                &value.span(),
+                format!("{label}: interface name `{name}` {problem}"),
+            );
             None
         }
     }

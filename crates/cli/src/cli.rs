@@ -1,0 +1,111 @@
+//! The command-line definition (also the source of `--help`).
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// XDP firewall and packet telemetry.
+#[derive(Debug, Parser)]
+#[command(name = "xdpwall", version, about, propagate_version = true)]
+#[command(after_help = "Examples:
+  xdpwall demo                                  # throwaway lab, real traffic, live counters
+  xdpwall check rules.toml                      # validate and print the normalised rule table
+  xdpwall run rules.toml --iface eth0           # attach and stay in the foreground
+  xdpwall stats --iface eth0 --json             # counters of the running instance
+  xdpwall replay rules.toml capture.pcapng      # verdict for every packet of a capture
+  xdpwall detach --iface eth0                   # remove xdpwall from an interface")]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build a throwaway lab (two namespaces, a veth pair), load an example
+    /// rule set, send mixed traffic, show counters, tear everything down.
+    Demo {
+        /// Rounds of traffic to send.
+        #[arg(long, default_value_t = 3)]
+        rounds: u32,
+    },
+    /// Validate CONFIG and print the normalised rule table (exit 0, or 2).
+    #[command(after_help = "Example:\n  xdpwall check /etc/xdpwall/rules.toml")]
+    Check {
+        /// The rules file.
+        config: PathBuf,
+    },
+    /// Attach CONFIG's rules and stay in the foreground; SIGHUP re-reads
+    /// CONFIG, SIGINT/SIGTERM detach and print the final counters.
+    #[command(after_help = "Examples:\n  xdpwall run rules.toml --iface eth0\n  ip netns exec blue xdpwall run rules.toml --iface veth0 --mode generic")]
+    Run {
+        /// The rules file.
+        config: PathBuf,
+        /// Interface (overrides [xdp] interface).
+        #[arg(short, long)]
+        iface: Option<String>,
+        /// Attach mode (overrides [xdp] mode).
+        #[arg(short, long, value_enum)]
+        mode: Option<ModeArg>,
+        /// Replace an XDP program that is not xdpwall's.
+        #[arg(long)]
+        force: bool,
+        /// Print the counters every N seconds while running (0: never).
+        #[arg(long, default_value_t = 0)]
+        interval: u64,
+    },
+    /// Per-rule packets/bytes, default-action and malformed counts.
+    #[command(after_help = "Examples:\n  xdpwall stats --iface eth0\n  ip netns exec blue xdpwall stats --json")]
+    Stats {
+        /// Interface (default: the only one running xdpwall in this netns).
+        #[arg(short, long)]
+        iface: Option<String>,
+        /// One JSON object (stable keys).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run every packet of a capture through the real XDP program
+    /// (BPF_PROG_TEST_RUN) and print each verdict and matching rule.
+    #[command(after_help = "Examples:\n  xdpwall replay rules.toml trace.pcapng\n  xdpwall replay rules.toml trace.pcap --json | jq .")]
+    Replay {
+        /// The rules file.
+        config: PathBuf,
+        /// A pcap or pcapng file.
+        capture: PathBuf,
+        /// JSON lines (one per packet, then totals).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove xdpwall from an interface.
+    #[command(after_help = "Example:\n  xdpwall detach --iface eth0")]
+    Detach {
+        /// Interface.
+        #[arg(short, long)]
+        iface: String,
+        /// Also remove an XDP program that is not xdpwall's.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// `--mode` values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ModeArg {
+    /// Native, falling back to generic with a warning.
+    Auto,
+    /// Driver XDP only.
+    Native,
+    /// Generic (skb) XDP only.
+    Generic,
+}
+
+impl From<ModeArg> for xdpwall_rules::Mode {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::Auto => xdpwall_rules::Mode::Auto,
+            ModeArg::Native => xdpwall_rules::Mode::Native,
+            ModeArg::Generic => xdpwall_rules::Mode::Generic,
+        }
+    }
+}

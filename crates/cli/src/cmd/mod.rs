@@ -1,0 +1,8 @@
+//! One module per subcommand.
+
+pub mod check;
+pub mod demo;
+pub mod detach;
+pub mod replay;
+pub mod run;
+pub mod stats;

@@ -1,0 +1,73 @@
+//! `xdpwall replay CONFIG FILE`: every packet through the real program.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde_json::json;
+use xdpwall_dataplane::load::{load, LoadOptions};
+use xdpwall_dataplane::testrun::{MIN_FRAME, XDP_DROP};
+use xdpwall_rules::compile::abi::MALFORMED_REASONS;
+use xdpwall_rules::Verdict as CfgVerdict;
+
+use crate::capture_file;
+use crate::config::load_compiled;
+use crate::exit::Failure;
+
+fn action_name(xdp: u32) -> &'static str {
+    match xdp {
+        XDP_DROP => "drop",
+        2 => "pass",
+        0 => "aborted",
+        3 => "tx",
+        4 => "redirect",
+        _ => "unknown",
+    }
+}
+
+/// Replays `capture` against `config`.
+pub fn replay(config: &Path, capture: &Path, json_out: bool) -> Result<()> {
+    let (cfg, compiled) = load_compiled(config)?;
+    let cap = capture_file::read(capture).map_err(|e| Failure { code: 2, message: format!("{e:#}") })?;
+    let inst = load(&compiled, LoadOptions { trace: true }).context("cannot load the XDP program")?;
+    let malformed_action = if cfg.xdp.malformed == CfgVerdict::Drop { "drop" } else { "pass" };
+
+    let mut totals: BTreeMap<&str, u64> = BTreeMap::new();
+    for (i, pkt) in cap.packets.iter().enumerate() {
+        let n = i + 1;
+        let (rule, action, malformed) = if pkt.len() < MIN_FRAME {
+            // The kernel will not run XDP on less than an Ethernet header.
+            (None, malformed_action, Some("truncated"))
+        } else {
+            let v = inst.test_run(pkt).with_context(|| format!("packet {n}"))?;
+            let rule = v.rule.and_then(|r| compiled.rules.get(r as usize)).map(|r| r.name.as_str());
+            let mal = v.malformed.and_then(|m| MALFORMED_REASONS.get(m as usize).copied());
+            (rule, action_name(v.xdp), mal)
+        };
+        *totals.entry(action).or_default() += 1;
+        if json_out {
+            let mut o = json!({"packet": n, "rule": rule, "action": action});
+            if let Some(m) = malformed {
+                o["malformed"] = json!(m);
+            }
+            println!("{o}");
+        } else {
+            let what = match (rule, malformed) {
+                (Some(r), _) => r.to_string(),
+                (None, Some(m)) => format!("(malformed: {m})"),
+                (None, None) => "(default)".to_string(),
+            };
+            println!("{n:>6}  len {:>5}  {action:<5}  {what}", pkt.len());
+        }
+    }
+    if json_out {
+        println!("{}", json!({ "totals": totals }));
+    } else {
+        let parts: Vec<String> = totals.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        println!("{} packets: {}", cap.packets.len(), parts.join(", "));
+    }
+    if let Some(d) = cap.damage {
+        return Err(Failure { code: 1, message: d }.into());
+    }
+    Ok(())
+}

@@ -1,0 +1,21 @@
+//! Loading and compiling a config, with config errors mapped to exit 2.
+
+use std::path::Path;
+
+use anyhow::Result;
+use xdpwall_rules::compile::{compile, Compiled};
+use xdpwall_rules::{load_config, Config};
+
+use crate::exit::usage;
+
+/// Reads and validates CONFIG (exit 2 with `path:line:col: message` lines).
+pub fn load(path: &Path) -> Result<Config> {
+    load_config(path).map_err(|e| usage(e.to_string()))
+}
+
+/// Reads, validates and compiles CONFIG.
+pub fn load_compiled(path: &Path) -> Result<(Config, Compiled)> {
+    let cfg = load(path)?;
+    let compiled = compile(&cfg).map_err(|e| usage(e.to_string()))?;
+    Ok((cfg, compiled))
+}

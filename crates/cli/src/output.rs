@@ -1,0 +1,151 @@
+//! Rendering counters: the `stats` table and its JSON object.
+
+use serde::Serialize;
+use xdpwall_dataplane::stats::Stats;
+
+/// Facts shown above the counters.
+pub struct Header<'a> {
+    /// Interface.
+    pub iface: &'a str,
+    /// Attach mode name.
+    pub mode: &'a str,
+    /// Event transport name.
+    pub transport: &'a str,
+}
+
+#[derive(Serialize)]
+struct JsonRule<'a> {
+    name: &'a str,
+    action: &'a str,
+    packets: u64,
+    bytes: u64,
+}
+
+#[derive(Serialize)]
+struct JsonDefault<'a> {
+    action: &'a str,
+    packets: u64,
+    bytes: u64,
+}
+
+#[derive(Serialize)]
+struct JsonEvents {
+    delivered: u64,
+    lost: u64,
+}
+
+#[derive(Serialize)]
+struct JsonStats<'a> {
+    iface: &'a str,
+    mode: &'a str,
+    transport: &'a str,
+    rules: Vec<JsonRule<'a>>,
+    default: JsonDefault<'a>,
+    malformed: serde_json::Map<String, serde_json::Value>,
+    malformed_action: &'a str,
+    events: JsonEvents,
+}
+
+/// The `stats --json` object (DESIGN.md keys).
+pub fn stats_json(h: &Header<'_>, s: &Stats) -> String {
+    let mut malformed = serde_json::Map::new();
+    for (reason, c) in &s.malformed {
+        malformed.insert((*reason).to_string(), c.packets.into());
+    }
+    let obj = JsonStats {
+        iface: h.iface,
+        mode: h.mode,
+        transport: h.transport,
+        rules: s
+            .rules
+            .iter()
+            .map(|r| JsonRule {
+                name: &r.name,
+                action: r.action,
+                packets: r.counter.packets,
+                bytes: r.counter.bytes,
+            })
+            .collect(),
+        default: JsonDefault {
+            action: s.default_action,
+            packets: s.default.packets,
+            bytes: s.default.bytes,
+        },
+        malformed,
+        malformed_action: s.malformed_action,
+        // The event stream is not produced by this version: nothing delivered, nothing lost.
+        events: JsonEvents { delivered: 0, lost: 0 },
+    };
+    serde_json::to_string(&obj).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
+/// The human table; `prev` adds a column of changes since that snapshot.
+pub fn stats_table(h: &Header<'_>, s: &Stats, prev: Option<&Stats>) -> String {
+    let mut rows: Vec<[String; 5]> = Vec::new();
+    let delta = |now: u64, name: &str, is_default: bool| -> String {
+        let Some(p) = prev else { return String::new() };
+        let before = if is_default {
+            p.default.packets
+        } else {
+            p.rules.iter().find(|r| r.name == name).map_or(0, |r| r.counter.packets)
+        };
+        let d = now.saturating_sub(before);
+        if d == 0 {
+            String::new()
+        } else {
+            format!("+{d}")
+        }
+    };
+    for r in &s.rules {
+        rows.push([
+            r.name.clone(),
+            r.action.to_string(),
+            r.counter.packets.to_string(),
+            r.counter.bytes.to_string(),
+            delta(r.counter.packets, &r.name, false),
+        ]);
+    }
+    rows.push([
+        "(default)".into(),
+        s.default_action.into(),
+        s.default.packets.to_string(),
+        s.default.bytes.to_string(),
+        delta(s.default.packets, "", true),
+    ]);
+    let head = ["RULE", "ACTION", "PACKETS", "BYTES", if prev.is_some() { "CHANGE" } else { "" }];
+    let mut w = head.map(str::len);
+    for r in &rows {
+        for (i, c) in r.iter().enumerate() {
+            w[i] = w[i].max(c.len());
+        }
+    }
+    let mut out = format!("{} ({} mode)\n", h.iface, h.mode);
+    let line = |c: &[String; 5]| {
+        format!(
+            "  {:<w0$}  {:<w1$}  {:>w2$}  {:>w3$}  {:<w4$}",
+            c[0], c[1], c[2], c[3], c[4],
+            w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4]
+        )
+        .trim_end()
+        .to_string()
+    };
+    out.push_str(&line(&head.map(String::from)));
+    out.push('\n');
+    for r in &rows {
+        out.push_str(&line(r));
+        out.push('\n');
+    }
+    let mal: Vec<String> = s
+        .malformed
+        .iter()
+        .filter(|(_, c)| c.packets > 0)
+        .map(|(reason, c)| format!("{reason}={}", c.packets))
+        .collect();
+    let total: u64 = s.malformed.iter().map(|(_, c)| c.packets).sum();
+    out.push_str(&format!(
+        "  malformed: {total} ({}){}\n",
+        s.malformed_action,
+        if mal.is_empty() { String::new() } else { format!(": {}", mal.join(" ")) }
+    ));
+    out
+}

@@ -1,0 +1,322 @@
+//! The C and Rust views of the data-plane ABI agree.
+//!
+//! A small C program including `bpf/abi.h` prints `sizeof`/`offsetof` of every
+//! field of every shared struct and the value of every `#define`/enum the
+//! Rust side mirrors; the test compares them with `size_of`/`offset_of!` of
+//! the generated `xdpwall_dataplane::types` and with the constants of
+//! `xdpwall_rules::compile::abi`. No privileges needed (only a C compiler).
+
+use std::collections::BTreeMap;
+use std::mem::{offset_of, size_of, size_of_val};
+use std::path::PathBuf;
+use std::process::Command;
+
+use xdpwall_dataplane::types::{xw_class, xw_counter, xw_info, xw_lpm4, xw_lpm6, xw_rule, xw_trace};
+use xdpwall_rules::compile::{abi, Field};
+
+fn bpf_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../bpf")
+}
+
+/// Every struct and its fields, as written in abi.h.
+const STRUCTS: &[(&str, &[&str])] = &[
+    ("xw_class", &["ncand", "flags", "cand", "bits"]),
+    ("xw_lpm4", &["prefixlen", "addr"]),
+    ("xw_lpm6", &["prefixlen", "addr"]),
+    ("xw_rule", &["action", "flags", "name"]),
+    ("xw_counter", &["packets", "bytes"]),
+    (
+        "xw_info",
+        &[
+            "magic",
+            "pid",
+            "loaded_unix_ns",
+            "mode",
+            "transport",
+            "default_action",
+            "malformed_action",
+            "nrules",
+            "ifindex",
+            "config",
+        ],
+    ),
+    ("xw_trace", &["rule", "action", "malformed", "pad"]),
+];
+
+/// Every `#define` and enum constant the test reads from the header.
+const NAMES: &[&str] = &[
+    "XW_MAX_RULES",
+    "XW_BITMAP_WORDS",
+    "XW_MAX_CANDS",
+    "XW_CAND_COUNT",
+    "XW_CAND_ID_MASK",
+    "XW_NO_RULE",
+    "XW_CLASS_OVERFLOW",
+    "XW_PORT_NONE",
+    "XW_PORT_ENTRIES",
+    "XW_PROTO_NONE",
+    "XW_PROTO_ENTRIES",
+    "XW_TCPF_NONE",
+    "XW_TCPF_ENTRIES",
+    "XW_ICMP_NONE",
+    "XW_ICMP_ENTRIES",
+    "XW_FAMILY_NONE",
+    "XW_FAMILY_IPV4",
+    "XW_FAMILY_IPV6",
+    "XW_FAMILY_ENTRIES",
+    "XW_VLAN_NONE",
+    "XW_VLAN_ENTRIES",
+    "XW_FRAG_NONE",
+    "XW_FRAG_FIRST",
+    "XW_FRAG_NON_FIRST",
+    "XW_FRAG_ENTRIES",
+    "XW_F_SRC",
+    "XW_F_DST",
+    "XW_F_PROTO",
+    "XW_F_SPORT",
+    "XW_F_DPORT",
+    "XW_F_TCPFLAGS",
+    "XW_F_ICMP",
+    "XW_F_FAMILY",
+    "XW_F_VLAN",
+    "XW_F_FRAG",
+    "XW_F_MAX",
+    "XW_ACT_PASS",
+    "XW_ACT_DROP",
+    "XW_ACT_COUNT",
+    "XW_MAL_TRUNCATED",
+    "XW_MAL_BAD_HEADER",
+    "XW_MAL_EXT_TOO_DEEP",
+    "XW_MAL_VLAN_TOO_DEEP",
+    "XW_MAL_MAX",
+    "XW_STAT_DEFAULT",
+    "XW_STAT_ENTRIES",
+    "XW_NAME_LEN",
+    "XW_INFO_MAGIC",
+    "XW_PATH_LEN",
+];
+
+/// The probe's output, computed once per test binary.
+fn c_view() -> BTreeMap<String, u64> {
+    static VIEW: std::sync::OnceLock<BTreeMap<String, u64>> = std::sync::OnceLock::new();
+    VIEW.get_or_init(run_probe).clone()
+}
+
+/// Compiles and runs the probe; returns `name -> value`.
+fn run_probe() -> BTreeMap<String, u64> {
+    let mut src = String::from(
+        "#include <stdio.h>\n#include <stddef.h>\n#include \"abi.h\"\n\
+         #define S(t) printf(\"sizeof.\" #t \" %zu\\n\", sizeof(struct t));\n\
+         #define O(t, f) printf(\"offsetof.\" #t \".\" #f \" %zu\\n\", offsetof(struct t, f)); \
+         printf(\"sizeof.\" #t \".\" #f \" %zu\\n\", sizeof(((struct t *)0)->f));\n\
+         #define D(n) printf(#n \" %llu\\n\", (unsigned long long)(n));\n\
+         int main(void) {\n",
+    );
+    for (s, fields) in STRUCTS {
+        src.push_str(&format!("S({s})\n"));
+        for f in *fields {
+            src.push_str(&format!("O({s}, {f})\n"));
+        }
+    }
+    for n in NAMES {
+        src.push_str(&format!("D({n})\n"));
+    }
+    src.push_str("return 0;\n}\n");
+
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("abi-probe-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create probe dir");
+    let c = dir.join("probe.c");
+    let exe = dir.join("probe");
+    std::fs::write(&c, src).expect("write probe.c");
+    let out = Command::new("cc")
+        .arg("-Wall")
+        .arg("-Werror")
+        .arg("-I")
+        .arg(bpf_dir())
+        .arg(format!("-I/usr/include/{}-linux-gnu", std::env::consts::ARCH))
+        .arg("-o")
+        .arg(&exe)
+        .arg(&c)
+        .output()
+        .expect("run cc (install gcc)");
+    assert!(out.status.success(), "cc failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let run = Command::new(&exe).output().expect("run probe");
+    assert!(run.status.success());
+    let _ = std::fs::remove_dir_all(&dir);
+    String::from_utf8(run.stdout)
+        .expect("utf8")
+        .lines()
+        .map(|l| {
+            let (k, v) = l.split_once(' ').expect("name value");
+            (k.to_string(), v.parse().expect("number"))
+        })
+        .collect()
+}
+
+/// Size of a field, from a default value of its struct.
+macro_rules! field_size {
+    ($t:ty, $f:ident) => {{
+        let v: $t = Default::default();
+        size_of_val(&v.$f) as u64
+    }};
+}
+
+/// The Rust view: the same keys as the C probe prints.
+fn rust_view() -> BTreeMap<String, u64> {
+    let mut m = BTreeMap::new();
+    macro_rules! st {
+        ($t:ident { $($f:ident),* }) => {{
+            m.insert(format!("sizeof.{}", stringify!($t)), size_of::<$t>() as u64);
+            $(
+                m.insert(format!("offsetof.{}.{}", stringify!($t), stringify!($f)), offset_of!($t, $f) as u64);
+                m.insert(format!("sizeof.{}.{}", stringify!($t), stringify!($f)), field_size!($t, $f));
+            )*
+        }};
+    }
+    st!(xw_class { ncand, flags, cand, bits });
+    st!(xw_lpm4 { prefixlen, addr });
+    st!(xw_lpm6 { prefixlen, addr });
+    st!(xw_rule { action, flags, name });
+    st!(xw_counter { packets, bytes });
+    st!(xw_info {
+        magic,
+        pid,
+        loaded_unix_ns,
+        mode,
+        transport,
+        default_action,
+        malformed_action,
+        nrules,
+        ifindex,
+        config
+    });
+    st!(xw_trace { rule, action, malformed, pad });
+    m
+}
+
+#[test]
+fn struct_layouts_agree() {
+    let c = c_view();
+    let rust = rust_view();
+    // The field lists of STRUCTS and of rust_view() must be the same.
+    let c_layout: BTreeMap<_, _> = c.iter().filter(|(k, _)| k.contains('.')).collect();
+    let r_layout: BTreeMap<_, _> = rust.iter().collect();
+    assert_eq!(c_layout, r_layout, "C (left) and Rust (right) struct layouts differ");
+    // No implicit padding: fields tile each struct exactly (abi.h promises it,
+    // and `Pod` relies on it).
+    for (s, fields) in STRUCTS {
+        let sum: u64 = fields.iter().map(|f| c[&format!("sizeof.{s}.{f}")]).sum();
+        assert_eq!(sum, c[&format!("sizeof.{s}")], "struct {s} has padding");
+    }
+}
+
+#[test]
+fn every_struct_field_is_probed() {
+    // Guards STRUCTS against a field added to abi.h but not to this test.
+    let text = std::fs::read_to_string(bpf_dir().join("abi.h")).expect("read abi.h");
+    for (s, fields) in STRUCTS {
+        let start = text.find(&format!("struct {s} {{")).unwrap_or_else(|| panic!("struct {s} in abi.h"));
+        let body = &text[start..start + text[start..].find("};").expect("end of struct")];
+        let declared = body.lines().skip(1).filter(|l| l.trim_start().starts_with("__") || l.trim_start().starts_with("char")).count();
+        assert_eq!(declared, fields.len(), "struct {s}: abi.h declares {declared} fields, test probes {}", fields.len());
+    }
+    let n_structs = text.matches("\nstruct xw_").count();
+    assert_eq!(n_structs, STRUCTS.len(), "abi.h has a struct the test does not probe");
+}
+
+#[test]
+fn constants_agree() {
+    let c = c_view();
+    let d = |n: &str| *c.get(n).unwrap_or_else(|| panic!("{n} not printed"));
+    let ex: &[(&str, u64)] = &[
+        ("XW_MAX_RULES", abi::MAX_RULES as u64),
+        ("XW_MAX_RULES", xdpwall_rules::MAX_RULES as u64),
+        ("XW_BITMAP_WORDS", abi::BITMAP_WORDS as u64),
+        ("XW_MAX_CANDS", abi::MAX_CANDS as u64),
+        ("XW_CAND_COUNT", u64::from(abi::CAND_COUNT)),
+        ("XW_CLASS_OVERFLOW", u64::from(abi::CLASS_OVERFLOW)),
+        ("XW_PORT_NONE", abi::PORT_NONE as u64),
+        ("XW_PORT_ENTRIES", abi::PORT_ENTRIES as u64),
+        ("XW_PROTO_NONE", abi::PROTO_NONE as u64),
+        ("XW_PROTO_ENTRIES", abi::PROTO_ENTRIES as u64),
+        ("XW_TCPF_NONE", abi::TCPF_NONE as u64),
+        ("XW_TCPF_ENTRIES", abi::TCPF_ENTRIES as u64),
+        ("XW_ICMP_NONE", abi::ICMP_NONE as u64),
+        ("XW_ICMP_ENTRIES", abi::ICMP_ENTRIES as u64),
+        ("XW_FAMILY_NONE", abi::FAMILY_NONE as u64),
+        ("XW_FAMILY_IPV4", abi::FAMILY_IPV4 as u64),
+        ("XW_FAMILY_IPV6", abi::FAMILY_IPV6 as u64),
+        ("XW_FAMILY_ENTRIES", abi::FAMILY_ENTRIES as u64),
+        ("XW_VLAN_NONE", abi::VLAN_NONE as u64),
+        ("XW_VLAN_ENTRIES", abi::VLAN_ENTRIES as u64),
+        ("XW_FRAG_NONE", abi::FRAG_NONE as u64),
+        ("XW_FRAG_FIRST", abi::FRAG_FIRST as u64),
+        ("XW_FRAG_NON_FIRST", abi::FRAG_NON_FIRST as u64),
+        ("XW_FRAG_ENTRIES", abi::FRAG_ENTRIES as u64),
+        ("XW_ACT_PASS", u64::from(abi::ACT_PASS)),
+        ("XW_ACT_DROP", u64::from(abi::ACT_DROP)),
+        ("XW_ACT_COUNT", u64::from(abi::ACT_COUNT)),
+        ("XW_MAL_MAX", abi::MAL_MAX as u64),
+        // Field order (`enum xw_field` vs compile::Field, bit i of used_fields).
+        ("XW_F_SRC", Field::Src as u64),
+        ("XW_F_DST", Field::Dst as u64),
+        ("XW_F_PROTO", Field::Proto as u64),
+        ("XW_F_SPORT", Field::Sport as u64),
+        ("XW_F_DPORT", Field::Dport as u64),
+        ("XW_F_TCPFLAGS", Field::TcpFlags as u64),
+        ("XW_F_ICMP", Field::Icmp as u64),
+        ("XW_F_FAMILY", Field::Family as u64),
+        ("XW_F_VLAN", Field::Vlan as u64),
+        ("XW_F_FRAG", Field::Frag as u64),
+        ("XW_F_MAX", Field::ALL.len() as u64),
+        // Array sizes of the generated structs follow the defines.
+        ("XW_MAX_CANDS", xw_class::default().cand.len() as u64),
+        ("XW_BITMAP_WORDS", xw_class::default().bits.len() as u64),
+        ("XW_NAME_LEN", xw_rule::default().name.len() as u64),
+        ("XW_PATH_LEN", xw_info::default().config.len() as u64),
+        // The rule-id mask covers every id and excludes the count flag.
+        ("XW_CAND_ID_MASK", (abi::MAX_RULES - 1) as u64),
+        ("XW_STAT_DEFAULT", abi::MAX_RULES as u64),
+        ("XW_STAT_ENTRIES", abi::MAX_RULES as u64 + 1),
+        ("XW_NO_RULE", u64::from(u32::MAX)),
+        ("XW_INFO_MAGIC", u64::from_be_bytes(*b"xwall001")),
+    ];
+    let mut bad = Vec::new();
+    for &(name, want) in ex {
+        if d(name) != want {
+            bad.push(format!("{name}: C {} vs Rust {want}", d(name)));
+        }
+    }
+    assert!(bad.is_empty(), "ABI constants disagree:\n{}", bad.join("\n"));
+    assert_eq!(u64::from(abi::CAND_COUNT) & d("XW_CAND_ID_MASK"), 0, "count flag overlaps rule ids");
+    // Field bits of compile::Field are the C bit numbers.
+    for f in Field::ALL {
+        assert_eq!(f.bit(), 1 << (f as u32));
+    }
+}
+
+#[test]
+fn malformed_reason_names_follow_the_enum() {
+    let c = c_view();
+    let names = ["XW_MAL_TRUNCATED", "XW_MAL_BAD_HEADER", "XW_MAL_EXT_TOO_DEEP", "XW_MAL_VLAN_TOO_DEEP"];
+    // Values as the C compiler sees them, ...
+    for (i, n) in names.iter().enumerate() {
+        assert_eq!(c[*n], i as u64, "{n}");
+    }
+    // ... and every reason enumerator of abi.h, in order, names the Rust string.
+    let text = std::fs::read_to_string(bpf_dir().join("abi.h")).expect("read abi.h");
+    let start = text.find("enum xw_malformed_reason {").expect("enum xw_malformed_reason");
+    let body = &text[start..start + text[start..].find("};").expect("end of enum")];
+    let c_names: Vec<String> = body
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("XW_MAL_"))
+        .map(|l| l.split(|ch: char| ch == ' ' || ch == '=' || ch == ',').next().unwrap_or("").to_lowercase())
+        .filter(|n| n != "max")
+        .collect();
+    assert_eq!(c_names, abi::MALFORMED_REASONS.to_vec());
+    assert!(abi::MALFORMED_REASONS.len() <= abi::MAL_MAX);
+    // The data plane masks reasons with MAL_MAX - 1: it must be a power of two.
+    assert!(abi::MAL_MAX.is_power_of_two());
+    assert_eq!(c["XW_BITMAP_WORDS"] * 64, c["XW_MAX_RULES"]);
+    assert!(c["XW_BITMAP_WORDS"].is_power_of_two(), "match_word masks the word index");
+}
