@@ -77,6 +77,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Benchmarks (ratios against a reference measured in the same run).
+    #[command(subcommand)]
+    Bench(BenchCmd),
     /// Remove xdpwall from an interface.
     #[command(after_help = "Example:\n  xdpwall detach --iface eth0")]
     Detach {
@@ -108,4 +111,26 @@ impl From<ModeArg> for xdpwall_rules::Mode {
             ModeArg::Generic => xdpwall_rules::Mode::Generic,
         }
     }
+}
+
+/// `bench` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BenchCmd {
+    /// ns/packet under BPF_PROG_TEST_RUN: 1 rule vs many mixed rules, empty
+    /// vs large CIDR set; hitting the last rule and hitting none.
+    #[command(after_help = "Example:\n  xdpwall bench classify --rules 10000 --set-entries 1000000")]
+    Classify {
+        /// Rules in the large rule set.
+        #[arg(long, default_value_t = 10_000)]
+        rules: usize,
+        /// Entries in the large CIDR set.
+        #[arg(long, default_value_t = 1_000_000)]
+        set_entries: usize,
+        /// Repetitions per BPF_PROG_TEST_RUN call.
+        #[arg(long, default_value_t = 1_000_000)]
+        repeat: u32,
+        /// Calls per cell (median reported).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
 }

@@ -9,7 +9,7 @@ mod output;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{BenchCmd, Cli, Command};
 
 fn main() {
     let cli = Cli::parse();
@@ -25,6 +25,9 @@ fn main() {
         }),
         Command::Stats { iface, json } => cmd::stats::stats(iface, json),
         Command::Replay { config, capture, json } => cmd::replay::replay(&config, &capture, json),
+        Command::Bench(BenchCmd::Classify { rules, set_entries, repeat, runs }) => {
+            cmd::bench::classify(&cmd::bench::ClassifyArgs { rules, set_entries, repeat, runs })
+        }
         Command::Detach { iface, force } => cmd::detach::detach(&iface, force),
     };
     if let Err(e) = result {

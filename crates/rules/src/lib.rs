@@ -7,6 +7,7 @@ pub mod compile;
 pub mod error;
 pub mod model;
 pub mod parse;
+pub mod synth;
 pub mod table;
 
 pub use error::{ConfigError, Diagnostic};
