@@ -23,6 +23,13 @@
 /* Class flags. */
 #define XW_CLASS_OVERFLOW 1u
 
+/* A class id as stored in the field tables carries hints in its top bits, so
+ * the program can skip classes without touching their (large) values. */
+#define XW_ID_OVERFLOW (1u << 31)   /* the class's candidate list overflowed */
+#define XW_ID_TERMINALS (1u << 30)  /* it lists terminal candidates */
+#define XW_ID_COUNTS (1u << 29)     /* it lists `count` candidates */
+#define XW_ID_MASK ((1u << 29) - 1)
+
 /* Index spaces of the per-field class arrays; the last index of each means
  * "the packet has no such field". */
 #define XW_PORT_NONE 65536

@@ -30,6 +30,7 @@ struct match_ctx {
 
 static __always_inline struct xw_class *class_by_id(__u32 id)
 {
+	id &= XW_ID_MASK;
 	return bpf_map_lookup_elem(&xw_classes, &id);
 }
 
@@ -168,35 +169,27 @@ static long walk_step(__u64 i, void *arg)
 	return 0;
 }
 
+/* Walks a class's list if its id says it has candidates for this pass. */
 static __always_inline void walk_list(struct match_ctx *m, __u32 id)
 {
-	struct xw_class *list = class_by_id(id);
-
-	if (!list || !list->ncand)
+	if (!(id & (m->pass ? XW_ID_COUNTS : XW_ID_TERMINALS)))
 		return;
 	m->list = id;
 	bpf_loop(XW_MAX_CANDS, walk_step, m, 0);
 }
 
-static __always_inline int overflowed(__u32 id)
-{
-	struct xw_class *c = class_by_id(id);
-
-	return !c || (c->flags & XW_CLASS_OVERFLOW);
-}
-
 static __always_inline int any_overflow(struct match_ctx *m)
 {
-	int o = overflowed(always_class);
+	__u32 o = always_class;
 
 #pragma unroll
 	for (int f = 0; f < XW_F_MAX; f++) {
 		if (USED(f))
-			o |= overflowed(m->cls[f]);
+			o |= m->cls[f];
 	}
 	if (USED(XW_F_VLAN))
-		o |= overflowed(m->cls[XW_F_MAX]);
-	return o;
+		o |= m->cls[XW_F_MAX];
+	return (o & XW_ID_OVERFLOW) != 0;
 }
 
 static __always_inline void walk_all(struct match_ctx *m, __u32 pass)

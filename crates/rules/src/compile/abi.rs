@@ -14,6 +14,15 @@ pub const CAND_COUNT: u16 = 0x8000;
 /// Class flag: the candidate list overflowed, use the bitmap scan.
 pub const CLASS_OVERFLOW: u32 = 1;
 
+/// Id hint: the class's candidate list overflowed.
+pub const ID_OVERFLOW: u32 = 1 << 31;
+/// Id hint: the class lists terminal candidates.
+pub const ID_TERMINALS: u32 = 1 << 30;
+/// Id hint: the class lists `count` candidates.
+pub const ID_COUNTS: u32 = 1 << 29;
+/// Bits of the class id proper.
+pub const ID_MASK: u32 = (1 << 29) - 1;
+
 /// Index of "no ports" in the port arrays.
 pub const PORT_NONE: usize = 65_536;
 /// Entries of a port array.

@@ -114,6 +114,7 @@ pub struct Compiled {
     /// Destination class of non-IP frames.
     pub dst_nonip: u32,
     /// Per-index classes of the small fields (empty when the field is unused).
+    /// Every class id in these tables carries its `abi::ID_*` hint bits.
     pub proto: Vec<u32>,
     /// Source port classes (`PORT_ENTRIES`).
     pub sport: Vec<u32>,
@@ -160,6 +161,21 @@ impl fmt::Display for CompileError {
 }
 
 impl std::error::Error for CompileError {}
+
+/// The hint bits a class id carries in the field tables (`abi::ID_*`).
+fn id_hints(c: &Class) -> u32 {
+    let mut h = 0;
+    if c.overflow {
+        h |= abi::ID_OVERFLOW;
+    }
+    if c.cands.iter().any(|&e| e & abi::CAND_COUNT == 0) {
+        h |= abi::ID_TERMINALS;
+    }
+    if c.cands.iter().any(|&e| e & abi::CAND_COUNT != 0) {
+        h |= abi::ID_COUNTS;
+    }
+    h
+}
 
 /// Interns classes: equal (field, bitmap) pairs share one id.
 struct Interner {
@@ -260,27 +276,32 @@ pub fn compile(cfg: &Config) -> Result<Compiled, CompileError> {
     let count_class = int.unique(count_bits);
 
     index::fill_candidates(cfg, &mut int, used_fields, always_class);
+    let hints: Vec<u32> = int.classes.iter().map(id_hints).collect();
+    let tag = |id: u32| id | hints[id as usize];
+    let tag_all = |v: Vec<u32>| v.into_iter().map(tag).collect::<Vec<u32>>();
+    let tag_lpm = |v: Vec<(Ipv4Net, u32)>| v.into_iter().map(|(n, id)| (n, tag(id))).collect();
+    let tag_lpm6 = |v: Vec<(Ipv6Net, u32)>| v.into_iter().map(|(n, id)| (n, tag(id))).collect();
 
     Ok(Compiled {
         rules,
         used_fields,
         nwords: u32::try_from(n.div_ceil(64).max(1)).unwrap_or(u32::MAX),
         classes: int.classes,
-        src4: src.v4,
-        dst4: dst.v4,
-        src6: src.v6,
-        dst6: dst.v6,
-        src_nonip: src.nonip,
-        dst_nonip: dst.nonip,
-        proto,
-        sport,
-        dport,
-        tcpflags,
-        icmp,
-        family,
-        vlan,
-        frag,
-        always_class,
+        src4: tag_lpm(src.v4),
+        dst4: tag_lpm(dst.v4),
+        src6: tag_lpm6(src.v6),
+        dst6: tag_lpm6(dst.v6),
+        src_nonip: tag(src.nonip),
+        dst_nonip: tag(dst.nonip),
+        proto: tag_all(proto),
+        sport: tag_all(sport),
+        dport: tag_all(dport),
+        tcpflags: tag_all(tcpflags),
+        icmp: tag_all(icmp),
+        family: tag_all(family),
+        vlan: tag_all(vlan),
+        frag: tag_all(frag),
+        always_class: tag(always_class),
         count_class,
         has_count_rules,
         default: cfg.xdp.default,
