@@ -50,7 +50,8 @@
 #define XW_FRAG_NONE 0
 #define XW_FRAG_FIRST 1
 #define XW_FRAG_NON_FIRST 2
-#define XW_FRAG_ENTRIES 3
+#define XW_FRAG_NOT_IP 3 /* not IP: matches no fragment condition */
+#define XW_FRAG_ENTRIES 4
 
 /* Packet fields a rule can constrain; bit i of `used_fields` = field i. */
 enum xw_field {

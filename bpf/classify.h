@@ -201,7 +201,8 @@ static __always_inline void walk_all(struct match_ctx *m, __u32 pass)
 		if (USED(f))
 			walk_list(m, m->cls[f]);
 	}
-	if (USED(XW_F_VLAN))
+	/* Both tags in one class: one walk, or count rules would count twice. */
+	if (USED(XW_F_VLAN) && m->cls[XW_F_MAX] != m->cls[XW_F_VLAN])
 		walk_list(m, m->cls[XW_F_MAX]);
 }
 
@@ -240,6 +241,9 @@ static long scan_step(__u64 w, void *arg)
 	__u64 x, terminal;
 
 	x = match_word(m, (__u32)w);
+	/* With no field used every bit is set: keep only real rules. */
+	if (w + 1 == nwords)
+		x &= tail_mask;
 	if (!x)
 		return 0;
 	terminal = x;

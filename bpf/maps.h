@@ -17,6 +17,7 @@
  * unused fields and features are dead code). */
 const volatile __u32 used_fields = 0;    /* bit per enum xw_field */
 const volatile __u32 nwords = 0;         /* bitmap words in use */
+const volatile __u64 tail_mask = 0;      /* valid rule bits of the last word */
 const volatile __u32 src_nonip_class = 0; /* src class of non-IP frames */
 const volatile __u32 dst_nonip_class = 0;
 const volatile __u32 always_class = 0;   /* candidates with no condition */

@@ -268,8 +268,11 @@ static __always_inline int parse_packet(struct cursor *c, struct pkt *p)
 		err = parse_ipv4(c, p);
 	else if (type == ETH_P_IPV6)
 		err = parse_ipv6(c, p);
-	else
-		return 0; /* not IP: not malformed, classified on L2 fields */
+	else {
+		/* Not IP: not malformed, classified on L2 fields only. */
+		p->frag = XW_FRAG_NOT_IP;
+		return 0;
+	}
 	if (err)
 		return err;
 	return parse_l4(c, p);

@@ -25,6 +25,7 @@ pub struct Cli {
 pub enum Command {
     /// Build a throwaway lab (two namespaces, a veth pair), load an example
     /// rule set, send mixed traffic, show counters, tear everything down.
+    #[command(after_help = "Example:\n  sudo xdpwall demo --rounds 5")]
     Demo {
         /// Rounds of traffic to send.
         #[arg(long, default_value_t = 3)]

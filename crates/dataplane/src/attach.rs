@@ -115,8 +115,8 @@ pub struct Attached {
     pub mode: AttachMode,
     /// A warning for the user (e.g. fell back to generic).
     pub warning: Option<String>,
-    /// Id of the xdpwall program this one replaced atomically.
-    pub replaced: Option<u32>,
+    /// The program this one replaced atomically: id and name.
+    pub replaced: Option<(u32, String)>,
 }
 
 fn xdp_attach(ifindex: u32, fd: i32, flags: u32, old_fd: Option<i32>) -> std::io::Result<()> {
@@ -191,7 +191,7 @@ pub fn attach(inst: &Instance, iface: &str, mode: Mode, force: bool) -> Result<A
         xdp_attach(idx, fd, cur.mode.flags(), Some(old_owned.as_raw_fd())).map_err(|source| {
             Error::Attach { iface: iface.into(), mode: cur.mode.name(), hint: hint(cur.mode, &source), source }
         })?;
-        return Ok(Attached { mode: cur.mode, warning: None, replaced: Some(cur.prog_id) });
+        return Ok(Attached { mode: cur.mode, warning: None, replaced: Some((cur.prog_id, cur.name)) });
     }
 
     let fresh = |m: AttachMode| {

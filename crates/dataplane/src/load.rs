@@ -4,6 +4,8 @@ use std::mem::MaybeUninit;
 use std::sync::Mutex;
 
 use libbpf_rs::skel::{OpenSkel, SkelBuilder};
+use std::os::fd::AsFd;
+
 use libbpf_rs::{MapCore, MapFlags, MapHandle, PrintLevel};
 use xdpwall_rules::compile::{abi, Compiled};
 use xdpwall_rules::Verdict;
@@ -72,6 +74,7 @@ pub fn load(c: &Compiled, opts: LoadOptions) -> Result<Instance> {
     if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
         ro.used_fields = c.used_fields;
         ro.nwords = c.nwords;
+        ro.tail_mask = c.tail_mask;
         ro.src_nonip_class = c.src_nonip;
         ro.dst_nonip_class = c.dst_nonip;
         ro.always_class = c.always_class;
@@ -97,8 +100,31 @@ pub fn load(c: &Compiled, opts: LoadOptions) -> Result<Instance> {
 
     let skel = open.load().map_err(|source| Error::Load { source, log: log_tail() })?;
     let inst = Instance::from_loaded(&skel)?;
+    bind_unused_maps(&inst)?;
     fill(&inst.maps, c)?;
     Ok(inst)
+}
+
+/// The program never reads `xw_info`, so the kernel would not list it among
+/// the program's maps — and `stats` from another process finds maps only
+/// through that list. Binding it keeps it listed (and alive) with the program.
+fn bind_unused_maps(inst: &Instance) -> Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: both fds are valid for the call; NULL opts are allowed.
+    let ret = unsafe {
+        libbpf_rs::libbpf_sys::bpf_prog_bind_map(
+            inst.prog.as_raw_fd(),
+            inst.maps.info.as_fd().as_raw_fd(),
+            std::ptr::null(),
+        )
+    };
+    if ret < 0 {
+        return Err(Error::Sys {
+            what: "bind map xw_info to the program".into(),
+            source: crate::error::errno(ret),
+        });
+    }
+    Ok(())
 }
 
 /// Writes all compiled tables into the maps.

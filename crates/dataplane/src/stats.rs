@@ -128,3 +128,36 @@ pub fn read(inst: &Instance) -> Result<Stats> {
     }
     Ok(out)
 }
+
+fn copy_percpu(from: &libbpf_rs::MapHandle, fk: u32, to: &libbpf_rs::MapHandle, tk: u32) -> Result<()> {
+    let vals = from
+        .lookup_percpu(&fk.to_ne_bytes(), MapFlags::ANY)
+        .map_err(|source| Error::Map { op: "read", map: "xw_stats", source })?;
+    if let Some(vals) = vals {
+        to.update_percpu(&tk.to_ne_bytes(), &vals, MapFlags::ANY)
+            .map_err(|source| Error::Map { op: "write", map: "xw_stats", source })?;
+    }
+    Ok(())
+}
+
+/// Copies counters from `old` into `new` (not yet attached): rules by name,
+/// the default and the malformed counters. Packets counted by `old` between
+/// this copy and the swap are not carried.
+///
+/// # Errors
+/// A map cannot be read or written.
+pub fn carry(old: &Instance, new: &Instance) -> Result<()> {
+    let old_rules: Vec<String> = rules(old)?.iter().map(|r| c_name(&r.name)).collect();
+    for (i, r) in rules(new)?.iter().enumerate() {
+        let name = c_name(&r.name);
+        if let Some(j) = old_rules.iter().position(|n| *n == name) {
+            copy_percpu(&old.maps.stats, j as u32, &new.maps.stats, i as u32)?;
+        }
+    }
+    let d = abi::MAX_RULES as u32;
+    copy_percpu(&old.maps.stats, d, &new.maps.stats, d)?;
+    for k in 0..abi::MAL_MAX as u32 {
+        copy_percpu(&old.maps.malformed, k, &new.maps.malformed, k)?;
+    }
+    Ok(())
+}

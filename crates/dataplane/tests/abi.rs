@@ -52,6 +52,10 @@ const NAMES: &[&str] = &[
     "XW_CAND_ID_MASK",
     "XW_NO_RULE",
     "XW_CLASS_OVERFLOW",
+    "XW_ID_OVERFLOW",
+    "XW_ID_TERMINALS",
+    "XW_ID_COUNTS",
+    "XW_ID_MASK",
     "XW_PORT_NONE",
     "XW_PORT_ENTRIES",
     "XW_PROTO_NONE",
@@ -69,6 +73,7 @@ const NAMES: &[&str] = &[
     "XW_FRAG_NONE",
     "XW_FRAG_FIRST",
     "XW_FRAG_NON_FIRST",
+    "XW_FRAG_NOT_IP",
     "XW_FRAG_ENTRIES",
     "XW_F_SRC",
     "XW_F_DST",
@@ -220,6 +225,15 @@ fn every_struct_field_is_probed() {
         let declared = body.lines().skip(1).filter(|l| l.trim_start().starts_with("__") || l.trim_start().starts_with("char")).count();
         assert_eq!(declared, fields.len(), "struct {s}: abi.h declares {declared} fields, test probes {}", fields.len());
     }
+    // And every #define and enumerator is printed by the probe.
+    for name in text
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("#define ").or_else(|| l.trim_start().strip_prefix("XW_").map(|_| l.trim_start())))
+        .filter_map(|l| l.split([' ', '\t', '(', ',', '=']).next())
+        .filter(|n| n.starts_with("XW_") && *n != "XDPWALL_ABI_H")
+    {
+        assert!(NAMES.contains(&name), "{name} (abi.h) is not checked by this test");
+    }
     let n_structs = text.matches("\nstruct xw_").count();
     assert_eq!(n_structs, STRUCTS.len(), "abi.h has a struct the test does not probe");
 }
@@ -235,6 +249,10 @@ fn constants_agree() {
         ("XW_MAX_CANDS", abi::MAX_CANDS as u64),
         ("XW_CAND_COUNT", u64::from(abi::CAND_COUNT)),
         ("XW_CLASS_OVERFLOW", u64::from(abi::CLASS_OVERFLOW)),
+        ("XW_ID_OVERFLOW", u64::from(abi::ID_OVERFLOW)),
+        ("XW_ID_TERMINALS", u64::from(abi::ID_TERMINALS)),
+        ("XW_ID_COUNTS", u64::from(abi::ID_COUNTS)),
+        ("XW_ID_MASK", u64::from(abi::ID_MASK)),
         ("XW_PORT_NONE", abi::PORT_NONE as u64),
         ("XW_PORT_ENTRIES", abi::PORT_ENTRIES as u64),
         ("XW_PROTO_NONE", abi::PROTO_NONE as u64),
@@ -252,6 +270,7 @@ fn constants_agree() {
         ("XW_FRAG_NONE", abi::FRAG_NONE as u64),
         ("XW_FRAG_FIRST", abi::FRAG_FIRST as u64),
         ("XW_FRAG_NON_FIRST", abi::FRAG_NON_FIRST as u64),
+        ("XW_FRAG_NOT_IP", abi::FRAG_NOT_IP as u64),
         ("XW_FRAG_ENTRIES", abi::FRAG_ENTRIES as u64),
         ("XW_ACT_PASS", u64::from(abi::ACT_PASS)),
         ("XW_ACT_DROP", u64::from(abi::ACT_DROP)),
@@ -289,6 +308,8 @@ fn constants_agree() {
     }
     assert!(bad.is_empty(), "ABI constants disagree:\n{}", bad.join("\n"));
     assert_eq!(u64::from(abi::CAND_COUNT) & d("XW_CAND_ID_MASK"), 0, "count flag overlaps rule ids");
+    let hints = d("XW_ID_OVERFLOW") | d("XW_ID_TERMINALS") | d("XW_ID_COUNTS");
+    assert_eq!(hints & d("XW_ID_MASK"), 0, "class-id hint bits overlap the id");
     // Field bits of compile::Field are the C bit numbers.
     for f in Field::ALL {
         assert_eq!(f.bit(), 1 << (f as u32));
@@ -310,7 +331,7 @@ fn malformed_reason_names_follow_the_enum() {
     let c_names: Vec<String> = body
         .lines()
         .filter_map(|l| l.trim().strip_prefix("XW_MAL_"))
-        .map(|l| l.split(|ch: char| ch == ' ' || ch == '=' || ch == ',').next().unwrap_or("").to_lowercase())
+        .map(|l| l.split([' ', '=', ',']).next().unwrap_or("").to_lowercase())
         .filter(|n| n != "max")
         .collect();
     assert_eq!(c_names, abi::MALFORMED_REASONS.to_vec());

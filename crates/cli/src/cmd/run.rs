@@ -79,8 +79,14 @@ pub fn run(args: &RunArgs) -> Result<()> {
     if let Some(w) = &attached.warning {
         eprintln!("xdpwall: warning: {w}");
     }
-    if let Some(old) = attached.replaced {
-        eprintln!("xdpwall: took over from xdpwall program id {old} (atomic replace)");
+    match &attached.replaced {
+        Some((old, name)) if name == xdpwall_dataplane::instance::PROG_NAME => {
+            eprintln!("xdpwall: took over from xdpwall program id {old} (atomic replace)");
+        }
+        Some((old, name)) => {
+            eprintln!("xdpwall: replaced XDP program `{name}` (id {old}) as --force asked (atomic replace)");
+        }
+        None => {}
     }
     eprintln!(
         "xdpwall: attached to {iface} ({} mode, program id {}), {} rules; Ctrl-C detaches",
@@ -104,7 +110,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
             }
         };
         match sig {
-            Some(SIGHUP) => match reload(args, &iface) {
+            Some(SIGHUP) => match reload(args, &iface, &inst) {
                 Ok(new) => {
                     eprintln!("xdpwall: reloaded {} (program id {})", args.config.display(), new.prog_id);
                     inst = new;
@@ -131,9 +137,15 @@ pub fn run(args: &RunArgs) -> Result<()> {
     Ok(())
 }
 
-/// Re-reads the config and swaps the program atomically.
-fn reload(args: &RunArgs, iface: &str) -> Result<Instance> {
+/// Re-reads the config and swaps the program atomically; counters follow
+/// rule names into the new program (copied just before the swap).
+fn reload(args: &RunArgs, iface: &str, old: &Instance) -> Result<Instance> {
     let (cfg, compiled) = load_compiled(&args.config)?;
-    let (inst, _) = start(args, iface, &cfg, &compiled)?;
+    let inst = load(&compiled, LoadOptions::default())?;
+    stats::carry(old, &inst).context("cannot carry counters into the new rules")?;
+    let mode = args.mode.unwrap_or(cfg.xdp.mode);
+    let attached = attach::attach(&inst, iface, mode, args.force)?;
+    let idx = xdpwall_dataplane::instance::ifindex(iface)?;
+    inst.set_info(&info(&cfg, &compiled, idx, &attached, &args.config))?;
     Ok(inst)
 }

@@ -57,8 +57,10 @@ pub const FRAG_NONE: usize = 0;
 pub const FRAG_FIRST: usize = 1;
 /// Fragment index: non-first fragment.
 pub const FRAG_NON_FIRST: usize = 2;
+/// Fragment index: not IP (matches no fragment condition).
+pub const FRAG_NOT_IP: usize = 3;
 /// Entries of the fragment array.
-pub const FRAG_ENTRIES: usize = 3;
+pub const FRAG_ENTRIES: usize = 4;
 
 /// Data-plane action codes (`enum xw_action`).
 pub const ACT_PASS: u32 = 0;

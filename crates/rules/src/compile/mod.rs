@@ -99,6 +99,8 @@ pub struct Compiled {
     pub used_fields: u32,
     /// Bitmap words in use (`ceil(rules / 64)`, at least 1).
     pub nwords: u32,
+    /// Bits of the last word that are rules.
+    pub tail_mask: u64,
     /// All classes, by id.
     pub classes: Vec<Class>,
     /// Source LPM entries (IPv4), prefix -> class.
@@ -286,6 +288,7 @@ pub fn compile(cfg: &Config) -> Result<Compiled, CompileError> {
         rules,
         used_fields,
         nwords: u32::try_from(n.div_ceil(64).max(1)).unwrap_or(u32::MAX),
+        tail_mask: if n % 64 == 0 && n > 0 { u64::MAX } else { (1u64 << (n % 64)) - 1 },
         classes: int.classes,
         src4: tag_lpm(src.v4),
         dst4: tag_lpm(dst.v4),

@@ -1,0 +1,26 @@
+//! Integration tests of the `xdpwall` binary (DESIGN.md "CLI", "Running
+//! state", "Tests").
+//!
+//! * `check` — unprivileged: config validation, error locations, help.
+//! * `replay` — BPF_PROG_TEST_RUN over captures written here (needs root).
+//! * `lab` — real `run`/`stats`/`detach` in network namespaces with real
+//!   traffic (needs root; under `CI=true` a missing privilege fails).
+//! * `demo` — the built-in demo end to end (needs root).
+//!
+//! Every privileged test builds its own lab, so tests run in parallel; RAII
+//! guards stop `run` processes and delete namespaces even when a test fails.
+
+#[path = "cli/fixtures.rs"]
+mod fixtures;
+
+#[path = "cli/check.rs"]
+mod check;
+
+#[path = "cli/replay.rs"]
+mod replay;
+
+#[path = "cli/lab.rs"]
+mod lab;
+
+#[path = "cli/demo.rs"]
+mod demo;
