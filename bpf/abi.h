@@ -15,9 +15,12 @@
 #define XW_BITMAP_WORDS (XW_MAX_RULES / 64)
 /* Candidates per class; a longer list sets XW_CLASS_OVERFLOW (full scan). */
 #define XW_MAX_CANDS 32
-/* A candidate is a rule id, with this bit set when the rule is `count`. */
+/* A candidate is a rule id, with XW_CAND_COUNT set when the rule is `count`,
+ * and in its top half the fields still to check (the rule's conditions other
+ * than the field whose list holds it, which is already known to match). */
 #define XW_CAND_COUNT 0x8000
 #define XW_CAND_ID_MASK 0x3fff
+#define XW_CAND_CHECK_SHIFT 16
 #define XW_NO_RULE 0xffffffffu
 
 /* Class flags. */
@@ -28,7 +31,14 @@
 #define XW_ID_OVERFLOW (1u << 31)   /* the class's candidate list overflowed */
 #define XW_ID_TERMINALS (1u << 30)  /* it lists terminal candidates */
 #define XW_ID_COUNTS (1u << 29)     /* it lists `count` candidates */
-#define XW_ID_MASK ((1u << 29) - 1)
+#define XW_ID_TRIE (1u << 28)       /* address directory: ask the LPM trie */
+#define XW_ID_MASK ((1u << 28) - 1)
+
+/* Address directories: the class of every address whose first 16 bits are
+ * the index, unless some prefix longer than /16 lies there (XW_ID_TRIE).
+ * Most addresses are decided by one array load instead of a trie walk. */
+#define XW_DIR_BITS 16
+#define XW_DIR_ENTRIES (1u << XW_DIR_BITS)
 
 /* Index spaces of the per-field class arrays; the last index of each means
  * "the packet has no such field". */
@@ -97,7 +107,7 @@ enum xw_malformed_reason {
 struct xw_class {
 	__u32 ncand;
 	__u32 flags;
-	__u16 cand[XW_MAX_CANDS];
+	__u32 cand[XW_MAX_CANDS];
 	__u64 bits[XW_BITMAP_WORDS];
 };
 

@@ -14,10 +14,13 @@
 #include "maps.h"
 #include "parse.h"
 
-/* The packet's class per field (ids; the inner VLAN tag's at XW_F_MAX) and
- * the state of the candidate walk. Ids, not pointers: the walks run as
- * bpf_loop callbacks, which the verifier checks once instead of unrolling. */
+/* The packet and its class per field (ids; the inner VLAN tag's at
+ * XW_F_MAX), and the state of the candidate walk. Ids, not pointers: the
+ * walks run as bpf_loop callbacks, which the verifier checks once instead of
+ * unrolling. Only index fields are looked up ahead; the others lazily, for
+ * the candidates that constrain them. */
 struct match_ctx {
+	struct pkt p;
 	__u32 cls[XW_F_MAX + 1];
 	__u32 list;  /* class whose candidates are walked */
 	__u32 best;  /* lowest matching terminal rule so far */
@@ -27,6 +30,7 @@ struct match_ctx {
 };
 
 #define USED(F) (used_fields & (1u << (F)))
+#define INDEXED(F) (index_fields & (1u << (F)))
 
 static __always_inline struct xw_class *class_by_id(__u32 id)
 {
@@ -41,11 +45,17 @@ static __always_inline __u32 class_at(void *map, __u32 idx)
 	return id ? *id : XW_NO_RULE;
 }
 
-static __always_inline __u32 addr_class(void *map4, void *map6, struct pkt *p, __u8 *addr,
-					__u32 nonip)
+static __always_inline __u32 addr_class(void *dir4, void *map4, void *dir6, void *map6,
+					struct pkt *p, __u8 *addr, __u32 nonip)
 {
 	__u32 *id = NULL;
+	__u32 d;
 
+	if (p->family == XW_FAMILY_NONE)
+		return nonip;
+	d = class_at(p->family == XW_FAMILY_IPV4 ? dir4 : dir6, ((__u32)addr[0] << 8) | addr[1]);
+	if (!(d & XW_ID_TRIE))
+		return d;
 	if (p->family == XW_FAMILY_IPV4) {
 		struct xw_lpm4 k = { .prefixlen = 32 };
 
@@ -62,31 +72,67 @@ static __always_inline __u32 addr_class(void *map4, void *map6, struct pkt *p, _
 	return id ? *id : XW_NO_RULE;
 }
 
-/* Looks up the class of every used field (a missing one matches nothing). */
-static __always_inline void gather_classes(struct pkt *p, struct match_ctx *m)
+/* The class of field `f` (XW_F_MAX: the inner VLAN tag) for the packet. */
+static __always_inline __u32 lookup_field(struct pkt *p, int f)
 {
-	if (USED(XW_F_SRC))
-		m->cls[XW_F_SRC] = addr_class(&xw_src4, &xw_src6, p, p->saddr, src_nonip_class);
-	if (USED(XW_F_DST))
-		m->cls[XW_F_DST] = addr_class(&xw_dst4, &xw_dst6, p, p->daddr, dst_nonip_class);
-	if (USED(XW_F_PROTO))
-		m->cls[XW_F_PROTO] = class_at(&xw_proto, p->proto);
-	if (USED(XW_F_SPORT))
-		m->cls[XW_F_SPORT] = class_at(&xw_sport, p->sport);
-	if (USED(XW_F_DPORT))
-		m->cls[XW_F_DPORT] = class_at(&xw_dport, p->dport);
-	if (USED(XW_F_TCPFLAGS))
-		m->cls[XW_F_TCPFLAGS] = class_at(&xw_tcpflags, p->tcpflags);
-	if (USED(XW_F_ICMP))
-		m->cls[XW_F_ICMP] = class_at(&xw_icmp, p->icmp);
-	if (USED(XW_F_FAMILY))
-		m->cls[XW_F_FAMILY] = class_at(&xw_family, p->family);
-	if (USED(XW_F_VLAN)) {
-		m->cls[XW_F_VLAN] = class_at(&xw_vlan, p->vlan_outer);
-		m->cls[XW_F_MAX] = class_at(&xw_vlan, p->vlan_inner);
+	switch (f) {
+	case XW_F_SRC:
+		return addr_class(&xw_src4_dir, &xw_src4, &xw_src6_dir, &xw_src6, p, p->saddr,
+				  src_nonip_class);
+	case XW_F_DST:
+		return addr_class(&xw_dst4_dir, &xw_dst4, &xw_dst6_dir, &xw_dst6, p, p->daddr,
+				  dst_nonip_class);
+	case XW_F_PROTO:
+		return class_at(&xw_proto, p->proto);
+	case XW_F_SPORT:
+		return class_at(&xw_sport, p->sport);
+	case XW_F_DPORT:
+		return class_at(&xw_dport, p->dport);
+	case XW_F_TCPFLAGS:
+		return class_at(&xw_tcpflags, p->tcpflags);
+	case XW_F_ICMP:
+		return class_at(&xw_icmp, p->icmp);
+	case XW_F_FAMILY:
+		return class_at(&xw_family, p->family);
+	case XW_F_VLAN:
+		return class_at(&xw_vlan, p->vlan_outer);
+	case XW_F_FRAG:
+		return class_at(&xw_frag, p->frag);
+	default:
+		return class_at(&xw_vlan, p->vlan_inner);
 	}
-	if (USED(XW_F_FRAG))
-		m->cls[XW_F_FRAG] = class_at(&xw_frag, p->frag);
+}
+
+/* Whether field `f` (0..XW_F_MAX) is looked up ahead of the walk. */
+static __always_inline int ahead(int f)
+{
+	return f == XW_F_MAX ? INDEXED(XW_F_VLAN) : INDEXED(f);
+}
+
+/* The class of field `f`: looked up ahead, or now. */
+static __always_inline __u32 field_class(struct match_ctx *m, int f)
+{
+	return ahead(f) ? m->cls[f] : lookup_field(&m->p, f);
+}
+
+/* Looks up the classes of the index fields (a missing one matches nothing). */
+static __always_inline void gather_index(struct match_ctx *m)
+{
+#pragma unroll
+	for (int f = 0; f <= XW_F_MAX; f++) {
+		if (ahead(f))
+			m->cls[f] = lookup_field(&m->p, f);
+	}
+}
+
+/* Looks up every used field (for the bitmap scan). */
+static __always_inline void gather_all(struct match_ctx *m)
+{
+#pragma unroll
+	for (int f = 0; f <= XW_F_MAX; f++) {
+		if (f == XW_F_MAX ? USED(XW_F_VLAN) : USED(f))
+			m->cls[f] = lookup_field(&m->p, f);
+	}
 }
 
 /* Bitmap word `w` of one field's class (0 when the class is missing). */
@@ -114,9 +160,26 @@ static __always_inline __u64 match_word(struct match_ctx *m, __u32 w)
 	return x;
 }
 
-static __always_inline int rule_matches(struct match_ctx *m, __u32 r)
+static __always_inline __u64 bit_of(__u32 id, __u32 r)
 {
-	return (match_word(m, r >> 6) >> (r & 63)) & 1;
+	return (word_of(id, r >> 6) >> (r & 63)) & 1;
+}
+
+/* Whether rule `r` holds on every field in `check` (the candidate's mask). */
+static __always_inline int rule_matches(struct match_ctx *m, __u32 r, __u32 check)
+{
+#pragma unroll
+	for (int f = 0; f < XW_F_MAX; f++) {
+		if (!USED(f) || !(check & (1u << f)))
+			continue;
+		if (f == XW_F_VLAN) {
+			if (!(bit_of(field_class(m, f), r) | bit_of(field_class(m, XW_F_MAX), r)))
+				return 0;
+		} else if (!bit_of(field_class(m, f), r)) {
+			return 0;
+		}
+	}
+	return 1;
 }
 
 /* Trailing zeros of a non-zero word, without branches (the verifier would
@@ -159,11 +222,11 @@ static long walk_step(__u64 i, void *arg)
 	if (r >= m->best)
 		return 1;
 	if (m->pass == 0) {
-		if (!(e & XW_CAND_COUNT) && rule_matches(m, r)) {
+		if (!(e & XW_CAND_COUNT) && rule_matches(m, r, e >> XW_CAND_CHECK_SHIFT)) {
 			m->best = r;
 			return 1;
 		}
-	} else if ((e & XW_CAND_COUNT) && rule_matches(m, r)) {
+	} else if ((e & XW_CAND_COUNT) && rule_matches(m, r, e >> XW_CAND_CHECK_SHIFT)) {
 		bump(r, m->bytes);
 	}
 	return 0;
@@ -183,12 +246,10 @@ static __always_inline int any_overflow(struct match_ctx *m)
 	__u32 o = always_class;
 
 #pragma unroll
-	for (int f = 0; f < XW_F_MAX; f++) {
-		if (USED(f))
+	for (int f = 0; f <= XW_F_MAX; f++) {
+		if (ahead(f))
 			o |= m->cls[f];
 	}
-	if (USED(XW_F_VLAN))
-		o |= m->cls[XW_F_MAX];
 	return (o & XW_ID_OVERFLOW) != 0;
 }
 
@@ -198,11 +259,11 @@ static __always_inline void walk_all(struct match_ctx *m, __u32 pass)
 	walk_list(m, always_class);
 #pragma unroll
 	for (int f = 0; f < XW_F_MAX; f++) {
-		if (USED(f))
+		if (ahead(f))
 			walk_list(m, m->cls[f]);
 	}
 	/* Both tags in one class: one walk, or count rules would count twice. */
-	if (USED(XW_F_VLAN) && m->cls[XW_F_MAX] != m->cls[XW_F_VLAN])
+	if (ahead(XW_F_MAX) && m->cls[XW_F_MAX] != m->cls[XW_F_VLAN])
 		walk_list(m, m->cls[XW_F_MAX]);
 }
 
@@ -268,10 +329,12 @@ static __always_inline __u32 classify(struct pkt *p, __u64 bytes)
 {
 	struct match_ctx m = {};
 
+	m.p = *p;
 	m.best = XW_NO_RULE;
 	m.bytes = bytes;
-	gather_classes(p, &m);
+	gather_index(&m);
 	if (any_overflow(&m)) {
+		gather_all(&m);
 		bpf_loop(nwords, scan_step, &m, 0);
 		return m.best;
 	}

@@ -16,6 +16,7 @@
 /* Load-time configuration (frozen .rodata: the verifier sees constants, so
  * unused fields and features are dead code). */
 const volatile __u32 used_fields = 0;    /* bit per enum xw_field */
+const volatile __u32 index_fields = 0;   /* fields whose classes list candidates */
 const volatile __u32 nwords = 0;         /* bitmap words in use */
 const volatile __u64 tail_mask = 0;      /* valid rule bits of the last word */
 const volatile __u32 src_nonip_class = 0; /* src class of non-IP frames */
@@ -52,6 +53,10 @@ struct {
 		__uint(max_entries, entries);        \
 	} name SEC(".maps")
 
+CLASS_ARRAY(xw_src4_dir, XW_DIR_ENTRIES);
+CLASS_ARRAY(xw_dst4_dir, XW_DIR_ENTRIES);
+CLASS_ARRAY(xw_src6_dir, XW_DIR_ENTRIES);
+CLASS_ARRAY(xw_dst6_dir, XW_DIR_ENTRIES);
 CLASS_ARRAY(xw_proto, XW_PROTO_ENTRIES);
 CLASS_ARRAY(xw_sport, XW_PORT_ENTRIES);
 CLASS_ARRAY(xw_dport, XW_PORT_ENTRIES);

@@ -128,10 +128,10 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 1_000_000)]
         set_entries: usize,
         /// Repetitions per BPF_PROG_TEST_RUN call.
-        #[arg(long, default_value_t = 1_000_000)]
+        #[arg(long, default_value_t = 200_000)]
         repeat: u32,
-        /// Calls per cell (median reported).
-        #[arg(long, default_value_t = 5)]
+        /// Calls per cell (min and median reported).
+        #[arg(long, default_value_t = 15)]
         runs: usize,
     },
 }

@@ -27,6 +27,14 @@ pub struct Maps {
     pub src6: MapHandle,
     /// Destination IPv6 trie.
     pub dst6: MapHandle,
+    /// Source IPv4 directory.
+    pub src4_dir: MapHandle,
+    /// Destination IPv4 directory.
+    pub dst4_dir: MapHandle,
+    /// Source IPv6 directory.
+    pub src6_dir: MapHandle,
+    /// Destination IPv6 directory.
+    pub dst6_dir: MapHandle,
     /// Protocol classes.
     pub proto: MapHandle,
     /// Source-port classes.
@@ -80,6 +88,10 @@ impl Instance {
             dst4: dup(&m.xw_dst4, "xw_dst4")?,
             src6: dup(&m.xw_src6, "xw_src6")?,
             dst6: dup(&m.xw_dst6, "xw_dst6")?,
+            src4_dir: dup(&m.xw_src4_dir, "xw_src4_dir")?,
+            dst4_dir: dup(&m.xw_dst4_dir, "xw_dst4_dir")?,
+            src6_dir: dup(&m.xw_src6_dir, "xw_src6_dir")?,
+            dst6_dir: dup(&m.xw_dst6_dir, "xw_dst6_dir")?,
             proto: dup(&m.xw_proto, "xw_proto")?,
             sport: dup(&m.xw_sport, "xw_sport")?,
             dport: dup(&m.xw_dport, "xw_dport")?,
@@ -143,6 +155,10 @@ impl Instance {
             dst4: take("xw_dst4")?,
             src6: take("xw_src6")?,
             dst6: take("xw_dst6")?,
+            src4_dir: take("xw_src4_dir")?,
+            dst4_dir: take("xw_dst4_dir")?,
+            src6_dir: take("xw_src6_dir")?,
+            dst6_dir: take("xw_dst6_dir")?,
             proto: take("xw_proto")?,
             sport: take("xw_sport")?,
             dport: take("xw_dport")?,

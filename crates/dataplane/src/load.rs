@@ -73,6 +73,7 @@ pub fn load(c: &Compiled, opts: LoadOptions) -> Result<Instance> {
 
     if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
         ro.used_fields = c.used_fields;
+        ro.index_fields = c.index_fields;
         ro.nwords = c.nwords;
         ro.tail_mask = c.tail_mask;
         ro.src_nonip_class = c.src_nonip;
@@ -136,6 +137,10 @@ fn fill(maps: &Maps, c: &Compiled) -> Result<()> {
     update_array(&maps.rules, "xw_rules", &rules)?;
 
     for (map, name, vals) in [
+        (&maps.src4_dir, "xw_src4_dir", &c.src4_dir),
+        (&maps.dst4_dir, "xw_dst4_dir", &c.dst4_dir),
+        (&maps.src6_dir, "xw_src6_dir", &c.src6_dir),
+        (&maps.dst6_dir, "xw_dst6_dir", &c.dst6_dir),
         (&maps.proto, "xw_proto", &c.proto),
         (&maps.sport, "xw_sport", &c.sport),
         (&maps.dport, "xw_dport", &c.dport),

@@ -10,7 +10,11 @@ pub const BITMAP_WORDS: usize = MAX_RULES / 64;
 /// Candidate slots per class.
 pub const MAX_CANDS: usize = 32;
 /// Candidate flag: the rule is a `count` rule.
-pub const CAND_COUNT: u16 = 0x8000;
+pub const CAND_COUNT: u32 = 0x8000;
+/// Bits of a candidate that hold the rule id.
+pub const CAND_ID_MASK: u32 = 0x3fff;
+/// Shift of a candidate's mask of fields still to check.
+pub const CAND_CHECK_SHIFT: u32 = 16;
 /// Class flag: the candidate list overflowed, use the bitmap scan.
 pub const CLASS_OVERFLOW: u32 = 1;
 
@@ -20,8 +24,14 @@ pub const ID_OVERFLOW: u32 = 1 << 31;
 pub const ID_TERMINALS: u32 = 1 << 30;
 /// Id hint: the class lists `count` candidates.
 pub const ID_COUNTS: u32 = 1 << 29;
+/// Directory entry: the LPM trie decides this /16.
+pub const ID_TRIE: u32 = 1 << 28;
 /// Bits of the class id proper.
-pub const ID_MASK: u32 = (1 << 29) - 1;
+pub const ID_MASK: u32 = (1 << 28) - 1;
+/// Address bits that index the directories.
+pub const DIR_BITS: u32 = 16;
+/// Entries of an address directory.
+pub const DIR_ENTRIES: usize = 1 << DIR_BITS;
 
 /// Index of "no ports" in the port arrays.
 pub const PORT_NONE: usize = 65_536;

@@ -191,3 +191,30 @@ fn walk(
     }
     out
 }
+
+/// The directory of one family's trie: per value of the first 16 address
+/// bits, the class of every address there, or `ID_TRIE` where a prefix
+/// longer than /16 lies inside. Entries carry their hint bits already.
+pub(super) fn directory(entries: impl Iterator<Item = (u128, u8, u32)>, max: u8) -> Vec<u32> {
+    let bits = super::abi::DIR_BITS as u8;
+    let mut list: Vec<(u128, u8, u32)> = entries.collect();
+    if list.is_empty() {
+        return Vec::new();
+    }
+    list.sort_by_key(|e| e.1);
+    let mut dir = vec![super::abi::ID_TRIE; super::abi::DIR_ENTRIES];
+    for &(addr, len, id) in &list {
+        let bucket = (addr >> (max - bits)) as usize;
+        if len <= bits {
+            // Shorter prefixes first, so longer ones overwrite: longest match.
+            let span = 1usize << (bits - len);
+            let start = bucket & !(span - 1);
+            for slot in &mut dir[start..start + span] {
+                *slot = id;
+            }
+        } else {
+            dir[bucket] = super::abi::ID_TRIE;
+        }
+    }
+    dir
+}

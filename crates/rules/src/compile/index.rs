@@ -9,7 +9,7 @@
 
 use ipnet::IpNet;
 
-use super::abi::{CAND_COUNT, MAX_CANDS};
+use super::abi::{CAND_CHECK_SHIFT, CAND_COUNT, MAX_CANDS};
 use super::discrete::constrains;
 use super::{Bitmap, Field, Interner};
 use crate::model::{AddrItem, AddrMatch, Conditions, Config, FragMatch};
@@ -83,24 +83,32 @@ fn index_field(cfg: &Config, c: &Conditions) -> Option<Field> {
     best.map(|(_, f)| f)
 }
 
-/// Fills every class's candidates.
+/// Fills every class's candidates; returns the mask of index fields.
 pub(super) fn fill_candidates(
     cfg: &Config,
     int: &mut Interner,
     used_fields: u32,
     always_class: u32,
-) {
+) -> u32 {
     let n = cfg.rules.len();
     let mut indexed: Vec<Bitmap> = vec![Bitmap::new(n); Field::ALL.len()];
     let mut always = Vec::new();
+    // Per rule: the fields still to check once its index field matched.
+    let mut check: Vec<u32> = vec![0; n];
+    let mut index_fields = 0u32;
     for (r, rule) in cfg.rules.iter().enumerate() {
+        let shape: u32 = fields_of(&rule.cond).iter().map(|f| f.bit()).sum();
         match index_field(cfg, &rule.cond) {
-            Some(f) => indexed[f as usize].set(r),
+            Some(f) => {
+                indexed[f as usize].set(r);
+                index_fields |= f.bit();
+                check[r] = shape & !f.bit();
+            }
             None => always.push(r),
         }
     }
     let tag = |r: usize| {
-        let id = r as u16;
+        let id = r as u32 | (check[r] << CAND_CHECK_SHIFT);
         if cfg.rules[r].action.is_terminal() {
             id
         } else {
@@ -115,7 +123,7 @@ pub(super) fn fill_candidates(
         }
         let class = &mut int.classes[id];
         let idx = &indexed[f as usize];
-        let cands: Vec<u16> = class
+        let cands: Vec<u32> = class
             .bits
             .words()
             .iter()
@@ -138,9 +146,10 @@ pub(super) fn fill_candidates(
     }
     let cands = always.into_iter().map(tag).collect();
     set_cands(&mut int.classes[always_class as usize], cands);
+    index_fields
 }
 
-fn set_cands(class: &mut super::Class, cands: Vec<u16>) {
+fn set_cands(class: &mut super::Class, cands: Vec<u32>) {
     if cands.len() > MAX_CANDS {
         class.overflow = true;
         class.cands = Vec::new();

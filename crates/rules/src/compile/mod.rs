@@ -75,8 +75,9 @@ impl Field {
 pub struct Class {
     /// Rules satisfied by the class's values.
     pub bits: Bitmap,
-    /// Candidates, ascending, each `rule id | CAND_COUNT if count rule`.
-    pub cands: Vec<u16>,
+    /// Candidates, ascending: `rule id | CAND_COUNT if count rule | fields
+    /// still to check << CAND_CHECK_SHIFT`.
+    pub cands: Vec<u32>,
     /// The candidate list did not fit (`cands` is then empty).
     pub overflow: bool,
 }
@@ -97,6 +98,8 @@ pub struct Compiled {
     pub rules: Vec<RuleEntry>,
     /// Bit per used field.
     pub used_fields: u32,
+    /// Bit per field some rule is indexed on (looked up before the walk).
+    pub index_fields: u32,
     /// Bitmap words in use (`ceil(rules / 64)`, at least 1).
     pub nwords: u32,
     /// Bits of the last word that are rules.
@@ -111,6 +114,14 @@ pub struct Compiled {
     pub src6: Vec<(Ipv6Net, u32)>,
     /// Destination LPM entries (IPv6).
     pub dst6: Vec<(Ipv6Net, u32)>,
+    /// Source directory (IPv4), indexed by the first 16 bits; empty if unused.
+    pub src4_dir: Vec<u32>,
+    /// Destination directory (IPv4).
+    pub dst4_dir: Vec<u32>,
+    /// Source directory (IPv6).
+    pub src6_dir: Vec<u32>,
+    /// Destination directory (IPv6).
+    pub dst6_dir: Vec<u32>,
     /// Source class of non-IP frames.
     pub src_nonip: u32,
     /// Destination class of non-IP frames.
@@ -277,23 +288,42 @@ pub fn compile(cfg: &Config) -> Result<Compiled, CompileError> {
     let always_class = int.unique(Bitmap::new(n));
     let count_class = int.unique(count_bits);
 
-    index::fill_candidates(cfg, &mut int, used_fields, always_class);
+    let index_fields = index::fill_candidates(cfg, &mut int, used_fields, always_class);
     let hints: Vec<u32> = int.classes.iter().map(id_hints).collect();
     let tag = |id: u32| id | hints[id as usize];
     let tag_all = |v: Vec<u32>| v.into_iter().map(tag).collect::<Vec<u32>>();
     let tag_lpm = |v: Vec<(Ipv4Net, u32)>| v.into_iter().map(|(n, id)| (n, tag(id))).collect();
     let tag_lpm6 = |v: Vec<(Ipv6Net, u32)>| v.into_iter().map(|(n, id)| (n, tag(id))).collect();
 
+    let src4: Vec<(Ipv4Net, u32)> = tag_lpm(src.v4);
+    let dst4: Vec<(Ipv4Net, u32)> = tag_lpm(dst.v4);
+    let src6: Vec<(Ipv6Net, u32)> = tag_lpm6(src.v6);
+    let dst6: Vec<(Ipv6Net, u32)> = tag_lpm6(dst.v6);
+    let dir4 = |v: &[(Ipv4Net, u32)]| {
+        addr::directory(
+            v.iter().map(|(n, id)| (u128::from(u32::from(n.network())), n.prefix_len(), *id)),
+            32,
+        )
+    };
+    let dir6 = |v: &[(Ipv6Net, u32)]| {
+        addr::directory(v.iter().map(|(n, id)| (u128::from(n.network()), n.prefix_len(), *id)), 128)
+    };
+
     Ok(Compiled {
+        src4_dir: dir4(&src4),
+        dst4_dir: dir4(&dst4),
+        src6_dir: dir6(&src6),
+        dst6_dir: dir6(&dst6),
         rules,
         used_fields,
+        index_fields,
         nwords: u32::try_from(n.div_ceil(64).max(1)).unwrap_or(u32::MAX),
         tail_mask: if n % 64 == 0 && n > 0 { u64::MAX } else { (1u64 << (n % 64)) - 1 },
         classes: int.classes,
-        src4: tag_lpm(src.v4),
-        dst4: tag_lpm(dst.v4),
-        src6: tag_lpm6(src.v6),
-        dst6: tag_lpm6(dst.v6),
+        src4,
+        dst4,
+        src6,
+        dst6,
         src_nonip: tag(src.nonip),
         dst_nonip: tag(dst.nonip),
         proto: tag_all(proto),
