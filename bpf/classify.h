@@ -53,7 +53,11 @@ static __always_inline __u32 addr_class(void *dir4, void *map4, void *dir6, void
 
 	if (p->family == XW_FAMILY_NONE)
 		return nonip;
-	d = class_at(p->family == XW_FAMILY_IPV4 ? dir4 : dir6, ((__u32)addr[0] << 8) | addr[1]);
+	/* One call site per map keeps each lookup inlined by the verifier. */
+	if (p->family == XW_FAMILY_IPV4)
+		d = class_at(dir4, ((__u32)addr[0] << 8) | addr[1]);
+	else
+		d = class_at(dir6, ((__u32)addr[0] << 8) | addr[1]);
 	if (!(d & XW_ID_TRIE))
 		return d;
 	if (p->family == XW_FAMILY_IPV4) {
