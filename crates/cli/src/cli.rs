@@ -81,6 +81,15 @@ pub enum Command {
     /// Benchmarks (ratios against a reference measured in the same run).
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// Print shell completions (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = "Example:\n  xdpwall completions bash > /etc/bash_completion.d/xdpwall")]
+    Completions {
+        /// Shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff).
+    #[command(after_help = "Example:\n  xdpwall man | man -l -")]
+    Man,
     /// Remove xdpwall from an interface.
     #[command(after_help = "Example:\n  xdpwall detach --iface eth0")]
     Detach {

@@ -7,11 +7,18 @@ mod config;
 mod exit;
 mod output;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
 
 use crate::cli::{BenchCmd, Cli, Command};
 
 fn main() {
+    // Die quietly on a closed pipe (`xdpwall man | head`), like other CLI tools,
+    // instead of panicking in println!.
+    // SAFETY: setting a signal disposition to SIG_DFL at start-up, before any
+    // threads exist.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Demo { rounds } => cmd::demo::demo(rounds),
@@ -28,6 +35,13 @@ fn main() {
         Command::Bench(BenchCmd::Classify { rules, set_entries, repeat, runs }) => {
             cmd::bench::classify(&cmd::bench::ClassifyArgs { rules, set_entries, repeat, runs })
         }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "xdpwall", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Man => clap_mangen::Man::new(Cli::command())
+            .render(&mut std::io::stdout())
+            .map_err(anyhow::Error::from),
         Command::Detach { iface, force } => cmd::detach::detach(&iface, force),
     };
     if let Err(e) = result {

@@ -64,7 +64,7 @@ struct Row {
     cells: Vec<(Vec<u8>, u32, Cell)>,
 }
 
-fn prepare(name: &str, path: &PathBuf, probes: &[(Vec<u8>, u32)]) -> Result<Row> {
+fn prepare(name: &str, path: &std::path::Path, probes: &[(Vec<u8>, u32)]) -> Result<Row> {
     let t = Instant::now();
     let cfg = load_config(path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let c = compile(&cfg)?;

@@ -210,7 +210,7 @@ fn help_shows_example(sub: &str) {
 
 #[test]
 fn help_of_each_subcommand_shows_an_example() {
-    for sub in ["check", "run", "stats", "replay", "detach"] {
+    for sub in ["check", "run", "stats", "replay", "detach", "completions", "man"] {
         help_shows_example(sub);
     }
     // The top-level help lists examples for all of them.
@@ -224,4 +224,19 @@ fn help_of_each_subcommand_shows_an_example() {
 #[test]
 fn help_of_demo_shows_an_example() {
     help_shows_example("demo");
+}
+
+#[test]
+fn completions_and_man_page_come_from_the_cli_definition() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = xdpwall(&["completions", shell]);
+        out.assert_code(0);
+        for sub in ["check", "run", "stats", "replay", "detach"] {
+            assert!(out.stdout.contains(sub), "{shell} completions lack {sub}\n{}", out.describe());
+        }
+    }
+    let out = xdpwall(&["man"]);
+    out.assert_code(0);
+    assert!(out.stdout.starts_with(".ie") || out.stdout.contains(".TH xdpwall 1"), "{}", out.describe());
+    assert!(out.stdout.contains("replay"), "the man page lists the subcommands");
 }

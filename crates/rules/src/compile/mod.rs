@@ -318,7 +318,7 @@ pub fn compile(cfg: &Config) -> Result<Compiled, CompileError> {
         used_fields,
         index_fields,
         nwords: u32::try_from(n.div_ceil(64).max(1)).unwrap_or(u32::MAX),
-        tail_mask: if n % 64 == 0 && n > 0 { u64::MAX } else { (1u64 << (n % 64)) - 1 },
+        tail_mask: if n.is_multiple_of(64) && n > 0 { u64::MAX } else { (1u64 << (n % 64)) - 1 },
         classes: int.classes,
         src4,
         dst4,
