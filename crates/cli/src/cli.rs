@@ -143,4 +143,25 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 15)]
         runs: usize,
     },
+    /// Print a synthetic config of N mixed-shape rules (the one `bench
+    /// classify` uses), to load with `run` or `check`.
+    #[command(after_help = "Example:\n  xdpwall bench synth-rules --count 10000 > rules-10k.toml")]
+    SynthRules {
+        /// Number of rules (the last one is `target`).
+        #[arg(long, default_value_t = 10_000)]
+        count: usize,
+        /// Seed of the shapes.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Print a set file of N distinct IPv4 entries.
+    #[command(after_help = "Example:\n  xdpwall bench synth-set --entries 1000000 > blocklist.txt")]
+    SynthSet {
+        /// Number of entries.
+        #[arg(long, default_value_t = 1_000_000)]
+        entries: usize,
+        /// Seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
 }

@@ -19,3 +19,22 @@ pub fn load_compiled(path: &Path) -> Result<(Config, Compiled)> {
     let compiled = compile(&cfg).map_err(|e| usage(e.to_string()))?;
     Ok((cfg, compiled))
 }
+
+/// How long each step of getting a config into the kernel took.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Timings {
+    /// Reading and validating the config and its set files.
+    pub parse: std::time::Duration,
+    /// Compiling rules into classes and trie entries.
+    pub compile: std::time::Duration,
+}
+
+/// Like [`load_compiled`], also timing each step.
+pub fn load_compiled_timed(path: &Path) -> Result<(Config, Compiled, Timings)> {
+    let t = std::time::Instant::now();
+    let cfg = load(path)?;
+    let parse = t.elapsed();
+    let t = std::time::Instant::now();
+    let compiled = compile(&cfg).map_err(|e| usage(e.to_string()))?;
+    Ok((cfg, compiled, Timings { parse, compile: t.elapsed() }))
+}

@@ -35,6 +35,14 @@ fn main() {
         Command::Bench(BenchCmd::Classify { rules, set_entries, repeat, runs }) => {
             cmd::bench::classify(&cmd::bench::ClassifyArgs { rules, set_entries, repeat, runs })
         }
+        Command::Bench(BenchCmd::SynthRules { count, seed }) => {
+            print!("{}", xdpwall_rules::synth::mixed_rules_toml(count, seed));
+            Ok(())
+        }
+        Command::Bench(BenchCmd::SynthSet { entries, seed }) => {
+            print!("{}", xdpwall_rules::synth::set_file_lines(entries, seed));
+            Ok(())
+        }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "xdpwall", &mut std::io::stdout());
             Ok(())

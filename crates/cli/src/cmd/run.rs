@@ -13,7 +13,7 @@ use xdpwall_dataplane::{stats, Instance};
 use xdpwall_rules::compile::Compiled;
 use xdpwall_rules::{Config, Mode, Verdict};
 
-use crate::config::load_compiled;
+use crate::config::{load_compiled, load_compiled_timed};
 use crate::output::{stats_table, Header};
 
 /// Options of `run`.
@@ -66,7 +66,7 @@ fn start(args: &RunArgs, iface: &str, cfg: &Config, c: &Compiled) -> Result<(Ins
 
 /// Runs until SIGINT/SIGTERM; SIGHUP reloads.
 pub fn run(args: &RunArgs) -> Result<()> {
-    let (cfg, compiled) = load_compiled(&args.config)?;
+    let (cfg, compiled, timings) = load_compiled_timed(&args.config)?;
     let iface = args
         .iface
         .clone()
@@ -75,7 +75,19 @@ pub fn run(args: &RunArgs) -> Result<()> {
     // Register before attaching so a signal during start-up is not lost.
     let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP]).context("cannot install signal handlers")?;
 
+    let t = std::time::Instant::now();
     let (mut inst, attached) = start(args, &iface, &cfg, &compiled)?;
+    let set_entries: usize = cfg.sets.values().map(|s| s.entries.len()).sum();
+    eprintln!(
+        "xdpwall: {} rules, {} set entries -> {} classes, {} trie entries; parse {} ms, compile {} ms, load+attach {} ms",
+        compiled.rules.len(),
+        set_entries,
+        compiled.classes.len(),
+        compiled.src4.len() + compiled.dst4.len() + compiled.src6.len() + compiled.dst6.len(),
+        timings.parse.as_millis(),
+        timings.compile.as_millis(),
+        t.elapsed().as_millis()
+    );
     if let Some(w) = &attached.warning {
         eprintln!("xdpwall: warning: {w}");
     }
