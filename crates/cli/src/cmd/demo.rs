@@ -102,5 +102,5 @@ pub fn demo(rounds: u32) -> Result<()> {
 }
 
 fn indent(s: &str) -> String {
-    s.lines().map(|l| format!("   {l}\n")).collect()
+    s.lines().map(|l| if l.is_empty() { "\n".to_string() } else { format!("   {l}\n") }).collect()
 }
