@@ -124,11 +124,69 @@ struct xw_lpm6 {
 
 #define XW_NAME_LEN 64
 
+/* xw_rule.flags */
+#define XW_RULE_LOG 1u    /* emit events for matches */
+#define XW_RULE_SAMPLE 2u /* only one in `sample` matches */
+
 /* One rule as the data plane and `stats` see it (index = rule id). */
 struct xw_rule {
 	__u32 action;
 	__u32 flags;
+	__u32 snaplen;  /* packet bytes carried by its events */
+	__u32 sample;   /* 1 in N matches emits (with XW_RULE_SAMPLE) */
+	__u64 every_ns; /* at most one event per interval (0: no limit) */
 	char name[XW_NAME_LEN];
+};
+
+/* ---- Events ---------------------------------------------------------- */
+
+/* Most packet bytes an event carries (a jumbo frame). */
+#define XW_MAX_SNAPLEN 9216
+
+/* Event kinds (xw_event.kind). */
+#define XW_EV_LOG 1     /* a rule with `log` matched */
+#define XW_EV_SAMPLE 2  /* a rule with `sample` matched (1 in N) */
+
+/* Transports (const transport). */
+#define XW_TRANSPORT_RINGBUF 0
+#define XW_TRANSPORT_PERFBUF 1
+
+/* Ring-buffer wake-up policies (const wakeup_mode). */
+#define XW_WAKE_EVERY 0    /* every record */
+#define XW_WAKE_BATCH 1    /* one per wakeup_batch records (per CPU) */
+#define XW_WAKE_ADAPTIVE 2 /* when the consumer falls behind or a timer passed */
+
+/* The fixed part of every event; cap_len packet bytes follow it. */
+struct xw_event {
+	__u64 ts_ns;     /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) */
+	__u32 ifindex;
+	__u32 rx_queue;
+	__u32 cpu;
+	__u32 rule;      /* rule id, or XW_NO_RULE */
+	__u32 verdict;   /* XDP action */
+	__u32 wire_len;  /* whole frame, all fragments */
+	__u32 cap_len;   /* bytes that follow */
+	__u32 kind;      /* XW_EV_* */
+};
+
+/* Event counters (xw_evstats index, per CPU). */
+enum xw_evstat {
+	XW_EVS_PRODUCED = 0, /* events the program tried to emit */
+	XW_EVS_LOST = 1,     /* of those, reserve/output failed: buffer full */
+	XW_EVS_WAKEUPS = 2,  /* wake-ups the program asked for */
+	XW_EVS_MAX = 4,
+};
+
+/* Per-CPU scratch: the record being built for bpf_ringbuf_output. */
+struct xw_scratch {
+	struct xw_event ev;
+	__u8 data[XW_MAX_SNAPLEN];
+};
+
+/* Per-CPU wake-up state. */
+struct xw_wake {
+	__u64 last_ns;  /* last wake-up asked for */
+	__u64 pending;  /* records since then */
 };
 
 /* Per-CPU packet/byte counter. */
@@ -146,6 +204,7 @@ struct xw_info {
 	__u64 magic;
 	__u64 pid;
 	__u64 loaded_unix_ns;
+	__u64 delivered;  /* events the running consumer received (updated by it) */
 	__u32 mode;       /* 1 native, 2 generic */
 	__u32 transport;  /* 0 ringbuf, 1 perfbuf */
 	__u32 default_action;

@@ -13,6 +13,10 @@
 #include "abi.h"
 #include "maps.h"
 #include "parse.h"
+#include "events.h"
+
+/* `count` rules per packet whose events we can emit. */
+#define XW_MAX_HITS 4
 
 /* The packet and its class per field (ids; the inner VLAN tag's at
  * XW_F_MAX), and the state of the candidate walk. Ids, not pointers: the
@@ -26,6 +30,8 @@ struct match_ctx {
 	__u32 best;  /* lowest matching terminal rule so far */
 	__u32 pass;  /* 0: find the terminal rule, 1: count `count` rules */
 	__u32 limit; /* scan: count rules below this id */
+	__u32 nhits; /* `count` rules counted (the first XW_MAX_HITS kept) */
+	__u32 hits[XW_MAX_HITS];
 	__u64 bytes;
 };
 
@@ -208,6 +214,25 @@ static __always_inline void bump(__u32 slot, __u64 bytes)
 	}
 }
 
+/* Counts a `count` rule's hit and remembers it for its events. */
+static __always_inline void count_hit(struct match_ctx *m, __u32 r)
+{
+	bump(r, m->bytes);
+	if (!has_events)
+		return;
+	if (m->nhits < XW_MAX_HITS) {
+		m->hits[m->nhits++ & (XW_MAX_HITS - 1)] = r;
+	} else {
+		/* More logging `count` rules than we keep: say so, never silently. */
+		struct xw_rule *rule = bpf_map_lookup_elem(&xw_rules, &r);
+
+		if (rule && (rule->flags & (XW_RULE_LOG | XW_RULE_SAMPLE))) {
+			evstat_add(XW_EVS_PRODUCED);
+			evstat_add(XW_EVS_LOST);
+		}
+	}
+}
+
 /*
  * One step of a candidate walk (a bpf_loop callback). Pass 0 looks for a
  * terminal rule below m->best; pass 1 counts the `count` rules below the
@@ -231,7 +256,7 @@ static long walk_step(__u64 i, void *arg)
 			return 1;
 		}
 	} else if ((e & XW_CAND_COUNT) && rule_matches(m, r, e >> XW_CAND_CHECK_SHIFT)) {
-		bump(r, m->bytes);
+		count_hit(m, r);
 	}
 	return 0;
 }
@@ -293,7 +318,7 @@ static long count_step(__u64 i, void *arg)
 	i = w * 64 + ctz64(bits);
 	if (i >= m->limit)
 		return 1;
-	bump((__u32)i & XW_CAND_ID_MASK, m->bytes);
+	count_hit(m, (__u32)i & XW_CAND_ID_MASK);
 	return 0;
 }
 
@@ -329,23 +354,21 @@ static long scan_step(__u64 w, void *arg)
 }
 
 /* The first terminal rule that matches, or XW_NO_RULE; counts `count` hits. */
-static __always_inline __u32 classify(struct pkt *p, __u64 bytes)
+static __always_inline __u32 classify(struct pkt *p, __u64 bytes, struct match_ctx *m)
 {
-	struct match_ctx m = {};
-
-	m.p = *p;
-	m.best = XW_NO_RULE;
-	m.bytes = bytes;
-	gather_index(&m);
-	if (any_overflow(&m)) {
-		gather_all(&m);
-		bpf_loop(nwords, scan_step, &m, 0);
-		return m.best;
+	m->p = *p;
+	m->best = XW_NO_RULE;
+	m->bytes = bytes;
+	gather_index(m);
+	if (any_overflow(m)) {
+		gather_all(m);
+		bpf_loop(nwords, scan_step, m, 0);
+		return m->best;
 	}
-	walk_all(&m, 0);
+	walk_all(m, 0);
 	if (has_count_rules)
-		walk_all(&m, 1);
-	return m.best;
+		walk_all(m, 1);
+	return m->best;
 }
 
 #endif /* XDPWALL_CLASSIFY_H */

@@ -27,6 +27,12 @@ const volatile __u32 has_count_rules = 0;
 const volatile __u32 default_verdict = XDP_PASS;
 const volatile __u32 malformed_verdict = XDP_PASS;
 const volatile __u32 trace_enabled = 0;
+const volatile __u32 has_events = 0;       /* some rule logs or samples */
+const volatile __u32 transport = XW_TRANSPORT_RINGBUF;
+const volatile __u32 wakeup_mode = XW_WAKE_ADAPTIVE;
+const volatile __u32 wakeup_batch = 64;    /* XW_WAKE_BATCH */
+const volatile __u64 wakeup_interval_ns = 100000; /* adaptive: timer */
+const volatile __u64 wakeup_watermark = 65536;    /* adaptive: bytes behind */
 
 /* Field value -> class id. */
 struct {
@@ -114,5 +120,54 @@ struct {
 	__type(value, struct xw_trace);
 	__uint(max_entries, 1);
 } xw_trace SEC(".maps");
+
+/* Events: one ring shared by all CPUs, or the per-CPU perf buffers. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096); /* set at load: [events] buffer */
+} xw_ring SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} xw_perf SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, XW_EVS_MAX);
+} xw_evstats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xw_scratch);
+	__uint(max_entries, 1);
+} xw_scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xw_wake);
+	__uint(max_entries, 1);
+} xw_wake SEC(".maps");
+
+/* Per rule: time of its last event (`every`), shared by all CPUs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, XW_MAX_RULES);
+} xw_last_event SEC(".maps");
+
+/* Per rule and CPU: matches seen, for `sample`. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, XW_MAX_RULES);
+} xw_sample_seen SEC(".maps");
 
 #endif /* XDPWALL_MAPS_H */

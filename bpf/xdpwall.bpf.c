@@ -10,6 +10,7 @@
 #include "maps.h"
 #include "parse.h"
 #include "classify.h"
+#include "events.h"
 
 static __always_inline __u32 verdict_of(__u32 rule)
 {
@@ -50,6 +51,7 @@ int xdpwall_main(struct xdp_md *ctx)
 		.end = (void *)(long)ctx->data_end,
 	};
 	struct pkt p = {};
+	struct match_ctx m = {};
 	__u64 bytes = bpf_xdp_get_buff_len(ctx);
 	__u32 rule = XW_NO_RULE, verdict, malformed = 0;
 	int err;
@@ -62,7 +64,7 @@ int xdpwall_main(struct xdp_md *ctx)
 		goto out;
 	}
 
-	rule = classify(&p, bytes);
+	rule = classify(&p, bytes, &m);
 	if (rule == XW_NO_RULE) {
 		bump(XW_STAT_DEFAULT, bytes);
 		verdict = default_verdict;
@@ -71,6 +73,16 @@ int xdpwall_main(struct xdp_md *ctx)
 		verdict = verdict_of(rule);
 	}
 out:
+	if (has_events) {
+		if (rule != XW_NO_RULE)
+			maybe_log(ctx, rule, verdict, bytes);
+#pragma unroll
+		for (int i = 0; i < XW_MAX_HITS; i++) {
+			if (i >= m.nhits)
+				break;
+			maybe_log(ctx, m.hits[i], verdict, bytes);
+		}
+	}
 	if (trace_enabled)
 		trace(rule, verdict, malformed);
 	return verdict;

@@ -63,6 +63,12 @@ pub struct Maps {
     pub info: MapHandle,
     /// Last verdict (replay).
     pub trace: MapHandle,
+    /// Event ring buffer.
+    pub ring: MapHandle,
+    /// Event perf buffers.
+    pub perf: MapHandle,
+    /// Event counters (per CPU).
+    pub evstats: MapHandle,
 }
 
 /// A loaded program and its maps.
@@ -106,6 +112,9 @@ impl Instance {
             malformed: dup(&m.xw_malformed, "xw_malformed")?,
             info: dup(&m.xw_info, "xw_info")?,
             trace: dup(&m.xw_trace, "xw_trace")?,
+            ring: dup(&m.xw_ring, "xw_ring")?,
+            perf: dup(&m.xw_perf, "xw_perf")?,
+            evstats: dup(&m.xw_evstats, "xw_evstats")?,
         };
         let prog = skel
             .progs
@@ -173,6 +182,9 @@ impl Instance {
             malformed: take("xw_malformed")?,
             info: take("xw_info")?,
             trace: take("xw_trace")?,
+            ring: take("xw_ring")?,
+            perf: take("xw_perf")?,
+            evstats: take("xw_evstats")?,
         };
         Ok(Self { prog, prog_id: id, maps })
     }

@@ -55,6 +55,16 @@ fn verdict(v: Verdict) -> u32 {
     }
 }
 
+/// The ring buffer's size: `[events] buffer` when it is the transport (a
+/// power of two, at least a page), else one page so it costs nothing.
+fn ring_size(c: &Compiled) -> usize {
+    if c.events.transport == abi::TRANSPORT_RINGBUF && c.events.enabled {
+        usize::try_from(c.events.buffer).unwrap_or(4096).max(4096).next_power_of_two()
+    } else {
+        4096
+    }
+}
+
 fn entries(n: usize) -> u32 {
     u32::try_from(n.max(1)).unwrap_or(u32::MAX)
 }
@@ -84,6 +94,10 @@ pub fn load(c: &Compiled, opts: LoadOptions) -> Result<Instance> {
         ro.default_verdict = verdict(c.default);
         ro.malformed_verdict = verdict(c.malformed);
         ro.trace_enabled = u32::from(opts.trace);
+        ro.has_events = u32::from(c.events.enabled);
+        ro.transport = c.events.transport;
+        ro.wakeup_mode = c.events.wakeup_mode;
+        ro.wakeup_batch = c.events.wakeup_batch;
     }
     let m = &mut open.maps;
     let sizes = [
@@ -93,6 +107,7 @@ pub fn load(c: &Compiled, opts: LoadOptions) -> Result<Instance> {
         (&mut m.xw_dst6, c.dst6.len(), "xw_dst6"),
         (&mut m.xw_classes, c.classes.len(), "xw_classes"),
         (&mut m.xw_rules, c.rules.len(), "xw_rules"),
+        (&mut m.xw_ring, ring_size(c), "xw_ring"),
     ];
     for (map, n, name) in sizes {
         map.set_max_entries(entries(n))
@@ -106,24 +121,30 @@ pub fn load(c: &Compiled, opts: LoadOptions) -> Result<Instance> {
     Ok(inst)
 }
 
-/// The program never reads `xw_info`, so the kernel would not list it among
-/// the program's maps — and `stats` from another process finds maps only
-/// through that list. Binding it keeps it listed (and alive) with the program.
+/// The program never reads `xw_info` (and may never reach the event maps),
+/// so the kernel would not necessarily list them among the program's maps —
+/// and another process finds maps only through that list. Binding keeps them
+/// listed (and alive) with the program.
 fn bind_unused_maps(inst: &Instance) -> Result<()> {
     use std::os::fd::AsRawFd;
-    // SAFETY: both fds are valid for the call; NULL opts are allowed.
-    let ret = unsafe {
-        libbpf_rs::libbpf_sys::bpf_prog_bind_map(
-            inst.prog.as_raw_fd(),
-            inst.maps.info.as_fd().as_raw_fd(),
-            std::ptr::null(),
-        )
-    };
-    if ret < 0 {
-        return Err(Error::Sys {
-            what: "bind map xw_info to the program".into(),
-            source: crate::error::errno(ret),
-        });
+    let m = &inst.maps;
+    for (map, name) in
+        [(&m.info, "xw_info"), (&m.ring, "xw_ring"), (&m.perf, "xw_perf"), (&m.evstats, "xw_evstats")]
+    {
+        // SAFETY: both fds are valid for the call; NULL opts are allowed.
+        let ret = unsafe {
+            libbpf_rs::libbpf_sys::bpf_prog_bind_map(
+                inst.prog.as_raw_fd(),
+                map.as_fd().as_raw_fd(),
+                std::ptr::null(),
+            )
+        };
+        if ret < 0 {
+            return Err(Error::Sys {
+                what: format!("bind map {name} to the program"),
+                source: crate::error::errno(ret),
+            });
+        }
     }
     Ok(())
 }
@@ -133,7 +154,7 @@ fn fill(maps: &Maps, c: &Compiled) -> Result<()> {
     let classes: Vec<types::xw_class> = c.classes.iter().map(to_class).collect();
     update_array(&maps.classes, "xw_classes", &classes)?;
 
-    let rules: Vec<types::xw_rule> = c.rules.iter().map(|r| to_rule(&r.name, r.action)).collect();
+    let rules: Vec<types::xw_rule> = c.rules.iter().map(to_rule).collect();
     update_array(&maps.rules, "xw_rules", &rules)?;
 
     for (map, name, vals) in [
@@ -167,10 +188,17 @@ fn fill(maps: &Maps, c: &Compiled) -> Result<()> {
 }
 
 /// Builds the ABI rule record (name truncated to fit, NUL-terminated).
-pub(crate) fn to_rule(name: &str, action: u32) -> types::xw_rule {
-    let mut r = types::xw_rule { action, ..Default::default() };
+pub(crate) fn to_rule(e: &xdpwall_rules::compile::RuleEntry) -> types::xw_rule {
+    let mut r = types::xw_rule {
+        action: e.action,
+        flags: e.flags,
+        snaplen: e.snaplen,
+        sample: e.sample,
+        every_ns: e.every_ns,
+        ..Default::default()
+    };
     let room = r.name.len() - 1;
-    for (dst, &b) in r.name.iter_mut().zip(name.as_bytes().iter().take(room)) {
+    for (dst, &b) in r.name.iter_mut().zip(e.name.as_bytes().iter().take(room)) {
         *dst = b as i8;
     }
     r

@@ -161,3 +161,37 @@ pub fn carry(old: &Instance, new: &Instance) -> Result<()> {
     }
     Ok(())
 }
+
+/// The program's event counters, summed over CPUs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventCounters {
+    /// Events the program tried to emit.
+    pub produced: u64,
+    /// Of those, the ones that did not fit in the buffer.
+    pub lost: u64,
+    /// Wake-ups the program asked for (ring buffer).
+    pub wakeups: u64,
+}
+
+fn percpu_u64(map: &libbpf_rs::MapHandle, key: u32) -> Result<u64> {
+    let vals = map
+        .lookup_percpu(&key.to_ne_bytes(), MapFlags::ANY)
+        .map_err(|source| Error::Map { op: "read", map: "xw_evstats", source })?
+        .unwrap_or_default();
+    Ok(vals
+        .iter()
+        .filter_map(|v| v.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_ne_bytes))
+        .sum())
+}
+
+/// Reads the event counters of `inst`.
+///
+/// # Errors
+/// The map cannot be read.
+pub fn events(inst: &Instance) -> Result<EventCounters> {
+    Ok(EventCounters {
+        produced: percpu_u64(&inst.maps.evstats, abi::EVS_PRODUCED)?,
+        lost: percpu_u64(&inst.maps.evstats, abi::EVS_LOST)?,
+        wakeups: percpu_u64(&inst.maps.evstats, abi::EVS_WAKEUPS)?,
+    })
+}

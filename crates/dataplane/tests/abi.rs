@@ -11,7 +11,9 @@ use std::mem::{offset_of, size_of, size_of_val};
 use std::path::PathBuf;
 use std::process::Command;
 
-use xdpwall_dataplane::types::{xw_class, xw_counter, xw_info, xw_lpm4, xw_lpm6, xw_rule, xw_trace};
+use xdpwall_dataplane::types::{
+    xw_class, xw_counter, xw_event, xw_info, xw_lpm4, xw_lpm6, xw_rule, xw_scratch, xw_trace, xw_wake,
+};
 use xdpwall_rules::compile::{abi, Field};
 
 fn bpf_dir() -> PathBuf {
@@ -23,7 +25,7 @@ const STRUCTS: &[(&str, &[&str])] = &[
     ("xw_class", &["ncand", "flags", "cand", "bits"]),
     ("xw_lpm4", &["prefixlen", "addr"]),
     ("xw_lpm6", &["prefixlen", "addr"]),
-    ("xw_rule", &["action", "flags", "name"]),
+    ("xw_rule", &["action", "flags", "snaplen", "sample", "every_ns", "name"]),
     ("xw_counter", &["packets", "bytes"]),
     (
         "xw_info",
@@ -31,6 +33,7 @@ const STRUCTS: &[(&str, &[&str])] = &[
             "magic",
             "pid",
             "loaded_unix_ns",
+            "delivered",
             "mode",
             "transport",
             "default_action",
@@ -41,6 +44,9 @@ const STRUCTS: &[(&str, &[&str])] = &[
         ],
     ),
     ("xw_trace", &["rule", "action", "malformed", "pad"]),
+    ("xw_event", &["ts_ns", "ifindex", "rx_queue", "cpu", "rule", "verdict", "wire_len", "cap_len", "kind"]),
+    ("xw_scratch", &["ev", "data"]),
+    ("xw_wake", &["last_ns", "pending"]),
 ];
 
 /// Every `#define` and enum constant the test reads from the header.
@@ -103,6 +109,20 @@ const NAMES: &[&str] = &[
     "XW_NAME_LEN",
     "XW_INFO_MAGIC",
     "XW_PATH_LEN",
+    "XW_RULE_LOG",
+    "XW_RULE_SAMPLE",
+    "XW_MAX_SNAPLEN",
+    "XW_EV_LOG",
+    "XW_EV_SAMPLE",
+    "XW_TRANSPORT_RINGBUF",
+    "XW_TRANSPORT_PERFBUF",
+    "XW_WAKE_EVERY",
+    "XW_WAKE_BATCH",
+    "XW_WAKE_ADAPTIVE",
+    "XW_EVS_PRODUCED",
+    "XW_EVS_LOST",
+    "XW_EVS_WAKEUPS",
+    "XW_EVS_MAX",
 ];
 
 /// The probe's output, computed once per test binary.
@@ -185,12 +205,13 @@ fn rust_view() -> BTreeMap<String, u64> {
     st!(xw_class { ncand, flags, cand, bits });
     st!(xw_lpm4 { prefixlen, addr });
     st!(xw_lpm6 { prefixlen, addr });
-    st!(xw_rule { action, flags, name });
+    st!(xw_rule { action, flags, snaplen, sample, every_ns, name });
     st!(xw_counter { packets, bytes });
     st!(xw_info {
         magic,
         pid,
         loaded_unix_ns,
+        delivered,
         mode,
         transport,
         default_action,
@@ -200,6 +221,9 @@ fn rust_view() -> BTreeMap<String, u64> {
         config
     });
     st!(xw_trace { rule, action, malformed, pad });
+    st!(xw_event { ts_ns, ifindex, rx_queue, cpu, rule, verdict, wire_len, cap_len, kind });
+    st!(xw_scratch { ev, data });
+    st!(xw_wake { last_ns, pending });
     m
 }
 
@@ -226,7 +250,7 @@ fn every_struct_field_is_probed() {
     for (s, fields) in STRUCTS {
         let start = text.find(&format!("struct {s} {{")).unwrap_or_else(|| panic!("struct {s} in abi.h"));
         let body = &text[start..start + text[start..].find("};").expect("end of struct")];
-        let declared = body.lines().skip(1).filter(|l| l.trim_start().starts_with("__") || l.trim_start().starts_with("char")).count();
+        let declared = body.lines().skip(1).filter(|l| l.trim_start().starts_with("__") || l.trim_start().starts_with("char") || l.trim_start().starts_with("struct ")).count();
         assert_eq!(declared, fields.len(), "struct {s}: abi.h declares {declared} fields, test probes {}", fields.len());
     }
     // And every #define and enumerator is printed by the probe.
@@ -308,6 +332,21 @@ fn constants_agree() {
         ("XW_STAT_ENTRIES", abi::MAX_RULES as u64 + 1),
         ("XW_NO_RULE", u64::from(u32::MAX)),
         ("XW_INFO_MAGIC", u64::from_be_bytes(*b"xwall001")),
+        ("XW_RULE_LOG", u64::from(abi::RULE_LOG)),
+        ("XW_RULE_SAMPLE", u64::from(abi::RULE_SAMPLE)),
+        ("XW_MAX_SNAPLEN", u64::from(abi::MAX_SNAPLEN)),
+        ("XW_MAX_SNAPLEN", xw_scratch::default().data.len() as u64),
+        ("XW_EV_LOG", u64::from(abi::EV_LOG)),
+        ("XW_EV_SAMPLE", u64::from(abi::EV_SAMPLE)),
+        ("XW_TRANSPORT_RINGBUF", u64::from(abi::TRANSPORT_RINGBUF)),
+        ("XW_TRANSPORT_PERFBUF", u64::from(abi::TRANSPORT_PERFBUF)),
+        ("XW_WAKE_EVERY", u64::from(abi::WAKE_EVERY)),
+        ("XW_WAKE_BATCH", u64::from(abi::WAKE_BATCH)),
+        ("XW_WAKE_ADAPTIVE", u64::from(abi::WAKE_ADAPTIVE)),
+        ("XW_EVS_PRODUCED", u64::from(abi::EVS_PRODUCED)),
+        ("XW_EVS_LOST", u64::from(abi::EVS_LOST)),
+        ("XW_EVS_WAKEUPS", u64::from(abi::EVS_WAKEUPS)),
+        ("XW_EVS_MAX", u64::from(abi::EVS_MAX)),
     ];
     let mut bad = Vec::new();
     for &(name, want) in ex {

@@ -83,3 +83,32 @@ pub const ACT_COUNT: u32 = 2;
 pub const MALFORMED_REASONS: [&str; 4] = ["truncated", "bad_header", "ext_too_deep", "vlan_too_deep"];
 /// Slots in the malformed counter map.
 pub const MAL_MAX: usize = 8;
+
+/// Rule flag: emit events for matches.
+pub const RULE_LOG: u32 = 1;
+/// Rule flag: only one in `sample` matches emits.
+pub const RULE_SAMPLE: u32 = 2;
+/// Most packet bytes an event carries.
+pub const MAX_SNAPLEN: u32 = 9216;
+/// Event kind: a rule with `log` matched.
+pub const EV_LOG: u32 = 1;
+/// Event kind: a sampled match.
+pub const EV_SAMPLE: u32 = 2;
+/// Transport: BPF ring buffer.
+pub const TRANSPORT_RINGBUF: u32 = 0;
+/// Transport: perf buffer.
+pub const TRANSPORT_PERFBUF: u32 = 1;
+/// Wake-up on every record.
+pub const WAKE_EVERY: u32 = 0;
+/// One wake-up per batch of records.
+pub const WAKE_BATCH: u32 = 1;
+/// Adaptive wake-ups.
+pub const WAKE_ADAPTIVE: u32 = 2;
+/// Event counter: handed to the transport.
+pub const EVS_PRODUCED: u32 = 0;
+/// Event counter: did not fit (lost in the kernel).
+pub const EVS_LOST: u32 = 1;
+/// Event counter: wake-ups asked for.
+pub const EVS_WAKEUPS: u32 = 2;
+/// Slots of the event counter map.
+pub const EVS_MAX: u32 = 4;

@@ -89,6 +89,29 @@ pub struct RuleEntry {
     pub name: String,
     /// `abi::ACT_*`.
     pub action: u32,
+    /// `abi::RULE_LOG` / `abi::RULE_SAMPLE`.
+    pub flags: u32,
+    /// Packet bytes its events carry.
+    pub snaplen: u32,
+    /// One event per this many matches (1: every match).
+    pub sample: u32,
+    /// At most one event per this many ns (0: no limit).
+    pub every_ns: u64,
+}
+
+/// Event settings the program is built with (`[events]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventSettings {
+    /// Some rule logs or samples.
+    pub enabled: bool,
+    /// `abi::TRANSPORT_*`.
+    pub transport: u32,
+    /// Ring size in bytes (perf: total, split across CPUs).
+    pub buffer: u64,
+    /// `abi::WAKE_*`.
+    pub wakeup_mode: u32,
+    /// Records per wake-up for `abi::WAKE_BATCH`.
+    pub wakeup_batch: u32,
 }
 
 /// Everything the loader writes into the program's maps and `.rodata`.
@@ -153,6 +176,8 @@ pub struct Compiled {
     pub default: Verdict,
     /// Verdict for malformed packets.
     pub malformed: Verdict,
+    /// Events.
+    pub events: EventSettings,
 }
 
 /// Why a config cannot be compiled (it is valid, but asks for something the
@@ -240,6 +265,47 @@ fn action_code(cfg: &Config, idx: usize) -> Result<u32, CompileError> {
     }
 }
 
+fn rule_entry(cfg: &Config, i: usize) -> Result<RuleEntry, CompileError> {
+    let r = &cfg.rules[i];
+    let mut flags = 0;
+    if r.log.is_some() {
+        flags |= abi::RULE_LOG;
+    }
+    if r.sample.is_some() {
+        flags |= abi::RULE_SAMPLE;
+    }
+    let snaplen = r.log.and_then(|l| l.snaplen).unwrap_or(cfg.events.snaplen);
+    Ok(RuleEntry {
+        name: r.name.clone(),
+        action: action_code(cfg, i)?,
+        flags,
+        snaplen: snaplen.min(abi::MAX_SNAPLEN),
+        sample: r.sample.unwrap_or(1).max(1),
+        every_ns: r
+            .log
+            .and_then(|l| l.every)
+            .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+    })
+}
+
+fn event_settings(cfg: &Config, rules: &[RuleEntry]) -> EventSettings {
+    let (wakeup_mode, wakeup_batch) = match cfg.events.wakeup {
+        crate::model::Wakeup::Every => (abi::WAKE_EVERY, 1),
+        crate::model::Wakeup::Batch(n) => (abi::WAKE_BATCH, n.max(1)),
+        crate::model::Wakeup::Adaptive => (abi::WAKE_ADAPTIVE, 64),
+    };
+    EventSettings {
+        enabled: rules.iter().any(|r| r.flags != 0),
+        transport: match cfg.events.transport {
+            crate::model::Transport::Ringbuf => abi::TRANSPORT_RINGBUF,
+            crate::model::Transport::Perfbuf => abi::TRANSPORT_PERFBUF,
+        },
+        buffer: cfg.events.buffer,
+        wakeup_mode,
+        wakeup_batch,
+    }
+}
+
 /// Compiles a validated config.
 ///
 /// # Errors
@@ -247,9 +313,10 @@ fn action_code(cfg: &Config, idx: usize) -> Result<u32, CompileError> {
 pub fn compile(cfg: &Config) -> Result<Compiled, CompileError> {
     let n = cfg.rules.len();
     let mut rules = Vec::with_capacity(n);
-    for (i, r) in cfg.rules.iter().enumerate() {
-        rules.push(RuleEntry { name: r.name.clone(), action: action_code(cfg, i)? });
+    for i in 0..n {
+        rules.push(rule_entry(cfg, i)?);
     }
+    let events = event_settings(cfg, &rules);
 
     let mut used_fields = 0u32;
     for r in &cfg.rules {
@@ -339,6 +406,7 @@ pub fn compile(cfg: &Config) -> Result<Compiled, CompileError> {
         has_count_rules,
         default: cfg.xdp.default,
         malformed: cfg.xdp.malformed,
+        events,
     })
 }
 

@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR MIT) */
+/*
+ * Events (BPF only): records for rules with `log`/`sample`, over the ring
+ * buffer (one ring for all CPUs) or the perf buffer (one per CPU). Every
+ * record handed over and every one that did not fit is counted per CPU, so
+ * loss is never silent.
+ */
+#ifndef XDPWALL_EVENTS_H
+#define XDPWALL_EVENTS_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+
+#include "abi.h"
+#include "maps.h"
+
+static __always_inline void evstat_add(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&xw_evstats, &idx);
+
+	if (v)
+		(*v)++;
+}
+
+/* Ring-buffer notification flags for the record about to be submitted. */
+static __always_inline __u64 wake_flags(void)
+{
+	__u32 zero = 0;
+	struct xw_wake *w;
+	__u64 now;
+
+	if (wakeup_mode == XW_WAKE_EVERY) {
+		evstat_add(XW_EVS_WAKEUPS);
+		return BPF_RB_FORCE_WAKEUP;
+	}
+	w = bpf_map_lookup_elem(&xw_wake, &zero);
+	if (!w)
+		return 0;
+	if (wakeup_mode == XW_WAKE_BATCH) {
+		if (++w->pending < wakeup_batch)
+			return BPF_RB_NO_WAKEUP;
+		w->pending = 0;
+		evstat_add(XW_EVS_WAKEUPS);
+		return BPF_RB_FORCE_WAKEUP;
+	}
+	/* Adaptive: wake when the consumer is behind by a watermark, or when
+	 * the last wake-up from this CPU is older than the interval — so a lone
+	 * event on a quiet link is delivered at once, and a burst costs one
+	 * wake-up per interval instead of one per record. */
+	now = bpf_ktime_get_ns();
+	if (now - w->last_ns >= wakeup_interval_ns ||
+	    bpf_ringbuf_query(&xw_ring, BPF_RB_AVAIL_DATA) >= wakeup_watermark) {
+		w->last_ns = now;
+		evstat_add(XW_EVS_WAKEUPS);
+		return BPF_RB_FORCE_WAKEUP;
+	}
+	return BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline long ringbuf_emit(struct xdp_md *ctx, struct xw_event *ev)
+{
+	__u32 zero = 0, cap = ev->cap_len;
+	struct xw_scratch *s;
+	__u64 n;
+	struct xw_event *r;
+
+	if (cap == 0) {
+		/* Fixed size: reserve and commit in place. */
+		r = bpf_ringbuf_reserve(&xw_ring, sizeof(*r), 0);
+		if (!r)
+			return -1;
+		*r = *ev;
+		bpf_ringbuf_submit(r, wake_flags());
+		return 0;
+	}
+	s = bpf_map_lookup_elem(&xw_scratch, &zero);
+	if (!s)
+		return -1;
+	s->ev = *ev;
+	s->ev.cap_len = cap;
+	n = cap;
+	/* The helper needs 1..size, proven on this very register. Barriers
+	 * keep clang from dropping the first check (it knows cap != 0) or fusing
+	 * both into one range check on n - 1 the verifier cannot map back. */
+	asm volatile("" : "+r"(n));
+	if (n < 1)
+		return -1;
+	asm volatile("" : "+r"(n));
+	if (n > XW_MAX_SNAPLEN)
+		return -1;
+	/* bpf_xdp_load_bytes reads across fragments of a multi-buffer frame. */
+	if (bpf_xdp_load_bytes(ctx, 0, s->data, n) < 0)
+		return -1;
+	return bpf_ringbuf_output(&xw_ring, s, sizeof(struct xw_event) + n, wake_flags());
+}
+
+/* Emits one event; counts it as produced or lost. */
+static __always_inline void emit(struct xdp_md *ctx, __u32 rule, __u32 verdict, __u32 kind,
+				 __u32 snaplen, __u64 wire_len)
+{
+	struct xw_event ev = {
+		.ts_ns = bpf_ktime_get_ns(),
+		.ifindex = ctx->ingress_ifindex,
+		.rx_queue = ctx->rx_queue_index,
+		.cpu = bpf_get_smp_processor_id(),
+		.rule = rule,
+		.verdict = verdict,
+		.wire_len = (__u32)wire_len,
+		.kind = kind,
+	};
+	long ret;
+
+	ev.cap_len = wire_len < snaplen ? (__u32)wire_len : snaplen;
+	if (ev.cap_len > XW_MAX_SNAPLEN)
+		ev.cap_len = XW_MAX_SNAPLEN;
+	if (transport == XW_TRANSPORT_PERFBUF) {
+		/* The kernel appends cap_len packet bytes itself (upper 32 bits
+		 * of the flags): no bounce buffer. */
+		ret = bpf_perf_event_output(ctx, &xw_perf,
+					    BPF_F_CURRENT_CPU | ((__u64)ev.cap_len << 32), &ev,
+					    sizeof(ev));
+	} else {
+		ret = ringbuf_emit(ctx, &ev);
+	}
+	evstat_add(XW_EVS_PRODUCED);
+	if (ret < 0)
+		evstat_add(XW_EVS_LOST);
+}
+
+/* Emits an event for `rule` if it logs or samples and its limits allow. */
+static __always_inline void maybe_log(struct xdp_md *ctx, __u32 rule, __u32 verdict,
+				      __u64 wire_len)
+{
+	struct xw_rule *r = bpf_map_lookup_elem(&xw_rules, &rule);
+	__u32 kind = XW_EV_LOG;
+	__u64 *seen, *last, now, old;
+
+	if (!r || !(r->flags & (XW_RULE_LOG | XW_RULE_SAMPLE)))
+		return;
+	if (r->flags & XW_RULE_SAMPLE) {
+		seen = bpf_map_lookup_elem(&xw_sample_seen, &rule);
+		if (!seen || r->sample == 0)
+			return;
+		if (++(*seen) % r->sample != 0)
+			return;
+		kind = XW_EV_SAMPLE;
+	}
+	if (r->every_ns) {
+		last = bpf_map_lookup_elem(&xw_last_event, &rule);
+		if (!last)
+			return;
+		now = bpf_ktime_get_ns();
+		old = *last;
+		if (old && now - old < r->every_ns)
+			return;
+		/* One CPU wins the interval. */
+		if (__sync_val_compare_and_swap(last, old, now) != old)
+			return;
+	}
+	emit(ctx, rule, verdict, kind, r->snaplen, wire_len);
+}
+
+#endif /* XDPWALL_EVENTS_H */

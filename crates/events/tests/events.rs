@@ -1,0 +1,193 @@
+//! The event path end to end under BPF_PROG_TEST_RUN: records written by the
+//! real program for each transport, read back by the consumer.
+
+use std::cell::RefCell;
+use std::path::Path;
+use std::rc::Rc;
+use std::time::Duration;
+
+use etherparse::PacketBuilder;
+use xdpwall_dataplane::load::{load, LoadOptions};
+use xdpwall_dataplane::{stats, Instance};
+use xdpwall_events::{Consumer, ConsumerOptions, Poll};
+use xdpwall_rules::compile::{abi, compile, Compiled};
+use xdpwall_rules::parse_config;
+
+fn root(name: &str) -> bool {
+    xdpwall_lab::require_root(name)
+}
+
+fn setup(toml: &str) -> (Compiled, Instance) {
+    let cfg = parse_config(toml, Path::new("events.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let c = compile(&cfg).unwrap_or_else(|e| panic!("{e}"));
+    let inst = load(&c, LoadOptions { trace: true }).unwrap_or_else(|e| panic!("{e}"));
+    (c, inst)
+}
+
+fn udp(dport: u16, payload: usize) -> Vec<u8> {
+    let mut pkt = Vec::new();
+    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4([198, 51, 100, 1], [198, 51, 100, 2], 64)
+        .udp(40_000, dport)
+        .write(&mut pkt, &vec![0xab; payload])
+        .expect("build packet");
+    pkt
+}
+
+/// Header fields and bytes of one record, owned.
+#[derive(Debug, Clone)]
+struct Got {
+    rule: u32,
+    verdict: u32,
+    wire_len: u32,
+    cap_len: u32,
+    kind: u32,
+    ts_ns: u64,
+    data: Vec<u8>,
+}
+
+fn collect(inst: &Instance, transport: u32, buffer: u64) -> (Consumer<'_>, Rc<RefCell<Vec<Got>>>) {
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let sink = Rc::clone(&got);
+    let opts = ConsumerOptions { poll: Poll::Epoll, timeout: Duration::from_millis(5), buffer };
+    let c = Consumer::new(inst, transport, opts, move |r| {
+        sink.borrow_mut().push(Got {
+            rule: r.header.rule,
+            verdict: r.header.verdict,
+            wire_len: r.header.wire_len,
+            cap_len: r.header.cap_len,
+            kind: r.header.kind,
+            ts_ns: r.header.ts_ns,
+            data: r.data.to_vec(),
+        });
+    })
+    .expect("consumer");
+    (c, got)
+}
+
+const TRANSPORTS: [(&str, u32); 2] = [("ringbuf", abi::TRANSPORT_RINGBUF), ("perfbuf", abi::TRANSPORT_PERFBUF)];
+
+fn config(transport: &str, buffer: &str, rules: &str) -> String {
+    format!("[events]\ntransport = \"{transport}\"\nbuffer = \"{buffer}\"\nsnaplen = 64\n\n{rules}")
+}
+
+#[test]
+fn a_logged_match_yields_one_record_with_header_and_bytes() {
+    if !root("a_logged_match_yields_one_record_with_header_and_bytes") {
+        return;
+    }
+    for (name, t) in TRANSPORTS {
+        let (_c, inst) = setup(&config(
+            name,
+            "1MiB",
+            "[[rule]]\nname = \"quiet\"\nproto = \"tcp\"\naction = \"drop\"\n\
+             [[rule]]\nname = \"dns\"\nproto = \"udp\"\ndport = 53\naction = \"drop\"\nlog = true\n",
+        ));
+        let (consumer, got) = collect(&inst, t, 1 << 20);
+        let pkt = udp(53, 100);
+        let before = xdpwall_events::clock::WallClock::monotonic_now();
+        let v = inst.test_run(&pkt).expect("test run");
+        assert_eq!(v.rule, Some(1));
+        consumer.drain().expect("drain");
+        let got = got.borrow();
+        assert_eq!(got.len(), 1, "{name}: one record");
+        let g = &got[0];
+        assert_eq!((g.rule, g.verdict, g.kind), (1, 1, abi::EV_LOG), "{name}");
+        assert_eq!(g.wire_len as usize, pkt.len(), "{name}");
+        assert_eq!(g.cap_len, 64, "{name}: [events] snaplen");
+        assert_eq!(g.data, &pkt[..64], "{name}: the packet's first bytes");
+        assert!(g.ts_ns >= before, "{name}: monotonic timestamp");
+        let k = stats::events(&inst).expect("counters");
+        assert_eq!((k.produced, k.lost), (1, 0), "{name}");
+        assert_eq!(consumer.delivery().delivered, 1);
+    }
+}
+
+#[test]
+fn snaplen_truncates_and_zero_carries_no_bytes() {
+    if !root("snaplen_truncates_and_zero_carries_no_bytes") {
+        return;
+    }
+    for (name, t) in TRANSPORTS {
+        let (_c, inst) = setup(&config(
+            name,
+            "1MiB",
+            "[[rule]]\nname = \"small\"\ndport = 1\naction = \"pass\"\nlog = { snaplen = 16 }\n\
+             [[rule]]\nname = \"none\"\ndport = 2\naction = \"pass\"\nlog = { snaplen = 0 }\n\
+             [[rule]]\nname = \"big\"\ndport = 3\naction = \"pass\"\nlog = { snaplen = 9000 }\n",
+        ));
+        let (consumer, got) = collect(&inst, t, 1 << 20);
+        for port in [1, 2, 3] {
+            inst.test_run(&udp(port, 200)).expect("test run");
+        }
+        consumer.drain().expect("drain");
+        let got = got.borrow();
+        let caps: Vec<u32> = got.iter().map(|g| g.cap_len).collect();
+        let full = udp(3, 200).len() as u32;
+        assert_eq!(caps, vec![16, 0, full], "{name}: snaplen 16, 0 and longer than the frame");
+        assert!(got.iter().all(|g| g.data.len() == g.cap_len as usize));
+    }
+}
+
+#[test]
+fn sample_emits_exactly_one_in_n_on_one_cpu() {
+    if !root("sample_emits_exactly_one_in_n_on_one_cpu") {
+        return;
+    }
+    for (name, t) in TRANSPORTS {
+        let (_c, inst) = setup(&config(name, "4MiB", "[[rule]]\nname = \"s\"\nproto = \"udp\"\naction = \"pass\"\nsample = 10\n"));
+        let (consumer, got) = collect(&inst, t, 4 << 20);
+        // One BPF_PROG_TEST_RUN call runs the program 1000 times on one CPU,
+        // so the per-CPU sample counter makes the ratio exact.
+        inst.time_run(&udp(9, 10), 1000).expect("test run");
+        consumer.drain().expect("drain");
+        assert_eq!(got.borrow().len(), 100, "{name}: 1 in 10 of 1000");
+        assert!(got.borrow().iter().all(|g| g.kind == abi::EV_SAMPLE));
+    }
+}
+
+#[test]
+fn every_limits_a_rule_to_one_event_per_interval() {
+    if !root("every_limits_a_rule_to_one_event_per_interval") {
+        return;
+    }
+    for (name, t) in TRANSPORTS {
+        let (_c, inst) = setup(&config(
+            name,
+            "1MiB",
+            "[[rule]]\nname = \"e\"\nproto = \"udp\"\naction = \"pass\"\nlog = { every = \"60m\" }\n",
+        ));
+        let (consumer, got) = collect(&inst, t, 1 << 20);
+        inst.time_run(&udp(9, 10), 5000).expect("test run");
+        consumer.drain().expect("drain");
+        assert_eq!(got.borrow().len(), 1, "{name}: 5000 matches within an hour give one event");
+    }
+}
+
+#[test]
+fn a_full_buffer_loses_events_and_counts_every_one() {
+    if !root("a_full_buffer_loses_events_and_counts_every_one") {
+        return;
+    }
+    for (name, t) in TRANSPORTS {
+        // The smallest buffer and 1500-byte records: most of 2000 cannot fit
+        // while nobody reads.
+        let (_c, inst) = setup(&config(
+            name,
+            "4KiB",
+            "[[rule]]\nname = \"l\"\nproto = \"udp\"\naction = \"pass\"\nlog = { snaplen = 1500 }\n",
+        ));
+        let (consumer, got) = collect(&inst, t, 4096);
+        inst.time_run(&udp(9, 1400), 2000).expect("test run");
+        consumer.drain().expect("drain");
+        let k = stats::events(&inst).expect("counters");
+        let d = consumer.delivery();
+        assert_eq!(k.produced, 2000, "{name}");
+        assert!(k.lost > 0, "{name}: a 4 KiB buffer cannot hold 2000 records");
+        assert_eq!(k.produced, d.delivered + k.lost, "{name}: produced == delivered + lost ({k:?}, {d:?})");
+        assert_eq!(got.borrow().len() as u64, d.delivered);
+        if t == abi::TRANSPORT_PERFBUF {
+            assert!(d.perf_lost <= k.lost, "{name}: perf lost samples {d:?} vs kernel {k:?}");
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Outputs for xdpwall events (terminal lines, JSON lines, pcapng).
