@@ -39,7 +39,7 @@ pub enum Command {
     },
     /// Attach CONFIG's rules and stay in the foreground; SIGHUP re-reads
     /// CONFIG, SIGINT/SIGTERM detach and print the final counters.
-    #[command(after_help = "Examples:\n  xdpwall run rules.toml --iface eth0\n  ip netns exec blue xdpwall run rules.toml --iface veth0 --mode generic")]
+    #[command(after_help = "Examples:\n  xdpwall run rules.toml --iface eth0\n  xdpwall run rules.toml --iface eth0 --events json | jq .\n  xdpwall run rules.toml --iface eth0 --events drops.pcapng\n  ip netns exec blue xdpwall run rules.toml --iface veth0 --mode generic")]
     Run {
         /// The rules file.
         config: PathBuf,
@@ -55,6 +55,14 @@ pub enum Command {
         /// Print the counters every N seconds while running (0: never).
         #[arg(long, default_value_t = 0)]
         interval: u64,
+        /// Where events of rules with `log`/`sample` go: `-` (terminal
+        /// lines), `json` (JSON lines on stdout) or FILE.pcapng.
+        #[arg(long, value_name = "OUT")]
+        events: Option<String>,
+        /// Busy-poll the event buffer instead of sleeping (lowest latency,
+        /// one CPU spins).
+        #[arg(long)]
+        busy_poll: bool,
     },
     /// Per-rule packets/bytes, default-action and malformed counts.
     #[command(after_help = "Examples:\n  xdpwall stats --iface eth0\n  ip netns exec blue xdpwall stats --json")]

@@ -4,6 +4,7 @@ mod capture_file;
 mod cli;
 mod cmd;
 mod config;
+mod event_out;
 mod exit;
 mod output;
 
@@ -23,13 +24,17 @@ fn main() {
     let result = match cli.command {
         Command::Demo { rounds } => cmd::demo::demo(rounds),
         Command::Check { config } => cmd::check::check(&config),
-        Command::Run { config, iface, mode, force, interval } => cmd::run::run(&cmd::run::RunArgs {
-            config,
-            iface,
-            mode: mode.map(Into::into),
-            force,
-            interval,
-        }),
+        Command::Run { config, iface, mode, force, interval, events, busy_poll } => {
+            cmd::run::run(&cmd::run::RunArgs {
+                config,
+                iface,
+                mode: mode.map(Into::into),
+                force,
+                interval,
+                events,
+                busy_poll,
+            })
+        }
         Command::Stats { iface, json } => cmd::stats::stats(iface, json),
         Command::Replay { config, capture, json } => cmd::replay::replay(&config, &capture, json),
         Command::Bench(BenchCmd::Classify { rules, set_entries, repeat, runs }) => {

@@ -11,6 +11,19 @@ pub struct Header<'a> {
     pub mode: &'a str,
     /// Event transport name.
     pub transport: &'a str,
+    /// Event counts: produced by the program, delivered to `run`, lost.
+    pub events: EventCounts,
+}
+
+/// Event counts shown by `stats`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EventCounts {
+    /// Events the program tried to emit.
+    pub produced: u64,
+    /// Events the running consumer received.
+    pub delivered: u64,
+    /// Events lost in the kernel (buffer full).
+    pub lost: u64,
 }
 
 #[derive(Serialize)]
@@ -30,6 +43,7 @@ struct JsonDefault<'a> {
 
 #[derive(Serialize)]
 struct JsonEvents {
+    produced: u64,
     delivered: u64,
     lost: u64,
 }
@@ -73,8 +87,11 @@ pub fn stats_json(h: &Header<'_>, s: &Stats) -> String {
         },
         malformed,
         malformed_action: s.malformed_action,
-        // The event stream is not produced by this version: nothing delivered, nothing lost.
-        events: JsonEvents { delivered: 0, lost: 0 },
+        events: JsonEvents {
+            produced: h.events.produced,
+            delivered: h.events.delivered,
+            lost: h.events.lost,
+        },
     };
     serde_json::to_string(&obj).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
@@ -147,5 +164,12 @@ pub fn stats_table(h: &Header<'_>, s: &Stats, prev: Option<&Stats>) -> String {
         s.malformed_action,
         if mal.is_empty() { String::new() } else { format!(": {}", mal.join(" ")) }
     ));
+    let e = h.events;
+    if e.produced > 0 {
+        out.push_str(&format!(
+            "  events ({}): produced {}, delivered {}, lost {}\n",
+            h.transport, e.produced, e.delivered, e.lost
+        ));
+    }
     out
 }

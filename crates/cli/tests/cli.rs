@@ -6,6 +6,8 @@
 //! * `lab` — real `run`/`stats`/`detach` in network namespaces with real
 //!   traffic (needs root; under `CI=true` a missing privilege fails).
 //! * `demo` — the built-in demo end to end (needs root).
+//! * `events` — `run --events` with real traffic: JSON lines, terminal
+//!   lines and pcapng read back (needs root).
 //!
 //! Every privileged test builds its own lab, so tests run in parallel; RAII
 //! guards stop `run` processes and delete namespaces even when a test fails.
@@ -24,3 +26,6 @@ mod lab;
 
 #[path = "cli/demo.rs"]
 mod demo;
+
+#[path = "cli/events.rs"]
+mod events;

@@ -13,7 +13,7 @@ use xdpwall_lab::{is_root, Lab, LabOptions};
 use xdpwall_rules::compile::compile;
 use xdpwall_rules::{parse_config, Mode};
 
-use crate::output::{stats_table, Header};
+use crate::output::{stats_table, EventCounts, Header};
 
 const DEMO_RULES: &str = include_str!("../../../../examples/demo.toml");
 const BLOCKED_SRC: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 66);
@@ -60,7 +60,7 @@ pub fn demo(rounds: u32) -> Result<()> {
     let dns = SocketAddr::new(IpAddr::V4(b.ipv4()), 53);
     let web_rx = traffic::tcp_listen(b.ns(), web)?;
     let dns_rx = traffic::udp_listen(b.ns(), dns)?;
-    let h = Header { iface: &iface, mode: attached.mode.name(), transport: "ringbuf" };
+    let h = Header { iface: &iface, mode: attached.mode.name(), transport: "ringbuf", events: EventCounts::default() };
 
     let mut prev: Option<Stats> = None;
     for round in 1..=rounds {

@@ -1,20 +1,27 @@
-//! `xdpwall run CONFIG`: attach and stay in the foreground.
+//! `xdpwall run CONFIG`: attach and stay in the foreground; read events,
+//! reload on SIGHUP, detach on SIGINT/SIGTERM.
 
+use std::cell::RefCell;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::rc::Rc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use xdpwall_dataplane::attach::{self, Attached};
+use xdpwall_dataplane::attach::{self, AttachMode, Attached};
 use xdpwall_dataplane::load::{load, LoadOptions};
 use xdpwall_dataplane::types::xw_info;
 use xdpwall_dataplane::{stats, Instance};
-use xdpwall_rules::compile::Compiled;
+use xdpwall_events::{Consumer, ConsumerOptions, Poll};
+use xdpwall_rules::compile::{abi, Compiled};
 use xdpwall_rules::{Config, Mode, Verdict};
+use xdpwall_sinks::SinkKind;
 
 use crate::config::{load_compiled, load_compiled_timed};
-use crate::output::{stats_table, Header};
+use crate::event_out::EventWriter;
+use crate::output::{stats_table, EventCounts, Header};
 
 /// Options of `run`.
 pub struct RunArgs {
@@ -28,6 +35,10 @@ pub struct RunArgs {
     pub force: bool,
     /// `--interval` seconds.
     pub interval: u64,
+    /// `--events OUT`.
+    pub events: Option<String>,
+    /// `--busy-poll`.
+    pub busy_poll: bool,
 }
 
 fn info(cfg: &Config, c: &Compiled, ifindex: u32, a: &Attached, path: &Path) -> xw_info {
@@ -39,7 +50,7 @@ fn info(cfg: &Config, c: &Compiled, ifindex: u32, a: &Attached, path: &Path) -> 
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
         mode: a.mode.code(),
-        transport: 0,
+        transport: c.events.transport,
         default_action: v(cfg.xdp.default),
         malformed_action: v(cfg.xdp.malformed),
         nrules: u32::try_from(c.rules.len()).unwrap_or(u32::MAX),
@@ -64,30 +75,21 @@ fn start(args: &RunArgs, iface: &str, cfg: &Config, c: &Compiled) -> Result<(Ins
     Ok((inst, attached))
 }
 
-/// Runs until SIGINT/SIGTERM; SIGHUP reloads.
-pub fn run(args: &RunArgs) -> Result<()> {
-    let (cfg, compiled, timings) = load_compiled_timed(&args.config)?;
-    let iface = args
-        .iface
-        .clone()
-        .or_else(|| cfg.xdp.interface.clone())
-        .ok_or_else(|| crate::exit::usage("no interface: pass --iface or set [xdp] interface"))?;
-    // Register before attaching so a signal during start-up is not lost.
-    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP]).context("cannot install signal handlers")?;
+/// Rule names by id.
+fn rule_names(c: &Compiled) -> Vec<String> {
+    c.rules.iter().map(|r| r.name.clone()).collect()
+}
 
-    let t = std::time::Instant::now();
-    let (mut inst, attached) = start(args, &iface, &cfg, &compiled)?;
-    let set_entries: usize = cfg.sets.values().map(|s| s.entries.len()).sum();
-    eprintln!(
-        "xdpwall: {} rules, {} set entries -> {} classes, {} trie entries; parse {} ms, compile {} ms, load+attach {} ms",
-        compiled.rules.len(),
-        set_entries,
-        compiled.classes.len(),
-        compiled.src4.len() + compiled.dst4.len() + compiled.src6.len() + compiled.dst6.len(),
-        timings.parse.as_millis(),
-        timings.compile.as_millis(),
-        t.elapsed().as_millis()
-    );
+/// Transport name as shown to users.
+pub fn transport_name(t: u32) -> &'static str {
+    if t == abi::TRANSPORT_PERFBUF {
+        "perfbuf"
+    } else {
+        "ringbuf"
+    }
+}
+
+fn announce(iface: &str, inst: &Instance, attached: &Attached, nrules: usize) {
     if let Some(w) = &attached.warning {
         eprintln!("xdpwall: warning: {w}");
     }
@@ -101,57 +103,234 @@ pub fn run(args: &RunArgs) -> Result<()> {
         None => {}
     }
     eprintln!(
-        "xdpwall: attached to {iface} ({} mode, program id {}), {} rules; Ctrl-C detaches",
+        "xdpwall: attached to {iface} ({} mode, program id {}), {nrules} rules; Ctrl-C detaches",
         attached.mode.name(),
         inst.prog_id,
-        compiled.rules.len()
     );
-    let mode = attached.mode;
+}
 
-    let ticker = (args.interval > 0).then(|| Duration::from_secs(args.interval));
-    loop {
-        let sig = match ticker {
-            None => signals.forever().next(),
-            Some(t) => {
-                std::thread::sleep(t);
-                if let Ok(s) = stats::read(&inst) {
-                    let h = Header { iface: &iface, mode: mode.name(), transport: "ringbuf" };
-                    print!("{}", stats_table(&h, &s, None));
-                }
-                signals.pending().next()
-            }
-        };
-        match sig {
-            Some(SIGHUP) => match reload(args, &iface, &inst) {
-                Ok(new) => {
-                    eprintln!("xdpwall: reloaded {} (program id {})", args.config.display(), new.prog_id);
-                    inst = new;
-                }
-                Err(e) => eprintln!("xdpwall: reload failed, the previous rules stay in force:\n{e:#}"),
-            },
-            Some(_) => break,
-            None => continue,
+/// Runs until SIGINT/SIGTERM; SIGHUP reloads.
+pub fn run(args: &RunArgs) -> Result<()> {
+    let (cfg, compiled, timings) = load_compiled_timed(&args.config)?;
+    let iface = args
+        .iface
+        .clone()
+        .or_else(|| cfg.xdp.interface.clone())
+        .ok_or_else(|| crate::exit::usage("no interface: pass --iface or set [xdp] interface"))?;
+    let events_kind = args
+        .events
+        .as_deref()
+        .map(xdpwall_sinks::parse_events_arg)
+        .transpose()
+        .map_err(crate::exit::usage)?;
+    let events_to_stdout = matches!(events_kind, Some(SinkKind::Terminal | SinkKind::Json));
+    // Open the output before attaching: a bad path changes nothing.
+    let writer = match &events_kind {
+        Some(k) => {
+            let sink = xdpwall_sinks::open(k, std::io::stdout().is_terminal())
+                .map_err(|e| crate::exit::usage(format!("cannot open the event output: {e}")))?;
+            Some(EventWriter::new(sink, rule_names(&compiled)))
         }
+        None => None,
+    };
+    // Register before attaching so a signal during start-up is not lost.
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP]).context("cannot install signal handlers")?;
+
+    let t = Instant::now();
+    let (mut inst, attached) = start(args, &iface, &cfg, &compiled)?;
+    let set_entries: usize = cfg.sets.values().map(|s| s.entries.len()).sum();
+    eprintln!(
+        "xdpwall: {} rules, {} set entries -> {} classes, {} trie entries; parse {} ms, compile {} ms, load+attach {} ms",
+        compiled.rules.len(),
+        set_entries,
+        compiled.classes.len(),
+        compiled.src4.len() + compiled.dst4.len() + compiled.src6.len() + compiled.dst6.len(),
+        timings.parse.as_millis(),
+        timings.compile.as_millis(),
+        t.elapsed().as_millis()
+    );
+    announce(&iface, &inst, &attached, compiled.rules.len());
+    if events_kind.is_some() && !compiled.events.enabled {
+        eprintln!("xdpwall: warning: --events given but no rule has `log` or `sample`: no events will be produced");
     }
 
-    let s = stats::read(&inst).context("cannot read the final counters")?;
+    let transport = compiled.events.transport;
+    let mut session = Session {
+        args,
+        iface: &iface,
+        mode: attached.mode,
+        transport,
+        buffer: cfg.events.buffer,
+        delivered: 0,
+    };
+    loop {
+        match session.serve(&inst, writer.as_ref(), &mut signals)? {
+            Next::Exit => break,
+            Next::Reload(new, names) => {
+                if let Some(w) = &writer {
+                    w.borrow_mut().set_rules(names);
+                }
+                inst = *new;
+            }
+        }
+    }
+    let sink_error = writer.as_ref().and_then(|w| w.borrow_mut().finish());
+    finish(&session, &inst, &writer, events_to_stdout, compiled.events.enabled || events_kind.is_some())?;
+    if let Some(e) = sink_error {
+        eprintln!("xdpwall: event output failed: {e}");
+    }
+    Ok(())
+}
+
+/// Detaches (if still ours) and prints the final counters.
+fn finish(
+    session: &Session<'_>,
+    inst: &Instance,
+    writer: &Option<Rc<RefCell<EventWriter>>>,
+    events_to_stdout: bool,
+    show_events: bool,
+) -> Result<()> {
+    let iface = session.iface;
+    let s = stats::read(inst).context("cannot read the final counters")?;
     // Detach only our own program: a newer `run` may have taken over.
-    let idx = xdpwall_dataplane::instance::ifindex(&iface)?;
+    let idx = xdpwall_dataplane::instance::ifindex(iface)?;
     match attach::current(idx)? {
         Some(cur) if cur.prog_id == inst.prog_id => {
-            attach::detach(&iface, false)?;
+            attach::detach(iface, false)?;
             eprintln!("xdpwall: detached from {iface}");
         }
         _ => eprintln!("xdpwall: another program now runs on {iface}; leaving it attached"),
     }
-    let h = Header { iface: &iface, mode: mode.name(), transport: "ringbuf" };
-    print!("{}", stats_table(&h, &s, None));
+    let k = stats::events(inst).unwrap_or_default();
+    let h = Header {
+        iface,
+        mode: session.mode.name(),
+        transport: transport_name(session.transport),
+        events: EventCounts { produced: k.produced, delivered: session.delivered, lost: k.lost },
+    };
+    let table = stats_table(&h, &s, None);
+    // Events on stdout stay machine-readable: the summary goes to stderr.
+    if events_to_stdout {
+        eprint!("{table}");
+    } else {
+        print!("{table}");
+    }
+    if show_events {
+        let unwritten = writer.as_ref().map_or(0, |w| w.borrow().write_errors);
+        eprintln!(
+            "xdpwall: events: produced {}, delivered {}, lost {} (buffer full){}",
+            k.produced,
+            session.delivered,
+            k.lost,
+            if unwritten > 0 { format!(", {unwritten} not written by the output") } else { String::new() }
+        );
+    }
     Ok(())
+}
+
+/// What ended one program generation's loop.
+enum Next {
+    /// SIGINT/SIGTERM.
+    Exit,
+    /// A successful reload: the new instance and its rule names.
+    Reload(Box<Instance>, Vec<String>),
+}
+
+/// State of the foreground loop across reloads.
+struct Session<'a> {
+    args: &'a RunArgs,
+    iface: &'a str,
+    mode: AttachMode,
+    transport: u32,
+    buffer: u64,
+    /// Events delivered by all generations so far.
+    delivered: u64,
+}
+
+impl Session<'_> {
+    /// Serves one program generation: reads its events, prints counters on
+    /// the interval, publishes the delivered count, handles signals.
+    fn serve(
+        &mut self,
+        inst: &Instance,
+        writer: Option<&Rc<RefCell<EventWriter>>>,
+        signals: &mut Signals,
+    ) -> Result<Next> {
+        let consumer = match writer {
+            Some(w) => {
+                let w = Rc::clone(w);
+                let opts = ConsumerOptions {
+                    poll: if self.args.busy_poll { Poll::Busy } else { Poll::Epoll },
+                    timeout: Duration::from_millis(10),
+                    buffer: self.buffer,
+                };
+                Some(Consumer::new(inst, self.transport, opts, move |r| w.borrow_mut().write(r))?)
+            }
+            None => None,
+        };
+        let base = self.delivered;
+        let delivered = |c: &Option<Consumer<'_>>| base + c.as_ref().map_or(0, |c| c.delivery().delivered);
+        let ticker = (self.args.interval > 0).then(|| Duration::from_secs(self.args.interval));
+        let (mut last_tick, mut last_publish) = (Instant::now(), Instant::now());
+        loop {
+            match &consumer {
+                Some(c) => c.poll()?,
+                None => std::thread::sleep(Duration::from_millis(20)),
+            }
+            if last_publish.elapsed() >= Duration::from_millis(250) {
+                publish_delivered(inst, delivered(&consumer));
+                last_publish = Instant::now();
+            }
+            if ticker.is_some_and(|t| last_tick.elapsed() >= t) {
+                last_tick = Instant::now();
+                if let Ok(s) = stats::read(inst) {
+                    let k = stats::events(inst).unwrap_or_default();
+                    let h = Header {
+                        iface: self.iface,
+                        mode: self.mode.name(),
+                        transport: transport_name(self.transport),
+                        events: EventCounts { produced: k.produced, delivered: delivered(&consumer), lost: k.lost },
+                    };
+                    eprint!("{}", stats_table(&h, &s, None));
+                }
+            }
+            let Some(sig) = signals.pending().next() else { continue };
+            if sig == SIGHUP {
+                match reload(self.args, self.iface, inst) {
+                    Ok((new, names)) => {
+                        if let Some(c) = &consumer {
+                            c.drain()?;
+                        }
+                        self.delivered = delivered(&consumer);
+                        publish_delivered(&new, self.delivered);
+                        eprintln!("xdpwall: reloaded {} (program id {})", self.args.config.display(), new.prog_id);
+                        return Ok(Next::Reload(Box::new(new), names));
+                    }
+                    Err(e) => eprintln!("xdpwall: reload failed, the previous rules stay in force:\n{e:#}"),
+                }
+                continue;
+            }
+            if let Some(c) = &consumer {
+                c.drain()?;
+            }
+            self.delivered = delivered(&consumer);
+            publish_delivered(inst, self.delivered);
+            return Ok(Next::Exit);
+        }
+    }
+}
+
+/// Records the delivered count in xw_info for `stats` in other processes.
+fn publish_delivered(inst: &Instance, n: u64) {
+    if let Ok(mut i) = inst.info() {
+        i.delivered = n;
+        let _ = inst.set_info(&i);
+    }
 }
 
 /// Re-reads the config and swaps the program atomically; counters follow
 /// rule names into the new program (copied just before the swap).
-fn reload(args: &RunArgs, iface: &str, old: &Instance) -> Result<Instance> {
+fn reload(args: &RunArgs, iface: &str, old: &Instance) -> Result<(Instance, Vec<String>)> {
     let (cfg, compiled) = load_compiled(&args.config)?;
     let inst = load(&compiled, LoadOptions::default())?;
     stats::carry(old, &inst).context("cannot carry counters into the new rules")?;
@@ -159,5 +338,5 @@ fn reload(args: &RunArgs, iface: &str, old: &Instance) -> Result<Instance> {
     let attached = attach::attach(&inst, iface, mode, args.force)?;
     let idx = xdpwall_dataplane::instance::ifindex(iface)?;
     inst.set_info(&info(&cfg, &compiled, idx, &attached, &args.config))?;
-    Ok(inst)
+    Ok((inst, rule_names(&compiled)))
 }

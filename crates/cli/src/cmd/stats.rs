@@ -4,7 +4,7 @@ use anyhow::{bail, Context, Result};
 use xdpwall_dataplane::attach::{self, AttachMode};
 use xdpwall_dataplane::{stats, Instance};
 
-use crate::output::{stats_json, stats_table, Header};
+use crate::output::{stats_json, stats_table, EventCounts, Header};
 
 /// Interfaces of this network namespace that run xdpwall.
 pub fn running_ifaces() -> Vec<String> {
@@ -55,7 +55,14 @@ pub fn stats(iface: Option<String>, json: bool) -> Result<()> {
     let iface = pick_iface(iface)?;
     let inst = attach::find(&iface)?;
     let s = stats::read(&inst).with_context(|| format!("cannot read counters on {iface}"))?;
-    let h = Header { iface: &iface, mode: mode_name(&inst), transport: "ringbuf" };
+    let info = inst.info().unwrap_or_default();
+    let k = stats::events(&inst).unwrap_or_default();
+    let h = Header {
+        iface: &iface,
+        mode: mode_name(&inst),
+        transport: crate::cmd::run::transport_name(info.transport),
+        events: EventCounts { produced: k.produced, delivered: info.delivered, lost: k.lost },
+    };
     if json {
         println!("{}", stats_json(&h, &s));
     } else {
