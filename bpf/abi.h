@@ -146,6 +146,7 @@ struct xw_rule {
 /* Event kinds (xw_event.kind). */
 #define XW_EV_LOG 1     /* a rule with `log` matched */
 #define XW_EV_SAMPLE 2  /* a rule with `sample` matched (1 in N) */
+#define XW_EV_CAPTURE 3 /* `xdpwall capture` tapped the packet */
 
 /* Transports (const transport). */
 #define XW_TRANSPORT_RINGBUF 0
@@ -174,8 +175,21 @@ enum xw_evstat {
 	XW_EVS_PRODUCED = 0, /* events the program tried to emit */
 	XW_EVS_LOST = 1,     /* of those, reserve/output failed: buffer full */
 	XW_EVS_WAKEUPS = 2,  /* wake-ups the program asked for */
-	XW_EVS_MAX = 4,
+	XW_EVS_TAP_PRODUCED = 3, /* capture tap: events tried */
+	XW_EVS_TAP_LOST = 4,     /* capture tap: did not fit */
+	XW_EVS_MAX = 8,
 };
+
+/* The capture tap, switched by user space at run time (xw_tap_ctl[0]). */
+struct xw_tap {
+	__u32 enabled;
+	__u32 snaplen;
+	__u32 transport; /* XW_TRANSPORT_* */
+	__u32 pad;
+};
+
+/* Size of the tap's ring buffer (fixed: the tap is off unless capturing). */
+#define XW_TAP_RING_SIZE (2u << 20)
 
 /* Per-CPU scratch: the record being built for bpf_ringbuf_output. */
 struct xw_scratch {

@@ -57,20 +57,28 @@ static __always_inline __u64 wake_flags(void)
 	return BPF_RB_NO_WAKEUP;
 }
 
-static __always_inline long ringbuf_emit(struct xdp_md *ctx, struct xw_event *ev)
+/* Ring-buffer flags: the policy of [events] for rule events; the kernel's
+ * own (wake only a consumer that had caught up) for the capture tap. */
+static __always_inline __u64 ring_flags(int tap)
+{
+	return tap ? 0 : wake_flags();
+}
+
+static __always_inline long ringbuf_emit(struct xdp_md *ctx, void *ring, struct xw_event *ev,
+					 int tap)
 {
 	__u32 zero = 0, cap = ev->cap_len;
 	struct xw_scratch *s;
-	__u64 n;
 	struct xw_event *r;
+	__u64 n;
 
 	if (cap == 0) {
 		/* Fixed size: reserve and commit in place. */
-		r = bpf_ringbuf_reserve(&xw_ring, sizeof(*r), 0);
+		r = bpf_ringbuf_reserve(ring, sizeof(*r), 0);
 		if (!r)
 			return -1;
 		*r = *ev;
-		bpf_ringbuf_submit(r, wake_flags());
+		bpf_ringbuf_submit(r, ring_flags(tap));
 		return 0;
 	}
 	s = bpf_map_lookup_elem(&xw_scratch, &zero);
@@ -91,12 +99,13 @@ static __always_inline long ringbuf_emit(struct xdp_md *ctx, struct xw_event *ev
 	/* bpf_xdp_load_bytes reads across fragments of a multi-buffer frame. */
 	if (bpf_xdp_load_bytes(ctx, 0, s->data, n) < 0)
 		return -1;
-	return bpf_ringbuf_output(&xw_ring, s, sizeof(struct xw_event) + n, wake_flags());
+	return bpf_ringbuf_output(ring, s, sizeof(struct xw_event) + n, ring_flags(tap));
 }
 
-/* Emits one event; counts it as produced or lost. */
+/* Emits one event to the rule-event buffers (tap = 0) or the capture tap's;
+ * counts it as produced, and as lost if it did not fit. */
 static __always_inline void emit(struct xdp_md *ctx, __u32 rule, __u32 verdict, __u32 kind,
-				 __u32 snaplen, __u64 wire_len)
+				 __u32 snaplen, __u64 wire_len, int tap, __u32 use_perf)
 {
 	struct xw_event ev = {
 		.ts_ns = bpf_ktime_get_ns(),
@@ -113,18 +122,30 @@ static __always_inline void emit(struct xdp_md *ctx, __u32 rule, __u32 verdict, 
 	ev.cap_len = wire_len < snaplen ? (__u32)wire_len : snaplen;
 	if (ev.cap_len > XW_MAX_SNAPLEN)
 		ev.cap_len = XW_MAX_SNAPLEN;
-	if (transport == XW_TRANSPORT_PERFBUF) {
+	if (use_perf) {
 		/* The kernel appends cap_len packet bytes itself (upper 32 bits
 		 * of the flags): no bounce buffer. */
-		ret = bpf_perf_event_output(ctx, &xw_perf,
+		ret = bpf_perf_event_output(ctx, tap ? (void *)&xw_tap_perf : (void *)&xw_perf,
 					    BPF_F_CURRENT_CPU | ((__u64)ev.cap_len << 32), &ev,
 					    sizeof(ev));
 	} else {
-		ret = ringbuf_emit(ctx, &ev);
+		ret = ringbuf_emit(ctx, tap ? (void *)&xw_tap_ring : (void *)&xw_ring, &ev, tap);
 	}
-	evstat_add(XW_EVS_PRODUCED);
+	evstat_add(tap ? XW_EVS_TAP_PRODUCED : XW_EVS_PRODUCED);
 	if (ret < 0)
-		evstat_add(XW_EVS_LOST);
+		evstat_add(tap ? XW_EVS_TAP_LOST : XW_EVS_LOST);
+}
+
+/* Feeds `xdpwall capture` when its tap is on. */
+static __always_inline void maybe_tap(struct xdp_md *ctx, __u32 rule, __u32 verdict,
+				      __u64 wire_len)
+{
+	__u32 zero = 0;
+	struct xw_tap *t = bpf_map_lookup_elem(&xw_tap_ctl, &zero);
+
+	if (t && t->enabled)
+		emit(ctx, rule, verdict, XW_EV_CAPTURE, t->snaplen, wire_len, 1,
+		     t->transport == XW_TRANSPORT_PERFBUF);
 }
 
 /* Emits an event for `rule` if it logs or samples and its limits allow. */
@@ -157,7 +178,7 @@ static __always_inline void maybe_log(struct xdp_md *ctx, __u32 rule, __u32 verd
 		if (__sync_val_compare_and_swap(last, old, now) != old)
 			return;
 	}
-	emit(ctx, rule, verdict, kind, r->snaplen, wire_len);
+	emit(ctx, rule, verdict, kind, r->snaplen, wire_len, 0, transport == XW_TRANSPORT_PERFBUF);
 }
 
 #endif /* XDPWALL_EVENTS_H */

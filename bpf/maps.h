@@ -154,6 +154,26 @@ struct {
 	__uint(max_entries, 1);
 } xw_wake SEC(".maps");
 
+/* The capture tap: its switch and its own buffers, so `xdpwall capture`
+ * never competes with `run` for the same ring. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xw_tap);
+	__uint(max_entries, 1);
+} xw_tap_ctl SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, XW_TAP_RING_SIZE);
+} xw_tap_ring SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} xw_tap_perf SEC(".maps");
+
 /* Per rule: time of its last event (`every`), shared by all CPUs. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

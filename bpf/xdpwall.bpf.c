@@ -83,6 +83,7 @@ out:
 			maybe_log(ctx, m.hits[i], verdict, bytes);
 		}
 	}
+	maybe_tap(ctx, rule, verdict, bytes);
 	if (trace_enabled)
 		trace(rule, verdict, malformed);
 	return verdict;

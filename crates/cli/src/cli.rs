@@ -56,7 +56,8 @@ pub enum Command {
         #[arg(long, default_value_t = 0)]
         interval: u64,
         /// Where events of rules with `log`/`sample` go: `-` (terminal
-        /// lines), `json` (JSON lines on stdout) or FILE.pcapng.
+        /// lines; the default when a rule logs), `json` (JSON lines on
+        /// stdout) or FILE.pcapng.
         #[arg(long, value_name = "OUT")]
         events: Option<String>,
         /// Busy-poll the event buffer instead of sleeping (lowest latency,
@@ -86,6 +87,32 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Capture at the XDP hook, like tcpdump: taps the running xdpwall
+    /// program, or loads a pass-through one while capturing.
+    #[command(after_help = "Examples:\n  xdpwall capture --iface eth0 -c 10\n  xdpwall capture --iface eth0 -w trace.pcapng --snaplen 256\n  ip netns exec blue xdpwall capture --iface veth0 --transport perfbuf")]
+    Capture {
+        /// Interface.
+        #[arg(short, long)]
+        iface: String,
+        /// Write packets to FILE.pcapng instead of printing them.
+        #[arg(short = 'w', value_name = "FILE.pcapng")]
+        write: Option<PathBuf>,
+        /// Stop after N packets.
+        #[arg(short = 'c', value_name = "N")]
+        count: Option<u64>,
+        /// Bytes of each packet to keep.
+        #[arg(short = 's', long, default_value_t = 262)]
+        snaplen: u32,
+        /// Transport of the captured packets.
+        #[arg(long, value_enum, default_value = "ringbuf")]
+        transport: TransportArg,
+        /// Busy-poll instead of sleeping.
+        #[arg(long)]
+        busy_poll: bool,
+        /// Take over a tap left on by a capture that was killed.
+        #[arg(long)]
+        force: bool,
+    },
     /// Benchmarks (ratios against a reference measured in the same run).
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -108,6 +135,15 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+}
+
+/// `--transport` values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TransportArg {
+    /// BPF ring buffer (one ring for all CPUs).
+    Ringbuf,
+    /// Perf buffer (one ring per CPU).
+    Perfbuf,
 }
 
 /// `--mode` values.

@@ -48,6 +48,17 @@ fn main() {
             print!("{}", xdpwall_rules::synth::set_file_lines(entries, seed));
             Ok(())
         }
+        Command::Capture { iface, write, count, snaplen, transport, busy_poll, force } => {
+            cmd::capture::capture(&cmd::capture::CaptureArgs {
+                iface,
+                write,
+                count,
+                snaplen,
+                perfbuf: matches!(transport, cli::TransportArg::Perfbuf),
+                busy_poll,
+                force,
+            })
+        }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "xdpwall", &mut std::io::stdout());
             Ok(())

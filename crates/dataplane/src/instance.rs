@@ -69,6 +69,12 @@ pub struct Maps {
     pub perf: MapHandle,
     /// Event counters (per CPU).
     pub evstats: MapHandle,
+    /// Capture tap switch.
+    pub tap_ctl: MapHandle,
+    /// Capture tap ring buffer.
+    pub tap_ring: MapHandle,
+    /// Capture tap perf buffers.
+    pub tap_perf: MapHandle,
 }
 
 /// A loaded program and its maps.
@@ -115,6 +121,9 @@ impl Instance {
             ring: dup(&m.xw_ring, "xw_ring")?,
             perf: dup(&m.xw_perf, "xw_perf")?,
             evstats: dup(&m.xw_evstats, "xw_evstats")?,
+            tap_ctl: dup(&m.xw_tap_ctl, "xw_tap_ctl")?,
+            tap_ring: dup(&m.xw_tap_ring, "xw_tap_ring")?,
+            tap_perf: dup(&m.xw_tap_perf, "xw_tap_perf")?,
         };
         let prog = skel
             .progs
@@ -185,6 +194,9 @@ impl Instance {
             ring: take("xw_ring")?,
             perf: take("xw_perf")?,
             evstats: take("xw_evstats")?,
+            tap_ctl: take("xw_tap_ctl")?,
+            tap_ring: take("xw_tap_ring")?,
+            tap_perf: take("xw_tap_perf")?,
         };
         Ok(Self { prog, prog_id: id, maps })
     }
@@ -206,6 +218,30 @@ impl Instance {
             .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
             .map_err(|source| Error::Map { op: "read", map: "xw_info", source })?;
         Ok(v.and_then(|b| from_bytes(&b)).unwrap_or_default())
+    }
+
+    /// Reads the capture tap's switch.
+    ///
+    /// # Errors
+    /// The map cannot be read.
+    pub fn tap(&self) -> Result<types::xw_tap> {
+        let v = self
+            .maps
+            .tap_ctl
+            .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
+            .map_err(|source| Error::Map { op: "read", map: "xw_tap_ctl", source })?;
+        Ok(v.and_then(|b| from_bytes(&b)).unwrap_or_default())
+    }
+
+    /// Switches the capture tap (`xw_tap_ctl[0]`).
+    ///
+    /// # Errors
+    /// The map cannot be written.
+    pub fn set_tap(&self, tap: &types::xw_tap) -> Result<()> {
+        self.maps
+            .tap_ctl
+            .update(&0u32.to_ne_bytes(), bytes_of(tap), MapFlags::ANY)
+            .map_err(|source| Error::Map { op: "write", map: "xw_tap_ctl", source })
     }
 
     /// Writes the instance facts.

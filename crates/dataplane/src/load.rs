@@ -129,7 +129,15 @@ fn bind_unused_maps(inst: &Instance) -> Result<()> {
     use std::os::fd::AsRawFd;
     let m = &inst.maps;
     for (map, name) in
-        [(&m.info, "xw_info"), (&m.ring, "xw_ring"), (&m.perf, "xw_perf"), (&m.evstats, "xw_evstats")]
+        [
+            (&m.info, "xw_info"),
+            (&m.ring, "xw_ring"),
+            (&m.perf, "xw_perf"),
+            (&m.evstats, "xw_evstats"),
+            (&m.tap_ctl, "xw_tap_ctl"),
+            (&m.tap_ring, "xw_tap_ring"),
+            (&m.tap_perf, "xw_tap_perf"),
+        ]
     {
         // SAFETY: both fds are valid for the call; NULL opts are allowed.
         let ret = unsafe {

@@ -25,6 +25,8 @@ unsafe impl Pod for types::xw_trace {}
 unsafe impl Pod for types::xw_lpm4 {}
 // SAFETY: as above.
 unsafe impl Pod for types::xw_lpm6 {}
+// SAFETY: as above.
+unsafe impl Pod for types::xw_tap {}
 // SAFETY: plain integer.
 unsafe impl Pod for u32 {}
 

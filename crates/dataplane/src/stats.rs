@@ -171,6 +171,10 @@ pub struct EventCounters {
     pub lost: u64,
     /// Wake-ups the program asked for (ring buffer).
     pub wakeups: u64,
+    /// Capture-tap events tried.
+    pub tap_produced: u64,
+    /// Capture-tap events that did not fit.
+    pub tap_lost: u64,
 }
 
 fn percpu_u64(map: &libbpf_rs::MapHandle, key: u32) -> Result<u64> {
@@ -193,5 +197,7 @@ pub fn events(inst: &Instance) -> Result<EventCounters> {
         produced: percpu_u64(&inst.maps.evstats, abi::EVS_PRODUCED)?,
         lost: percpu_u64(&inst.maps.evstats, abi::EVS_LOST)?,
         wakeups: percpu_u64(&inst.maps.evstats, abi::EVS_WAKEUPS)?,
+        tap_produced: percpu_u64(&inst.maps.evstats, abi::EVS_TAP_PRODUCED)?,
+        tap_lost: percpu_u64(&inst.maps.evstats, abi::EVS_TAP_LOST)?,
     })
 }

@@ -12,7 +12,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use xdpwall_dataplane::types::{
-    xw_class, xw_counter, xw_event, xw_info, xw_lpm4, xw_lpm6, xw_rule, xw_scratch, xw_trace, xw_wake,
+    xw_class, xw_counter, xw_event, xw_info, xw_lpm4, xw_lpm6, xw_rule, xw_scratch, xw_tap, xw_trace,
+    xw_wake,
 };
 use xdpwall_rules::compile::{abi, Field};
 
@@ -47,6 +48,7 @@ const STRUCTS: &[(&str, &[&str])] = &[
     ("xw_event", &["ts_ns", "ifindex", "rx_queue", "cpu", "rule", "verdict", "wire_len", "cap_len", "kind"]),
     ("xw_scratch", &["ev", "data"]),
     ("xw_wake", &["last_ns", "pending"]),
+    ("xw_tap", &["enabled", "snaplen", "transport", "pad"]),
 ];
 
 /// Every `#define` and enum constant the test reads from the header.
@@ -123,6 +125,10 @@ const NAMES: &[&str] = &[
     "XW_EVS_LOST",
     "XW_EVS_WAKEUPS",
     "XW_EVS_MAX",
+    "XW_EVS_TAP_PRODUCED",
+    "XW_EVS_TAP_LOST",
+    "XW_EV_CAPTURE",
+    "XW_TAP_RING_SIZE",
 ];
 
 /// The probe's output, computed once per test binary.
@@ -224,6 +230,7 @@ fn rust_view() -> BTreeMap<String, u64> {
     st!(xw_event { ts_ns, ifindex, rx_queue, cpu, rule, verdict, wire_len, cap_len, kind });
     st!(xw_scratch { ev, data });
     st!(xw_wake { last_ns, pending });
+    st!(xw_tap { enabled, snaplen, transport, pad });
     m
 }
 
@@ -347,6 +354,10 @@ fn constants_agree() {
         ("XW_EVS_LOST", u64::from(abi::EVS_LOST)),
         ("XW_EVS_WAKEUPS", u64::from(abi::EVS_WAKEUPS)),
         ("XW_EVS_MAX", u64::from(abi::EVS_MAX)),
+        ("XW_EVS_TAP_PRODUCED", u64::from(abi::EVS_TAP_PRODUCED)),
+        ("XW_EVS_TAP_LOST", u64::from(abi::EVS_TAP_LOST)),
+        ("XW_EV_CAPTURE", u64::from(abi::EV_CAPTURE)),
+        ("XW_TAP_RING_SIZE", u64::from(abi::TAP_RING_SIZE)),
     ];
     let mut bad = Vec::new();
     for &(name, want) in ex {

@@ -7,7 +7,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use libbpf_rs::{PerfBuffer, PerfBufferBuilder, RingBuffer, RingBufferBuilder};
+use libbpf_rs::{MapHandle, PerfBuffer, PerfBufferBuilder, RingBuffer, RingBufferBuilder};
 use xdpwall_dataplane::Instance;
 use xdpwall_rules::compile::abi;
 
@@ -106,6 +106,30 @@ impl<'a> Consumer<'a> {
     where
         F: FnMut(&Record<'_>) + 'a,
     {
+        Self::with_maps(&inst.maps.ring, &inst.maps.perf, transport, opts, on_record)
+    }
+
+    /// Opens the capture tap's buffers of `inst` instead of the rule events'.
+    ///
+    /// # Errors
+    /// As [`Consumer::new`].
+    pub fn tap<F>(inst: &'a Instance, transport: u32, opts: ConsumerOptions, on_record: F) -> Result<Self, Error>
+    where
+        F: FnMut(&Record<'_>) + 'a,
+    {
+        Self::with_maps(&inst.maps.tap_ring, &inst.maps.tap_perf, transport, opts, on_record)
+    }
+
+    fn with_maps<F>(
+        ring: &'a MapHandle,
+        perf: &'a MapHandle,
+        transport: u32,
+        opts: ConsumerOptions,
+        on_record: F,
+    ) -> Result<Self, Error>
+    where
+        F: FnMut(&Record<'_>) + 'a,
+    {
         let counts = Rc::new(Counts::default());
         let cb = Rc::new(std::cell::RefCell::new(on_record));
         let handle = {
@@ -120,7 +144,7 @@ impl<'a> Consumer<'a> {
         };
         let inner = if transport == abi::TRANSPORT_PERFBUF {
             let lost = Rc::clone(&counts);
-            let pb = PerfBufferBuilder::new(&inst.maps.perf)
+            let pb = PerfBufferBuilder::new(perf)
                 .pages(perf_pages(opts.buffer))
                 .sample_cb(move |_cpu, data: &[u8]| handle(data))
                 .lost_cb(move |_cpu, n| lost.perf_lost.set(lost.perf_lost.get() + n))
@@ -129,7 +153,7 @@ impl<'a> Consumer<'a> {
             Inner::Perf(pb)
         } else {
             let mut b = RingBufferBuilder::new();
-            b.add(&inst.maps.ring, move |data: &[u8]| {
+            b.add(ring, move |data: &[u8]| {
                 handle(data);
                 0
             })

@@ -117,12 +117,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
         .clone()
         .or_else(|| cfg.xdp.interface.clone())
         .ok_or_else(|| crate::exit::usage("no interface: pass --iface or set [xdp] interface"))?;
-    let events_kind = args
-        .events
-        .as_deref()
-        .map(xdpwall_sinks::parse_events_arg)
-        .transpose()
-        .map_err(crate::exit::usage)?;
+    // Rules that log need a reader: without --events, terminal lines.
+    let events_arg = args.events.as_deref().or(compiled.events.enabled.then_some("-"));
+    let events_kind = events_arg.map(xdpwall_sinks::parse_events_arg).transpose().map_err(crate::exit::usage)?;
     let events_to_stdout = matches!(events_kind, Some(SinkKind::Terminal | SinkKind::Json));
     // Open the output before attaching: a bad path changes nothing.
     let writer = match &events_kind {

@@ -143,3 +143,65 @@ fn events_to_pcapng_open_with_comments_and_lengths() {
         eprintln!("tshark not installed: skipping the tshark read-back");
     }
 }
+
+/// `capture` on an interface without XDP: a pass-through program for the
+/// duration, `-c N` stops after N packets, nothing stays attached.
+#[test]
+fn capture_without_xdpwall_passes_through_and_cleans_up() {
+    if !require_root("capture_without_xdpwall_passes_through_and_cleans_up") {
+        return;
+    }
+    let lab = lab();
+    let dir = crate::fixtures::TempDir::new("cap-pass");
+    let file = dir.path().join("cap.pcapng");
+    let mut cmd = lab.b().ns().command(env!("CARGO_BIN_EXE_xdpwall"));
+    cmd.args(["capture", "--iface", lab.b().ifname(), "-c", "5", "-w"]).arg(&file);
+    let mut cap = crate::fixtures::Running::spawn_command(cmd);
+    cap.wait_stderr("listening on", WAIT);
+    // The UDP listener proves the pass-through program passes.
+    let rx = crate::fixtures::listen_udp(&lab, 5000);
+    let sent = send_udp(&lab, 5000, 8);
+    assert!(rx.wait_for(sent, WAIT), "pass-through must pass: {}/{sent}", rx.count());
+    let out = cap.wait_exit(WAIT);
+    out.assert_code(0);
+    assert!(out.stderr.contains("5 packets captured"), "{}", out.describe());
+    assert!(!crate::fixtures::link_has_xdp(lab.b().ns()), "pass-through left attached");
+    let mut rd = PcapNgReader::new(std::fs::File::open(&file).expect("written")).expect("pcapng");
+    let mut n = 0;
+    while let Some(b) = rd.next_block() {
+        if let Block::EnhancedPacket(_) = b.expect("block") {
+            n += 1;
+        }
+    }
+    assert_eq!(n, 5, "-c 5 writes 5 packets");
+}
+
+/// `capture` on an interface where `run` filters: it taps the running
+/// program (drops included, with their rule), over both transports, and
+/// leaves `run` and its rules untouched.
+#[test]
+fn capture_taps_a_running_instance_over_both_transports() {
+    if !require_root("capture_taps_a_running_instance_over_both_transports") {
+        return;
+    }
+    let lab = lab();
+    let (_d, cfg) = config_dir("cap-tap", RULES);
+    let mut run = Running::start(lab.b().ns(), &cfg, &["--events", "json"]);
+    for transport in ["ringbuf", "perfbuf"] {
+        let mut cmd = lab.b().ns().command(env!("CARGO_BIN_EXE_xdpwall"));
+        cmd.args(["capture", "--iface", lab.b().ifname(), "-c", "3", "--transport", transport]);
+        let mut cap = crate::fixtures::Running::spawn_command(cmd);
+        cap.wait_stderr("tapping the xdpwall program", WAIT);
+        send_udp(&lab, 15_000, 6);
+        let out = cap.wait_exit(WAIT);
+        out.assert_code(0);
+        let lines: Vec<&str> = out.stdout.lines().collect();
+        assert_eq!(lines.len(), 3, "{transport}: {}", out.describe());
+        assert!(lines.iter().all(|l| l.contains("drop udp-drop-logged")), "{transport}: {}", out.stdout);
+    }
+    assert!(crate::fixtures::link_has_xdp(lab.b().ns()), "run's program must stay attached");
+    run.signal(libc::SIGTERM);
+    let out = run.wait_exit(WAIT);
+    out.assert_code(0);
+    assert_eq!(out.stdout.lines().count(), 12, "run still got its own events:\n{}", out.describe());
+}

@@ -296,6 +296,14 @@ impl Running {
         Running { child, pipes, exited: None, label }
     }
 
+    /// Spawns any xdpwall command (e.g. `capture`) under the same guard.
+    pub fn spawn_command(mut cmd: Command) -> Running {
+        let label = format!("{cmd:?}");
+        let mut child = spawn_piped(&mut cmd);
+        let pipes = Pipes::attach(&mut child);
+        Running { child, pipes, exited: None, label }
+    }
+
     /// Spawns and waits for the "attached to" line.
     pub fn start(ns: &Netns, config: &Path, extra: &[&str]) -> Running {
         let mut r = Running::spawn(ns, config, extra);

@@ -110,5 +110,13 @@ pub const EVS_PRODUCED: u32 = 0;
 pub const EVS_LOST: u32 = 1;
 /// Event counter: wake-ups asked for.
 pub const EVS_WAKEUPS: u32 = 2;
+/// Event counter: capture-tap events tried.
+pub const EVS_TAP_PRODUCED: u32 = 3;
+/// Event counter: capture-tap events that did not fit.
+pub const EVS_TAP_LOST: u32 = 4;
 /// Slots of the event counter map.
-pub const EVS_MAX: u32 = 4;
+pub const EVS_MAX: u32 = 8;
+/// Event kind: tapped by `xdpwall capture`.
+pub const EV_CAPTURE: u32 = 3;
+/// Size of the capture tap's ring buffer.
+pub const TAP_RING_SIZE: u32 = 2 << 20;
