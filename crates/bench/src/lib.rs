@@ -1,1 +1,5 @@
 //! Benchmark engines.
+
+pub mod transport;
+
+pub use transport::{json, markdown, transport, Transport, TransportOptions, TransportRow, Wakeup};

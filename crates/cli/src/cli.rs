@@ -187,6 +187,18 @@ pub enum BenchCmd {
         #[arg(long, default_value_t = 15)]
         runs: usize,
     },
+    /// Ring buffer vs perf buffer: events/s delivered and lost, latency,
+    /// memory, wake-ups and order, for 1 and 2 producer CPUs, 64- and
+    /// 1500-byte records, each wake-up policy, epoll and busy polling.
+    #[command(after_help = "Example:\n  xdpwall bench transport --events 1000000 --json transport.json")]
+    Transport {
+        /// Events per cell.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Also write the rows as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
     /// Print a synthetic config of N mixed-shape rules (the one `bench
     /// classify` uses), to load with `run` or `check`.
     #[command(after_help = "Example:\n  xdpwall bench synth-rules --count 10000 > rules-10k.toml")]

@@ -40,6 +40,7 @@ fn main() {
         Command::Bench(BenchCmd::Classify { rules, set_entries, repeat, runs }) => {
             cmd::bench::classify(&cmd::bench::ClassifyArgs { rules, set_entries, repeat, runs })
         }
+        Command::Bench(BenchCmd::Transport { events, json }) => cmd::bench::transport(events, json.as_deref()),
         Command::Bench(BenchCmd::SynthRules { count, seed }) => {
             print!("{}", xdpwall_rules::synth::mixed_rules_toml(count, seed));
             Ok(())

@@ -98,6 +98,8 @@ pub fn load(c: &Compiled, opts: LoadOptions) -> Result<Instance> {
         ro.transport = c.events.transport;
         ro.wakeup_mode = c.events.wakeup_mode;
         ro.wakeup_batch = c.events.wakeup_batch;
+        // Adaptive wake-ups hurry when a quarter of the ring is unread.
+        ro.wakeup_watermark = (ring_size(c) / 4) as u64;
     }
     let m = &mut open.maps;
     let sizes = [

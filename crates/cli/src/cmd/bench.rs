@@ -167,3 +167,14 @@ impl Drop for Cleanup {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// `bench transport`: the transport matrix, as a Markdown table (and JSON).
+pub fn transport(events: u64, json: Option<&std::path::Path>) -> Result<()> {
+    let opts = xdpwall_bench::TransportOptions { events, ..Default::default() };
+    let rows = xdpwall_bench::transport(&opts, &mut |line| eprintln!("{line}"))?;
+    println!("{}", xdpwall_bench::markdown(&rows));
+    if let Some(p) = json {
+        std::fs::write(p, xdpwall_bench::json(&rows)?).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    Ok(())
+}
