@@ -109,8 +109,11 @@ pub struct TransportOptions {
     pub snaplens: Vec<u32>,
     /// Producer counts (1 and/or 2).
     pub producers: Vec<u32>,
-    /// Ring-buffer wake-up policies (the perf buffer has only "every").
+    /// Ring-buffer wake-up policies.
     pub ring_wakeups: Vec<Wakeup>,
+    /// Perf-buffer wake-up policies (`Every` or `Batch(n)`: the events'
+    /// `wakeup_events`; adaptive has no perf equivalent).
+    pub perf_wakeups: Vec<Wakeup>,
 }
 
 impl Default for TransportOptions {
@@ -125,6 +128,7 @@ impl Default for TransportOptions {
             snaplens: vec![64, 1500],
             producers: vec![1, 2],
             ring_wakeups: vec![Wakeup::Every, Wakeup::Batch(64), Wakeup::Adaptive],
+            perf_wakeups: vec![Wakeup::Every, Wakeup::Batch(64)],
         }
     }
 }
@@ -230,7 +234,7 @@ pub fn transport(
             for &snaplen in &opts.snaplens {
                 let wakes = match t {
                     Transport::Ringbuf => opts.ring_wakeups.clone(),
-                    Transport::Perfbuf => vec![Wakeup::Every],
+                    Transport::Perfbuf => opts.perf_wakeups.clone(),
                 };
                 for w in wakes {
                     for poll in [Poll::Epoll, Poll::Busy] {
@@ -414,6 +418,11 @@ fn run_cell(cell: &Cell, opts: &TransportOptions) -> anyhow::Result<TransportRow
         poll: cell.poll,
         timeout: opts.epoll_timeout,
         buffer: opts.buffer,
+        perf_per_wakeup: match cell.wakeup {
+            Wakeup::Every => 1,
+            Wakeup::Batch(n) => n,
+            Wakeup::Adaptive => 64,
+        },
     };
     let consumer = Consumer::new(&inst, cell.transport.abi(), copts, move |r| {
         let now = WallClock::monotonic_now();
@@ -853,8 +862,8 @@ pub fn markdown(rows: &[TransportRow]) -> String {
          transport's map; perf mmap is (pages + 1) × page × CPUs as mapped in /proc/self/maps and is kernel \
          memory on top of the map; RSS Δ is /proc/self/statm after draining minus before opening the consumer \
          — the ring buffer maps its data pages twice, so its RSS Δ shows about 2× the ring. Wake-ups are \
-         those the program asked for (ring buffer); n/a for the perf buffer, whose events libbpf opens with \
-         wakeup_events = 1 (a wake-up per record). ts order viol. = delivered records with ts_ns older than \
+         those the program asked for (ring buffer); n/a for the perf buffer, whose wake-ups the kernel makes \
+         from the events' wakeup_events (1 for \"every\", N for \"batch N\"). ts order viol. = delivered records with ts_ns older than \
          the previous delivered record's; per-CPU viol. = the same within one header.cpu.\n"
     );
     s
@@ -923,7 +932,8 @@ mod tests {
         let mut lines = Vec::new();
         let rows = transport(&opts, &mut |l| lines.push(l.to_string())).expect("transport bench");
         let two = allowed_cpus().expect("cpus").len() >= 2;
-        assert_eq!(rows.len(), if two { 16 } else { 8 }, "{lines:#?}");
+        // Per producer count: 3 ring wake-ups + 2 perf wake-ups, each with 2 consumers.
+        assert_eq!(rows.len(), if two { 20 } else { 10 }, "{lines:#?}");
         for r in &rows {
             assert_eq!((r.produced, r.record_bytes), (4000, 1540));
             assert_eq!(r.produced, r.delivered + r.lost);

@@ -7,7 +7,9 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use libbpf_rs::{MapHandle, PerfBuffer, PerfBufferBuilder, RingBuffer, RingBufferBuilder};
+use libbpf_rs::{MapHandle, RingBuffer, RingBufferBuilder};
+
+use crate::perf::PerfBuffer;
 use xdpwall_dataplane::Instance;
 use xdpwall_rules::compile::abi;
 
@@ -32,11 +34,14 @@ pub struct ConsumerOptions {
     pub timeout: Duration,
     /// Total buffer size in bytes, for the perf buffer's per-CPU share.
     pub buffer: u64,
+    /// Perf buffer: records per wake-up (the ring buffer's policy is the
+    /// program's, `[events] wakeup`).
+    pub perf_per_wakeup: u32,
 }
 
 impl Default for ConsumerOptions {
     fn default() -> Self {
-        Self { poll: Poll::Epoll, timeout: Duration::from_millis(10), buffer: 8 << 20 }
+        Self { poll: Poll::Epoll, timeout: Duration::from_millis(10), buffer: 8 << 20, perf_per_wakeup: 1 }
     }
 }
 
@@ -144,12 +149,14 @@ impl<'a> Consumer<'a> {
         };
         let inner = if transport == abi::TRANSPORT_PERFBUF {
             let lost = Rc::clone(&counts);
-            let pb = PerfBufferBuilder::new(perf)
-                .pages(perf_pages(opts.buffer))
-                .sample_cb(move |_cpu, data: &[u8]| handle(data))
-                .lost_cb(move |_cpu, n| lost.perf_lost.set(lost.perf_lost.get() + n))
-                .build()
-                .map_err(err("open the perf buffer"))?;
+            let pb = PerfBuffer::new(
+                perf,
+                perf_pages(opts.buffer),
+                opts.perf_per_wakeup,
+                move |_cpu, data: &[u8]| handle(data),
+                move |_cpu, n| lost.perf_lost.set(lost.perf_lost.get() + n),
+            )
+            .map_err(err("open the perf buffer"))?;
             Inner::Perf(pb)
         } else {
             let mut b = RingBufferBuilder::new();
@@ -170,7 +177,9 @@ impl<'a> Consumer<'a> {
     /// The poll fails (other than by a signal).
     pub fn poll(&self) -> Result<(), Error> {
         let r = match (&self.inner, self.opts.poll) {
-            (Inner::Ring(rb), Poll::Epoll) => rb.poll(self.opts.timeout),
+            // After the wait, read everything: records written without a
+            // wake-up (batched, adaptive) are delivered within one timeout.
+            (Inner::Ring(rb), Poll::Epoll) => rb.poll(self.opts.timeout).and_then(|()| rb.consume()),
             (Inner::Perf(pb), Poll::Epoll) => pb.poll(self.opts.timeout),
             (Inner::Ring(rb), Poll::Busy) => rb.consume(),
             (Inner::Perf(pb), Poll::Busy) => pb.consume(),

@@ -5,6 +5,7 @@
 
 pub mod clock;
 pub mod consumer;
+pub mod perf;
 pub mod record;
 
 pub use consumer::{Consumer, ConsumerOptions, Delivery, Poll};

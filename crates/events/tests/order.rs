@@ -144,6 +144,7 @@ fn two_producer_cpus_keep_per_cpu_order_and_balance_the_books() {
             poll: Poll::Epoll,
             timeout: Duration::from_millis(5),
             buffer: 8 << 20,
+            perf_per_wakeup: 1,
         };
         let consumer = Consumer::new(&inst, t, opts, move |r| {
             sink.borrow_mut().push((r.header.ts_ns, r.header.cpu))

@@ -103,6 +103,8 @@ pub fn capture(args: &CaptureArgs) -> Result<()> {
         poll: if args.busy_poll { Poll::Busy } else { Poll::Epoll },
         timeout: Duration::from_millis(10),
         buffer: u64::from(abi::TAP_RING_SIZE),
+        // Like tcpdump: each packet as it comes.
+        perf_per_wakeup: 1,
     };
     let consumer = {
         let (w, n) = (Rc::clone(&writer), Rc::clone(&written));

@@ -158,6 +158,11 @@ pub fn run(args: &RunArgs) -> Result<()> {
         mode: attached.mode,
         transport,
         buffer: cfg.events.buffer,
+        perf_per_wakeup: match compiled.events.wakeup_mode {
+            abi::WAKE_EVERY => 1,
+            abi::WAKE_BATCH => compiled.events.wakeup_batch,
+            _ => 64,
+        },
         delivered: 0,
     };
     loop {
@@ -240,6 +245,8 @@ struct Session<'a> {
     mode: AttachMode,
     transport: u32,
     buffer: u64,
+    /// Perf buffer: records per wake-up (`[events] wakeup`; adaptive: 64).
+    perf_per_wakeup: u32,
     /// Events delivered by all generations so far.
     delivered: u64,
 }
@@ -260,6 +267,7 @@ impl Session<'_> {
                     poll: if self.args.busy_poll { Poll::Busy } else { Poll::Epoll },
                     timeout: Duration::from_millis(10),
                     buffer: self.buffer,
+                    perf_per_wakeup: self.perf_per_wakeup,
                 };
                 Some(Consumer::new(inst, self.transport, opts, move |r| w.borrow_mut().write(r))?)
             }
