@@ -6,10 +6,11 @@ set -euo pipefail
 
 # Build: clang-19 compiles the XDP program; libbpf-sys (vendored libbpf) needs
 # make, cc, pkg-config, libelf and zlib; linux-libc-dev has the uapi headers.
-# Lab and tests: iproute2 (ip netns / veth), util-linux (nsenter).
+# Lab and tests: iproute2 (ip netns / veth), util-linux (nsenter, taskset).
+# Benchmarks: libbpf-dev builds the C reference consumer of bench transport.
 # Peers and readers used by tests where present: tshark reads pcapng back.
 PACKAGES=(clang-19 llvm-19 make gcc pkg-config libelf-dev zlib1g-dev
-          linux-libc-dev iproute2 util-linux)
+          linux-libc-dev iproute2 util-linux libbpf-dev)
 if [[ "${XDPWALL_SETUP_EXTRA:-}" == 1 ]]; then
     PACKAGES+=(bpftool tshark tcpdump)
 fi

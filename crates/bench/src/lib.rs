@@ -1,5 +1,6 @@
 //! Benchmark engines.
 
+pub mod c_consumer;
 pub mod transport;
 
 pub use transport::{json, markdown, transport, Transport, TransportOptions, TransportRow, Wakeup};

@@ -114,6 +114,9 @@ pub struct TransportOptions {
     /// Perf-buffer wake-up policies (`Every` or `Batch(n)`: the events'
     /// `wakeup_events`; adaptive has no perf equivalent).
     pub perf_wakeups: Vec<Wakeup>,
+    /// The C reference consumer (see [`crate::c_consumer::build`]): when
+    /// set, every cell is measured again with it.
+    pub c_consumer: Option<std::path::PathBuf>,
 }
 
 impl Default for TransportOptions {
@@ -129,6 +132,7 @@ impl Default for TransportOptions {
             producers: vec![1, 2],
             ring_wakeups: vec![Wakeup::Every, Wakeup::Batch(64), Wakeup::Adaptive],
             perf_wakeups: vec![Wakeup::Every, Wakeup::Batch(64)],
+            c_consumer: None,
         }
     }
 }
@@ -269,6 +273,10 @@ pub fn transport(
             poll,
         };
         let row = run_cell(&cell, opts).with_context(|| format!("cell {}", cell.label()))?;
+        let c_row = match &opts.c_consumer {
+            Some(bin) => Some(run_cell_c(&cell, opts, bin).with_context(|| format!("cell {} (C consumer)", cell.label()))?),
+            None => None,
+        };
         progress(&format!(
             "[{}/{total}] {}: {:.0} ev/s delivered, {} lost of {}, p50 {:.1} µs, p99 {:.1} µs, {} order violations",
             i + 1,
@@ -281,8 +289,91 @@ pub fn transport(
             row.order_violations
         ));
         rows.push(row);
+        if let Some(c) = c_row {
+            progress(&format!(
+                "[{}/{total}] {} with the C consumer: {:.0} ev/s delivered, {} lost, p50 {:.1} µs",
+                i + 1,
+                cell.label(),
+                c.delivered_per_s,
+                c.lost,
+                c.latency_p50_us
+            ));
+            rows.push(c);
+        }
     }
     Ok(rows)
+}
+
+/// The same cell with the C reference consumer in a child process pinned to
+/// the consumer CPU (memory columns are not measured for it).
+fn run_cell_c(cell: &Cell, opts: &TransportOptions, bin: &Path) -> anyhow::Result<TransportRow> {
+    let text = config(cell, opts.buffer);
+    let cfg = parse_config(&text, Path::new("bench-transport.toml")).map_err(|e| anyhow!("{e}"))?;
+    let compiled = compile(&cfg).map_err(|e| anyhow!("{e:?}"))?;
+    let inst = load(&compiled, LoadOptions { trace: false }).context("load the program")?;
+    let pkt = frame()?;
+    let np = cell.producer_cpus.len();
+    let per = opts.events / np as u64;
+    let quotas: Vec<u64> = (0..np).map(|i| if i + 1 == np { opts.events - per * (np as u64 - 1) } else { per }).collect();
+    let perf = cell.transport == Transport::Perfbuf;
+    let map = if perf { &inst.maps.perf } else { &inst.maps.ring };
+    let map_id = libbpf_rs::MapCore::info(map).context("map info")?.info.id;
+    let cpus = u64::try_from(allowed_cpus()?.len().max(1)).unwrap_or(1);
+    let pages = usize::try_from((opts.buffer / cpus / page_size()).max(1).next_power_of_two()).unwrap_or(1);
+    let per_wakeup = match cell.wakeup {
+        Wakeup::Every => 1,
+        Wakeup::Batch(n) => n,
+        Wakeup::Adaptive => 64,
+    };
+    let child = crate::c_consumer::Running::start(bin, map_id, perf, cell.poll == Poll::Busy, per_wakeup, pages, cell.consumer_cpu)?;
+    let t0 = Instant::now();
+    let produce = run_producers(&inst, cell, opts, &quotas, &pkt, || {
+        std::thread::sleep(Duration::from_millis(1));
+        Ok(())
+    })?;
+    let rep = child.finish()?;
+    let elapsed = t0.elapsed();
+    let k = stats::events(&inst).context("read the event counters")?;
+    if rep.delivered + k.lost != k.produced {
+        bail!("ACCOUNTING MISMATCH (C consumer): produced {} != delivered {} + lost {}", k.produced, rep.delivered, k.lost);
+    }
+    let us = |ns: u64| ns as f64 / 1e3;
+    let secs = |d: Duration| d.as_secs_f64().max(1e-9);
+    let memlock = fdinfo_memlock(map.as_fd().as_raw_fd())?;
+    Ok(TransportRow {
+        transport: cell.transport,
+        producers: u32::try_from(np).unwrap_or(u32::MAX),
+        producer_cpus: cell.producer_cpus.clone(),
+        consumer_cpu: cell.consumer_cpu,
+        consumer_shares_cpu: cell.producer_cpus.contains(&cell.consumer_cpu),
+        snaplen: cell.snaplen,
+        record_bytes: u32::try_from(HEADER).unwrap_or(u32::MAX) + cell.snaplen,
+        wakeup: cell.wakeup,
+        consumer: format!("C {}", poll_name(cell.poll)),
+        epoll_timeout_ms: 10,
+        nice: None,
+        runs_per_call: quotas.iter().copied().max().unwrap_or(0).min(u64::from(opts.repeat)),
+        produced: k.produced,
+        delivered: rep.delivered,
+        lost: k.lost,
+        loss_ratio: k.lost as f64 / k.produced.max(1) as f64,
+        perf_lost_reported: rep.lost_cb,
+        produce_s: produce.as_secs_f64(),
+        elapsed_s: elapsed.as_secs_f64(),
+        offered_per_s: k.produced as f64 / secs(produce),
+        delivered_per_s: rep.delivered as f64 / secs(elapsed),
+        latency_p50_us: us(rep.p50_ns),
+        latency_p99_us: us(rep.p99_ns),
+        latency_max_us: us(rep.max_ns),
+        map_memlock_bytes: memlock,
+        perf_mmap_bytes: 0,
+        held_bytes: memlock,
+        rss_delta_bytes: 0,
+        wakeups: (cell.transport == Transport::Ringbuf).then_some(k.wakeups),
+        order_violations: rep.order,
+        max_backwards_us: us(rep.maxback_ns),
+        per_cpu_order_violations: rep.percpu,
+    })
 }
 
 struct Cell {
@@ -436,60 +527,12 @@ fn run_cell(cell: &Cell, opts: &TransportOptions) -> anyhow::Result<TransportRow
     let memlock = fdinfo_memlock(map_fd)?;
     let perf_mmap = perf_mmap_bytes()?;
 
-    let barrier = Barrier::new(np + 1);
-    let done = AtomicUsize::new(0);
-    let stop = AtomicBool::new(false);
     let inst_ref = &inst;
-    let (produce, elapsed, k) = std::thread::scope(|s| -> anyhow::Result<_> {
-        let handles: Vec<_> = cell
-            .producer_cpus
-            .iter()
-            .zip(&quotas)
-            .map(|(&cpu, &quota)| {
-                let (barrier, done, stop, pkt) = (&barrier, &done, &stop, &pkt);
-                s.spawn(move || -> anyhow::Result<u64> {
-                    let _done = DoneGuard(done);
-                    let pinned = pin(cpu).with_context(|| format!("pin a producer to CPU {cpu}"));
-                    let niced = opts.nice.map_or(Ok(()), set_nice);
-                    barrier.wait();
-                    pinned?;
-                    niced?;
-                    let mut left = quota;
-                    while left > 0 && !stop.load(Ordering::Relaxed) {
-                        let n =
-                            u32::try_from(left.min(u64::from(opts.repeat))).unwrap_or(opts.repeat);
-                        inst_ref.time_run(pkt, n).context("BPF_PROG_TEST_RUN")?;
-                        left -= u64::from(n);
-                    }
-                    Ok(quota - left)
-                })
-            })
-            .collect();
-        barrier.wait();
-        let t0 = Instant::now();
-        let mut failure = None;
-        while done.load(Ordering::Acquire) < np {
-            if let Err(e) = consumer.poll() {
-                stop.store(true, Ordering::Relaxed);
-                failure = Some(anyhow::Error::new(e).context("consumer poll"));
-                break;
-            }
-        }
-        let produce = t0.elapsed();
-        let mut ran = 0;
-        for h in handles {
-            match h.join() {
-                Ok(Ok(n)) => ran += n,
-                Ok(Err(e)) => failure = failure.or(Some(e)),
-                Err(_) => failure = failure.or(Some(anyhow!("a producer panicked"))),
-            }
-        }
-        if let Some(e) = failure {
-            return Err(e);
-        }
-        if ran != opts.events {
-            bail!("producers ran {ran} times, expected {}", opts.events);
-        }
+    let t0 = Instant::now();
+    let produce = run_producers(inst_ref, cell, opts, &quotas, &pkt, || {
+        consumer.poll().map_err(|e| anyhow::Error::new(e).context("consumer poll"))
+    })?;
+    let (elapsed, k) = {
         // Everything is committed once the producers' test runs returned:
         // drain until the books balance.
         let deadline = Instant::now() + opts.drain_timeout;
@@ -498,7 +541,7 @@ fn run_cell(cell: &Cell, opts: &TransportOptions) -> anyhow::Result<TransportRow
             let k = stats::events(inst_ref).context("read the event counters")?;
             let delivered = consumer.delivery().delivered;
             if delivered + k.lost == k.produced {
-                return Ok((produce, t0.elapsed(), k));
+                break (t0.elapsed(), k);
             }
             if delivered + k.lost > k.produced || Instant::now() > deadline {
                 bail!(
@@ -510,7 +553,7 @@ fn run_cell(cell: &Cell, opts: &TransportOptions) -> anyhow::Result<TransportRow
             }
             std::thread::sleep(Duration::from_millis(1));
         }
-    })?;
+    };
     let rss1 = rss_bytes()?;
     let d = consumer.delivery();
     drop(consumer);
@@ -582,6 +625,75 @@ fn run_cell(cell: &Cell, opts: &TransportOptions) -> anyhow::Result<TransportRow
         order_violations: seen.violations,
         max_backwards_us: us(seen.max_back_ns),
         per_cpu_order_violations: seen.cpu_violations,
+    })
+}
+
+/// Runs the producers of `cell` (threads pinned to their CPUs, each calling
+/// BPF_PROG_TEST_RUN for its quota) while `wait` is called on this thread;
+/// returns the time until the last producer finished.
+fn run_producers(
+    inst: &xdpwall_dataplane::Instance,
+    cell: &Cell,
+    opts: &TransportOptions,
+    quotas: &[u64],
+    pkt: &[u8],
+    mut wait: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<Duration> {
+    let np = quotas.len();
+    let barrier = Barrier::new(np + 1);
+    let done = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| -> anyhow::Result<Duration> {
+        let handles: Vec<_> = cell
+            .producer_cpus
+            .iter()
+            .zip(quotas)
+            .map(|(&cpu, &quota)| {
+                let (barrier, done, stop) = (&barrier, &done, &stop);
+                s.spawn(move || -> anyhow::Result<u64> {
+                    let _done = DoneGuard(done);
+                    let pinned = pin(cpu).with_context(|| format!("pin a producer to CPU {cpu}"));
+                    let niced = opts.nice.map_or(Ok(()), set_nice);
+                    barrier.wait();
+                    pinned?;
+                    niced?;
+                    let mut left = quota;
+                    while left > 0 && !stop.load(Ordering::Relaxed) {
+                        let n =
+                            u32::try_from(left.min(u64::from(opts.repeat))).unwrap_or(opts.repeat);
+                        inst.time_run(pkt, n).context("BPF_PROG_TEST_RUN")?;
+                        left -= u64::from(n);
+                    }
+                    Ok(quota - left)
+                })
+            })
+            .collect();
+        barrier.wait();
+        let t0 = Instant::now();
+        let mut failure = None;
+        while done.load(Ordering::Acquire) < np {
+            if let Err(e) = wait() {
+                stop.store(true, Ordering::Relaxed);
+                failure = Some(e);
+                break;
+            }
+        }
+        let produce = t0.elapsed();
+        let mut ran = 0;
+        for h in handles {
+            match h.join() {
+                Ok(Ok(n)) => ran += n,
+                Ok(Err(e)) => failure = failure.or(Some(e)),
+                Err(_) => failure = failure.or(Some(anyhow!("a producer panicked"))),
+            }
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        if ran != opts.events {
+            bail!("producers ran {ran} times, expected {}", opts.events);
+        }
+        Ok(produce)
     })
 }
 

@@ -170,7 +170,16 @@ impl Drop for Cleanup {
 
 /// `bench transport`: the transport matrix, as a Markdown table (and JSON).
 pub fn transport(events: u64, json: Option<&std::path::Path>) -> Result<()> {
-    let opts = xdpwall_bench::TransportOptions { events, ..Default::default() };
+    let dir = std::env::temp_dir().join(format!("xdpwall-bench-c-{}", std::process::id()));
+    let _cleanup = Cleanup(dir.clone());
+    let c_consumer = match xdpwall_bench::c_consumer::build(&dir) {
+        Ok(bin) => Some(bin),
+        Err(e) => {
+            eprintln!("the C reference consumer is skipped: {e:#}");
+            None
+        }
+    };
+    let opts = xdpwall_bench::TransportOptions { events, c_consumer, ..Default::default() };
     let rows = xdpwall_bench::transport(&opts, &mut |line| eprintln!("{line}"))?;
     println!("{}", xdpwall_bench::markdown(&rows));
     if let Some(p) = json {

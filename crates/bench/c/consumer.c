@@ -1,0 +1,196 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR MIT)
+/*
+ * A minimal C consumer on libbpf: the reference `xdpwall bench transport`
+ * measures xdpwall's Rust consumer against, on the same program and maps.
+ *
+ * usage: consumer MAP_ID ring|perf epoll|busy PER_WAKEUP PAGES
+ * Prints "ready" once set up; consumes until stdin closes (the producers
+ * are done) and the buffer is drained; then prints one line:
+ *   delivered N lost_cb L p50_ns A p99_ns B max_ns C order V maxback_ns W percpu P
+ * Record layout: the fixed header of bpf/abi.h (struct xw_event), of which
+ * this reads ts_ns (offset 0) and cpu (offset 16).
+ */
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <linux/perf_event.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_CPUS 64
+
+static uint64_t *lat;
+static size_t nlat, caplat;
+static uint64_t delivered, lost_cb, order, percpu;
+static uint64_t last_ts, maxback, last_cpu_ts[MAX_CPUS];
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void record(const void *data, size_t size)
+{
+	uint64_t ts, now = now_ns();
+	uint32_t cpu;
+
+	if (size < 40)
+		return;
+	memcpy(&ts, data, 8);
+	memcpy(&cpu, (const char *)data + 16, 4);
+	delivered++;
+	if (nlat < caplat)
+		lat[nlat++] = now > ts ? now - ts : 0;
+	if (ts < last_ts) {
+		order++;
+		if (last_ts - ts > maxback)
+			maxback = last_ts - ts;
+	}
+	last_ts = ts;
+	if (cpu < MAX_CPUS) {
+		if (ts < last_cpu_ts[cpu])
+			percpu++;
+		last_cpu_ts[cpu] = ts;
+	}
+}
+
+static int on_ring(void *ctx, void *data, size_t size)
+{
+	(void)ctx;
+	record(data, size);
+	return 0;
+}
+
+struct sample {
+	struct perf_event_header header;
+	uint32_t size;
+	char data[];
+};
+
+struct lost {
+	struct perf_event_header header;
+	uint64_t id;
+	uint64_t lost;
+};
+
+static enum bpf_perf_event_ret on_perf(void *ctx, int cpu, struct perf_event_header *e)
+{
+	(void)ctx;
+	(void)cpu;
+	if (e->type == PERF_RECORD_SAMPLE) {
+		struct sample *s = (struct sample *)e;
+
+		record(s->data, s->size);
+	} else if (e->type == PERF_RECORD_LOST) {
+		lost_cb += ((struct lost *)e)->lost;
+	}
+	return LIBBPF_PERF_EVENT_CONT;
+}
+
+static int cmp(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int stdin_closed(void)
+{
+	struct pollfd p = { .fd = 0, .events = POLLIN };
+	char buf[64];
+
+	if (poll(&p, 1, 0) <= 0)
+		return 0;
+	return read(0, buf, sizeof(buf)) <= 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct ring_buffer *rb = NULL;
+	struct perf_buffer *pb = NULL;
+	int fd, busy, perf, per_wakeup, pages, done = 0;
+	unsigned long iter = 0;
+
+	if (argc != 6) {
+		fprintf(stderr, "usage: %s MAP_ID ring|perf epoll|busy PER_WAKEUP PAGES\n", argv[0]);
+		return 2;
+	}
+	fd = bpf_map_get_fd_by_id((uint32_t)atoi(argv[1]));
+	if (fd < 0) {
+		fprintf(stderr, "map id %s: %s\n", argv[1], strerror(errno));
+		return 1;
+	}
+	perf = strcmp(argv[2], "perf") == 0;
+	busy = strcmp(argv[3], "busy") == 0;
+	per_wakeup = atoi(argv[4]);
+	pages = atoi(argv[5]);
+	caplat = 4u << 20;
+	lat = malloc(caplat * sizeof(*lat));
+	if (!lat)
+		return 1;
+	if (perf) {
+		struct perf_event_attr attr = {
+			.type = PERF_TYPE_SOFTWARE,
+			.config = PERF_COUNT_SW_BPF_OUTPUT,
+			.sample_type = PERF_SAMPLE_RAW,
+			.sample_period = 1,
+			.wakeup_events = per_wakeup > 0 ? per_wakeup : 1,
+		};
+
+		pb = perf_buffer__new_raw(fd, pages, &attr, on_perf, NULL, NULL);
+		if (!pb) {
+			fprintf(stderr, "perf_buffer__new_raw: %s\n", strerror(errno));
+			return 1;
+		}
+	} else {
+		rb = ring_buffer__new(fd, on_ring, NULL, NULL);
+		if (!rb) {
+			fprintf(stderr, "ring_buffer__new: %s\n", strerror(errno));
+			return 1;
+		}
+	}
+	printf("ready\n");
+	fflush(stdout);
+	while (!done) {
+		if (busy) {
+			if (perf)
+				perf_buffer__consume(pb);
+			else
+				ring_buffer__consume(rb);
+			if (++iter % 1024 == 0)
+				done = stdin_closed();
+		} else {
+			if (perf) {
+				perf_buffer__poll(pb, 10);
+				perf_buffer__consume(pb);
+			} else {
+				ring_buffer__poll(rb, 10);
+				ring_buffer__consume(rb);
+			}
+			done = stdin_closed();
+		}
+	}
+	/* Producers are done: everything is committed; drain. */
+	if (perf)
+		perf_buffer__consume(pb);
+	else
+		ring_buffer__consume(rb);
+	qsort(lat, nlat, sizeof(*lat), cmp);
+	printf("delivered %llu lost_cb %llu p50_ns %llu p99_ns %llu max_ns %llu order %llu maxback_ns %llu percpu %llu\n",
+	       (unsigned long long)delivered, (unsigned long long)lost_cb,
+	       (unsigned long long)(nlat ? lat[nlat / 2] : 0),
+	       (unsigned long long)(nlat ? lat[nlat * 99 / 100] : 0),
+	       (unsigned long long)(nlat ? lat[nlat - 1] : 0), (unsigned long long)order,
+	       (unsigned long long)maxback, (unsigned long long)percpu);
+	ring_buffer__free(rb);
+	perf_buffer__free(pb);
+	return 0;
+}
