@@ -39,7 +39,7 @@ pub enum Command {
     },
     /// Attach CONFIG's rules and stay in the foreground; SIGHUP re-reads
     /// CONFIG, SIGINT/SIGTERM detach and print the final counters.
-    #[command(after_help = "Examples:\n  xdpwall run rules.toml --iface eth0\n  xdpwall run rules.toml --iface eth0 --events json | jq .\n  xdpwall run rules.toml --iface eth0 --events drops.pcapng\n  ip netns exec blue xdpwall run rules.toml --iface veth0 --mode generic")]
+    #[command(after_help = "Examples:\n  xdpwall run rules.toml --iface eth0\n  xdpwall run rules.toml --iface eth0 --events json | jq .\n  xdpwall run rules.toml --iface eth0 --events drops.pcapng\n  xdpwall run rules.toml --iface eth0 --metrics 127.0.0.1:9477\n  ip netns exec blue xdpwall run rules.toml --iface veth0 --mode generic")]
     Run {
         /// The rules file.
         config: PathBuf,
@@ -64,6 +64,10 @@ pub enum Command {
         /// one CPU spins).
         #[arg(long)]
         busy_poll: bool,
+        /// Serve Prometheus metrics at ADDR (HOST:PORT, or a port on
+        /// loopback), e.g. 127.0.0.1:9477. Off unless given.
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<String>,
     },
     /// Per-rule packets/bytes, default-action and malformed counts.
     #[command(after_help = "Examples:\n  xdpwall stats --iface eth0\n  ip netns exec blue xdpwall stats --json")]

@@ -5,6 +5,7 @@ mod cli;
 mod cmd;
 mod config;
 mod event_out;
+mod metrics_server;
 mod exit;
 mod output;
 
@@ -24,7 +25,7 @@ fn main() {
     let result = match cli.command {
         Command::Demo { rounds } => cmd::demo::demo(rounds),
         Command::Check { config } => cmd::check::check(&config),
-        Command::Run { config, iface, mode, force, interval, events, busy_poll } => {
+        Command::Run { config, iface, mode, force, interval, events, busy_poll, metrics } => {
             cmd::run::run(&cmd::run::RunArgs {
                 config,
                 iface,
@@ -33,6 +34,7 @@ fn main() {
                 interval,
                 events,
                 busy_poll,
+                metrics,
             })
         }
         Command::Stats { iface, json } => cmd::stats::stats(iface, json),

@@ -29,3 +29,6 @@ mod demo;
 
 #[path = "cli/events.rs"]
 mod events;
+
+#[path = "cli/metrics.rs"]
+mod metrics;

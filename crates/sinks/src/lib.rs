@@ -16,6 +16,7 @@
 
 mod clock;
 pub mod json;
+pub mod metrics;
 pub mod pcapng;
 mod select;
 pub mod summary;

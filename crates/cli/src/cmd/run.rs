@@ -39,6 +39,8 @@ pub struct RunArgs {
     pub events: Option<String>,
     /// `--busy-poll`.
     pub busy_poll: bool,
+    /// `--metrics ADDR`.
+    pub metrics: Option<String>,
 }
 
 fn info(cfg: &Config, c: &Compiled, ifindex: u32, a: &Attached, path: &Path) -> xw_info {
@@ -130,6 +132,12 @@ pub fn run(args: &RunArgs) -> Result<()> {
         }
         None => None,
     };
+    let metrics_addr = args
+        .metrics
+        .as_deref()
+        .map(crate::metrics_server::parse_addr)
+        .transpose()
+        .map_err(crate::exit::usage)?;
     // Register before attaching so a signal during start-up is not lost.
     let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP]).context("cannot install signal handlers")?;
 
@@ -147,6 +155,15 @@ pub fn run(args: &RunArgs) -> Result<()> {
         t.elapsed().as_millis()
     );
     announce(&iface, &inst, &attached, compiled.rules.len());
+    let counters = std::sync::Arc::new(crate::metrics_server::RunCounters::default());
+    let _metrics = match metrics_addr {
+        Some(addr) => {
+            let server = crate::metrics_server::MetricsServer::start(addr, iface.clone(), std::sync::Arc::clone(&counters))?;
+            eprintln!("xdpwall: metrics at http://{}/metrics", server.addr());
+            Some(server)
+        }
+        None => None,
+    };
     if events_kind.is_some() && !compiled.events.enabled {
         eprintln!("xdpwall: warning: --events given but no rule has `log` or `sample`: no events will be produced");
     }
@@ -164,6 +181,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
             _ => 64,
         },
         delivered: 0,
+        counters: &counters,
     };
     loop {
         match session.serve(&inst, writer.as_ref(), &mut signals)? {
@@ -249,6 +267,8 @@ struct Session<'a> {
     perf_per_wakeup: u32,
     /// Events delivered by all generations so far.
     delivered: u64,
+    /// Reload counts for metrics.
+    counters: &'a crate::metrics_server::RunCounters,
 }
 
 impl Session<'_> {
@@ -303,6 +323,7 @@ impl Session<'_> {
             if sig == SIGHUP {
                 match reload(self.args, self.iface, inst) {
                     Ok((new, names)) => {
+                        self.counters.reloads_ok.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         if let Some(c) = &consumer {
                             c.drain()?;
                         }
@@ -311,7 +332,10 @@ impl Session<'_> {
                         eprintln!("xdpwall: reloaded {} (program id {})", self.args.config.display(), new.prog_id);
                         return Ok(Next::Reload(Box::new(new), names));
                     }
-                    Err(e) => eprintln!("xdpwall: reload failed, the previous rules stay in force:\n{e:#}"),
+                    Err(e) => {
+                        self.counters.reloads_failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        eprintln!("xdpwall: reload failed, the previous rules stay in force:\n{e:#}");
+                    }
                 }
                 continue;
             }
