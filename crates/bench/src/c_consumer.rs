@@ -29,7 +29,10 @@ pub fn build(dir: &Path) -> anyhow::Result<PathBuf> {
     if !out.status.success() {
         bail!(
             "building the C reference consumer failed (needs libbpf-dev): {}",
-            String::from_utf8_lossy(&out.stderr).lines().next().unwrap_or("")
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .next()
+                .unwrap_or("")
         );
     }
     Ok(bin)
@@ -68,7 +71,15 @@ impl Running {
     ///
     /// # Errors
     /// It cannot start or set up its buffer.
-    pub fn start(bin: &Path, map_id: u32, perf: bool, busy: bool, per_wakeup: u32, pages: usize, cpu: usize) -> anyhow::Result<Self> {
+    pub fn start(
+        bin: &Path,
+        map_id: u32,
+        perf: bool,
+        busy: bool,
+        per_wakeup: u32,
+        pages: usize,
+        cpu: usize,
+    ) -> anyhow::Result<Self> {
         let mut child = Command::new("taskset")
             .arg("-c")
             .arg(cpu.to_string())
@@ -84,7 +95,11 @@ impl Running {
             .context("start the C consumer (taskset from util-linux)")?;
         let stdin = child.stdin.take();
         let stdout = BufReader::new(child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?);
-        let mut r = Self { child, stdin, stdout };
+        let mut r = Self {
+            child,
+            stdin,
+            stdout,
+        };
         let mut line = String::new();
         r.stdout.read_line(&mut line)?;
         if line.trim() != "ready" {
@@ -122,8 +137,15 @@ impl Drop for Running {
 fn parse(line: &str) -> anyhow::Result<Report> {
     let words: Vec<&str> = line.split_whitespace().collect();
     let get = |key: &str| -> anyhow::Result<u64> {
-        let i = words.iter().position(|w| *w == key).ok_or_else(|| anyhow!("no {key} in {line:?}"))?;
-        words.get(i + 1).ok_or_else(|| anyhow!("no value for {key}"))?.parse().context("a number")
+        let i = words
+            .iter()
+            .position(|w| *w == key)
+            .ok_or_else(|| anyhow!("no {key} in {line:?}"))?;
+        words
+            .get(i + 1)
+            .ok_or_else(|| anyhow!("no value for {key}"))?
+            .parse()
+            .context("a number")
     };
     Ok(Report {
         delivered: get("delivered")?,
@@ -143,8 +165,22 @@ mod tests {
 
     #[test]
     fn parses_the_report_line() {
-        let r = parse("delivered 10 lost_cb 1 p50_ns 2 p99_ns 3 max_ns 4 order 5 maxback_ns 6 percpu 0\n").expect("parses");
-        assert_eq!((r.delivered, r.lost_cb, r.p50_ns, r.p99_ns, r.max_ns, r.order, r.maxback_ns), (10, 1, 2, 3, 4, 5, 6));
+        let r = parse(
+            "delivered 10 lost_cb 1 p50_ns 2 p99_ns 3 max_ns 4 order 5 maxback_ns 6 percpu 0\n",
+        )
+        .expect("parses");
+        assert_eq!(
+            (
+                r.delivered,
+                r.lost_cb,
+                r.p50_ns,
+                r.p99_ns,
+                r.max_ns,
+                r.order,
+                r.maxback_ns
+            ),
+            (10, 1, 2, 3, 4, 5, 6)
+        );
         assert!(parse("nonsense").is_err());
     }
 }

@@ -274,7 +274,10 @@ pub fn transport(
         };
         let row = run_cell(&cell, opts).with_context(|| format!("cell {}", cell.label()))?;
         let c_row = match &opts.c_consumer {
-            Some(bin) => Some(run_cell_c(&cell, opts, bin).with_context(|| format!("cell {} (C consumer)", cell.label()))?),
+            Some(bin) => Some(
+                run_cell_c(&cell, opts, bin)
+                    .with_context(|| format!("cell {} (C consumer)", cell.label()))?,
+            ),
             None => None,
         };
         progress(&format!(
@@ -307,25 +310,36 @@ pub fn transport(
 /// The same cell with the C reference consumer in a child process pinned to
 /// the consumer CPU (memory columns are not measured for it).
 fn run_cell_c(cell: &Cell, opts: &TransportOptions, bin: &Path) -> anyhow::Result<TransportRow> {
-    let text = config(cell, opts.buffer);
-    let cfg = parse_config(&text, Path::new("bench-transport.toml")).map_err(|e| anyhow!("{e}"))?;
-    let compiled = compile(&cfg).map_err(|e| anyhow!("{e:?}"))?;
-    let inst = load(&compiled, LoadOptions { trace: false }).context("load the program")?;
-    let pkt = frame()?;
-    let np = cell.producer_cpus.len();
-    let per = opts.events / np as u64;
-    let quotas: Vec<u64> = (0..np).map(|i| if i + 1 == np { opts.events - per * (np as u64 - 1) } else { per }).collect();
+    let (inst, pkt, quotas) = setup_cell(cell, opts)?;
+    let np = quotas.len();
     let perf = cell.transport == Transport::Perfbuf;
-    let map = if perf { &inst.maps.perf } else { &inst.maps.ring };
+    let map = if perf {
+        &inst.maps.perf
+    } else {
+        &inst.maps.ring
+    };
     let map_id = libbpf_rs::MapCore::info(map).context("map info")?.info.id;
     let cpus = u64::try_from(allowed_cpus()?.len().max(1)).unwrap_or(1);
-    let pages = usize::try_from((opts.buffer / cpus / page_size()).max(1).next_power_of_two()).unwrap_or(1);
+    let pages = usize::try_from(
+        (opts.buffer / cpus / page_size())
+            .max(1)
+            .next_power_of_two(),
+    )
+    .unwrap_or(1);
     let per_wakeup = match cell.wakeup {
         Wakeup::Every => 1,
         Wakeup::Batch(n) => n,
         Wakeup::Adaptive => 64,
     };
-    let child = crate::c_consumer::Running::start(bin, map_id, perf, cell.poll == Poll::Busy, per_wakeup, pages, cell.consumer_cpu)?;
+    let child = crate::c_consumer::Running::start(
+        bin,
+        map_id,
+        perf,
+        cell.poll == Poll::Busy,
+        per_wakeup,
+        pages,
+        cell.consumer_cpu,
+    )?;
     let t0 = Instant::now();
     let produce = run_producers(&inst, cell, opts, &quotas, &pkt, || {
         std::thread::sleep(Duration::from_millis(1));
@@ -335,7 +349,12 @@ fn run_cell_c(cell: &Cell, opts: &TransportOptions, bin: &Path) -> anyhow::Resul
     let elapsed = t0.elapsed();
     let k = stats::events(&inst).context("read the event counters")?;
     if rep.delivered + k.lost != k.produced {
-        bail!("ACCOUNTING MISMATCH (C consumer): produced {} != delivered {} + lost {}", k.produced, rep.delivered, k.lost);
+        bail!(
+            "ACCOUNTING MISMATCH (C consumer): produced {} != delivered {} + lost {}",
+            k.produced,
+            rep.delivered,
+            k.lost
+        );
     }
     let us = |ns: u64| ns as f64 / 1e3;
     let secs = |d: Duration| d.as_secs_f64().max(1e-9);
@@ -352,7 +371,12 @@ fn run_cell_c(cell: &Cell, opts: &TransportOptions, bin: &Path) -> anyhow::Resul
         consumer: format!("C {}", poll_name(cell.poll)),
         epoll_timeout_ms: 10,
         nice: None,
-        runs_per_call: quotas.iter().copied().max().unwrap_or(0).min(u64::from(opts.repeat)),
+        runs_per_call: quotas
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0)
+            .min(u64::from(opts.repeat)),
         produced: k.produced,
         delivered: rep.delivered,
         lost: k.lost,
@@ -483,16 +507,18 @@ impl Drop for DoneGuard<'_> {
     }
 }
 
-#[allow(clippy::too_many_lines)]
-fn run_cell(cell: &Cell, opts: &TransportOptions) -> anyhow::Result<TransportRow> {
+/// Loads the program for `cell` and splits the events among its producers.
+fn setup_cell(
+    cell: &Cell,
+    opts: &TransportOptions,
+) -> anyhow::Result<(xdpwall_dataplane::Instance, Vec<u8>, Vec<u64>)> {
     let text = config(cell, opts.buffer);
     let cfg = parse_config(&text, Path::new("bench-transport.toml")).map_err(|e| anyhow!("{e}"))?;
     let compiled = compile(&cfg).map_err(|e| anyhow!("{e:?}"))?;
     let inst = load(&compiled, LoadOptions { trace: false }).context("load the program")?;
-    let pkt = frame()?;
-    let np = cell.producer_cpus.len();
+    let np = cell.producer_cpus.len().max(1);
     let per = opts.events / np as u64;
-    let quotas: Vec<u64> = (0..np)
+    let quotas = (0..np)
         .map(|i| {
             if i + 1 == np {
                 opts.events - per * (np as u64 - 1)
@@ -501,6 +527,13 @@ fn run_cell(cell: &Cell, opts: &TransportOptions) -> anyhow::Result<TransportRow
             }
         })
         .collect();
+    Ok((inst, frame()?, quotas))
+}
+
+#[allow(clippy::too_many_lines)]
+fn run_cell(cell: &Cell, opts: &TransportOptions) -> anyhow::Result<TransportRow> {
+    let (inst, pkt, quotas) = setup_cell(cell, opts)?;
+    let np = quotas.len();
 
     let seen = Rc::new(RefCell::new(Seen::new()));
     let rss0 = rss_bytes()?;
@@ -530,7 +563,9 @@ fn run_cell(cell: &Cell, opts: &TransportOptions) -> anyhow::Result<TransportRow
     let inst_ref = &inst;
     let t0 = Instant::now();
     let produce = run_producers(inst_ref, cell, opts, &quotas, &pkt, || {
-        consumer.poll().map_err(|e| anyhow::Error::new(e).context("consumer poll"))
+        consumer
+            .poll()
+            .map_err(|e| anyhow::Error::new(e).context("consumer poll"))
     })?;
     let (elapsed, k) = {
         // Everything is committed once the producers' test runs returned:
