@@ -7,10 +7,12 @@ use std::path::PathBuf;
 use libbpf_cargo::SkeletonBuilder;
 
 fn main() {
-    let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let manifest =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let bpf_dir = manifest.join("../../bpf");
     let src = bpf_dir.join("xdpwall.bpf.c");
-    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("xdpwall.skel.rs");
+    let out =
+        PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("xdpwall.skel.rs");
 
     // Only clang-19 exists on Debian 12 by default; XDPWALL_CLANG overrides.
     let clang = env::var_os("XDPWALL_CLANG").unwrap_or_else(|| OsString::from("clang-19"));

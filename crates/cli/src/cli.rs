@@ -39,7 +39,9 @@ pub enum Command {
     },
     /// Attach CONFIG's rules and stay in the foreground; SIGHUP re-reads
     /// CONFIG, SIGINT/SIGTERM detach and print the final counters.
-    #[command(after_help = "Examples:\n  xdpwall run rules.toml --iface eth0\n  xdpwall run rules.toml --iface eth0 --events json | jq .\n  xdpwall run rules.toml --iface eth0 --events drops.pcapng\n  xdpwall run rules.toml --iface eth0 --metrics 127.0.0.1:9477\n  ip netns exec blue xdpwall run rules.toml --iface veth0 --mode generic")]
+    #[command(
+        after_help = "Examples:\n  xdpwall run rules.toml --iface eth0\n  xdpwall run rules.toml --iface eth0 --events json | jq .\n  xdpwall run rules.toml --iface eth0 --events drops.pcapng\n  xdpwall run rules.toml --iface eth0 --metrics 127.0.0.1:9477\n  ip netns exec blue xdpwall run rules.toml --iface veth0 --mode generic"
+    )]
     Run {
         /// The rules file.
         config: PathBuf,
@@ -70,7 +72,9 @@ pub enum Command {
         metrics: Option<String>,
     },
     /// Per-rule packets/bytes, default-action and malformed counts.
-    #[command(after_help = "Examples:\n  xdpwall stats --iface eth0\n  ip netns exec blue xdpwall stats --json")]
+    #[command(
+        after_help = "Examples:\n  xdpwall stats --iface eth0\n  ip netns exec blue xdpwall stats --json"
+    )]
     Stats {
         /// Interface (default: the only one running xdpwall in this netns).
         #[arg(short, long)]
@@ -81,7 +85,9 @@ pub enum Command {
     },
     /// Run every packet of a capture through the real XDP program
     /// (BPF_PROG_TEST_RUN) and print each verdict and matching rule.
-    #[command(after_help = "Examples:\n  xdpwall replay rules.toml trace.pcapng\n  xdpwall replay rules.toml trace.pcap --json | jq .")]
+    #[command(
+        after_help = "Examples:\n  xdpwall replay rules.toml trace.pcapng\n  xdpwall replay rules.toml trace.pcap --json | jq ."
+    )]
     Replay {
         /// The rules file.
         config: PathBuf,
@@ -93,7 +99,9 @@ pub enum Command {
     },
     /// Capture at the XDP hook, like tcpdump: taps the running xdpwall
     /// program, or loads a pass-through one while capturing.
-    #[command(after_help = "Examples:\n  xdpwall capture --iface eth0 -c 10\n  xdpwall capture --iface eth0 -w trace.pcapng --snaplen 256\n  ip netns exec blue xdpwall capture --iface veth0 --transport perfbuf")]
+    #[command(
+        after_help = "Examples:\n  xdpwall capture --iface eth0 -c 10\n  xdpwall capture --iface eth0 -w trace.pcapng --snaplen 256\n  ip netns exec blue xdpwall capture --iface veth0 --transport perfbuf"
+    )]
     Capture {
         /// Interface.
         #[arg(short, long)]
@@ -121,7 +129,9 @@ pub enum Command {
     #[command(subcommand)]
     Bench(BenchCmd),
     /// Print shell completions (bash, zsh, fish, elvish, powershell).
-    #[command(after_help = "Example:\n  xdpwall completions bash > /etc/bash_completion.d/xdpwall")]
+    #[command(
+        after_help = "Example:\n  xdpwall completions bash > /etc/bash_completion.d/xdpwall"
+    )]
     Completions {
         /// Shell.
         shell: clap_complete::Shell,
@@ -176,7 +186,9 @@ impl From<ModeArg> for xdpwall_rules::Mode {
 pub enum BenchCmd {
     /// ns/packet under BPF_PROG_TEST_RUN: 1 rule vs many mixed rules, empty
     /// vs large CIDR set; hitting the last rule and hitting none.
-    #[command(after_help = "Example:\n  xdpwall bench classify --rules 10000 --set-entries 1000000")]
+    #[command(
+        after_help = "Example:\n  xdpwall bench classify --rules 10000 --set-entries 1000000"
+    )]
     Classify {
         /// Rules in the large rule set.
         #[arg(long, default_value_t = 10_000)]
@@ -194,7 +206,9 @@ pub enum BenchCmd {
     /// Ring buffer vs perf buffer: events/s delivered and lost, latency,
     /// memory, wake-ups and order, for 1 and 2 producer CPUs, 64- and
     /// 1500-byte records, each wake-up policy, epoll and busy polling.
-    #[command(after_help = "Example:\n  xdpwall bench transport --events 1000000 --json transport.json")]
+    #[command(
+        after_help = "Example:\n  xdpwall bench transport --events 1000000 --json transport.json"
+    )]
     Transport {
         /// Events per cell.
         #[arg(long, default_value_t = 1_000_000)]
@@ -215,7 +229,9 @@ pub enum BenchCmd {
         seed: u64,
     },
     /// Print a set file of N distinct IPv4 entries.
-    #[command(after_help = "Example:\n  xdpwall bench synth-set --entries 1000000 > blocklist.txt")]
+    #[command(
+        after_help = "Example:\n  xdpwall bench synth-set --entries 1000000 > blocklist.txt"
+    )]
     SynthSet {
         /// Number of entries.
         #[arg(long, default_value_t = 1_000_000)]

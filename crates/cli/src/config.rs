@@ -36,5 +36,12 @@ pub fn load_compiled_timed(path: &Path) -> Result<(Config, Compiled, Timings)> {
     let parse = t.elapsed();
     let t = std::time::Instant::now();
     let compiled = compile(&cfg).map_err(|e| usage(e.to_string()))?;
-    Ok((cfg, compiled, Timings { parse, compile: t.elapsed() }))
+    Ok((
+        cfg,
+        compiled,
+        Timings {
+            parse,
+            compile: t.elapsed(),
+        },
+    ))
 }

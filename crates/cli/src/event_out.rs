@@ -49,7 +49,9 @@ fn if_name(ifindex: u32) -> String {
         return "?".into();
     }
     // SAFETY: on success buf holds a NUL-terminated name.
-    unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_string_lossy().into_owned()
+    unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 impl EventWriter {
@@ -73,8 +75,14 @@ impl EventWriter {
     /// Writes one record.
     pub fn write(&mut self, r: &Record<'_>) {
         let h = &r.header;
-        let iface = self.ifaces.entry(h.ifindex).or_insert_with(|| if_name(h.ifindex)).clone();
-        let rule = (h.rule != u32::MAX).then(|| self.rules.get(h.rule as usize).map(String::as_str)).flatten();
+        let iface = self
+            .ifaces
+            .entry(h.ifindex)
+            .or_insert_with(|| if_name(h.ifindex))
+            .clone();
+        let rule = (h.rule != u32::MAX)
+            .then(|| self.rules.get(h.rule as usize).map(String::as_str))
+            .flatten();
         let view = EventView {
             ts_unix_ns: self.clock.unix_ns(h.ts_ns),
             ifindex: h.ifindex,

@@ -21,10 +21,16 @@ impl std::error::Error for Failure {}
 
 /// A usage or config error (exit 2).
 pub fn usage(message: impl Into<String>) -> anyhow::Error {
-    Failure { code: 2, message: message.into() }.into()
+    Failure {
+        code: 2,
+        message: message.into(),
+    }
+    .into()
 }
 
 /// The exit status for an error chain.
 pub fn code_of(e: &anyhow::Error) -> i32 {
-    e.chain().find_map(|c| c.downcast_ref::<Failure>()).map_or(1, |f| f.code)
+    e.chain()
+        .find_map(|c| c.downcast_ref::<Failure>())
+        .map_or(1, |f| f.code)
 }

@@ -5,8 +5,8 @@ mod cli;
 mod cmd;
 mod config;
 mod event_out;
-mod metrics_server;
 mod exit;
+mod metrics_server;
 mod output;
 
 use clap::{CommandFactory, Parser};
@@ -25,24 +25,45 @@ fn main() {
     let result = match cli.command {
         Command::Demo { rounds } => cmd::demo::demo(rounds),
         Command::Check { config } => cmd::check::check(&config),
-        Command::Run { config, iface, mode, force, interval, events, busy_poll, metrics } => {
-            cmd::run::run(&cmd::run::RunArgs {
-                config,
-                iface,
-                mode: mode.map(Into::into),
-                force,
-                interval,
-                events,
-                busy_poll,
-                metrics,
-            })
-        }
+        Command::Run {
+            config,
+            iface,
+            mode,
+            force,
+            interval,
+            events,
+            busy_poll,
+            metrics,
+        } => cmd::run::run(&cmd::run::RunArgs {
+            config,
+            iface,
+            mode: mode.map(Into::into),
+            force,
+            interval,
+            events,
+            busy_poll,
+            metrics,
+        }),
         Command::Stats { iface, json } => cmd::stats::stats(iface, json),
-        Command::Replay { config, capture, json } => cmd::replay::replay(&config, &capture, json),
-        Command::Bench(BenchCmd::Classify { rules, set_entries, repeat, runs }) => {
-            cmd::bench::classify(&cmd::bench::ClassifyArgs { rules, set_entries, repeat, runs })
+        Command::Replay {
+            config,
+            capture,
+            json,
+        } => cmd::replay::replay(&config, &capture, json),
+        Command::Bench(BenchCmd::Classify {
+            rules,
+            set_entries,
+            repeat,
+            runs,
+        }) => cmd::bench::classify(&cmd::bench::ClassifyArgs {
+            rules,
+            set_entries,
+            repeat,
+            runs,
+        }),
+        Command::Bench(BenchCmd::Transport { events, json }) => {
+            cmd::bench::transport(events, json.as_deref())
         }
-        Command::Bench(BenchCmd::Transport { events, json }) => cmd::bench::transport(events, json.as_deref()),
         Command::Bench(BenchCmd::SynthRules { count, seed }) => {
             print!("{}", xdpwall_rules::synth::mixed_rules_toml(count, seed));
             Ok(())
@@ -51,19 +72,30 @@ fn main() {
             print!("{}", xdpwall_rules::synth::set_file_lines(entries, seed));
             Ok(())
         }
-        Command::Capture { iface, write, count, snaplen, transport, busy_poll, force } => {
-            cmd::capture::capture(&cmd::capture::CaptureArgs {
-                iface,
-                write,
-                count,
-                snaplen,
-                perfbuf: matches!(transport, cli::TransportArg::Perfbuf),
-                busy_poll,
-                force,
-            })
-        }
+        Command::Capture {
+            iface,
+            write,
+            count,
+            snaplen,
+            transport,
+            busy_poll,
+            force,
+        } => cmd::capture::capture(&cmd::capture::CaptureArgs {
+            iface,
+            write,
+            count,
+            snaplen,
+            perfbuf: matches!(transport, cli::TransportArg::Perfbuf),
+            busy_poll,
+            force,
+        }),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "xdpwall", &mut std::io::stdout());
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "xdpwall",
+                &mut std::io::stdout(),
+            );
             Ok(())
         }
         Command::Man => clap_mangen::Man::new(Cli::command())

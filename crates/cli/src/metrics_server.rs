@@ -30,7 +30,9 @@ pub fn parse_addr(s: &str) -> Result<SocketAddr, String> {
     if let Ok(port) = s.parse::<u16>() {
         return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
     }
-    s.parse().map_err(|_| format!("--metrics: expected HOST:PORT or a port (e.g. 127.0.0.1:9477), got `{s}`"))
+    s.parse().map_err(|_| {
+        format!("--metrics: expected HOST:PORT or a port (e.g. 127.0.0.1:9477), got `{s}`")
+    })
 }
 
 /// A running metrics server; stops when dropped.
@@ -46,7 +48,8 @@ impl MetricsServer {
     /// # Errors
     /// The address cannot be bound.
     pub fn start(addr: SocketAddr, iface: String, counters: Arc<RunCounters>) -> Result<Self> {
-        let listener = TcpListener::bind(addr).with_context(|| format!("--metrics: cannot listen on {addr}"))?;
+        let listener = TcpListener::bind(addr)
+            .with_context(|| format!("--metrics: cannot listen on {addr}"))?;
         let addr = listener.local_addr()?;
         listener.set_nonblocking(true)?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -54,7 +57,11 @@ impl MetricsServer {
         let thread = std::thread::Builder::new()
             .name("metrics".into())
             .spawn(move || serve(&listener, &iface, &counters, &flag))?;
-        Ok(Self { stop, addr, thread: Some(thread) })
+        Ok(Self {
+            stop,
+            addr,
+            thread: Some(thread),
+        })
     }
 
     /// The bound address (useful with port 0).
@@ -102,14 +109,27 @@ fn answer(mut conn: TcpStream, iface: &str, counters: &RunCounters) -> std::io::
         }
     }
     let path = request.split_whitespace().nth(1).unwrap_or("");
-    let (status, body, ctype) = if request.starts_with("GET ") && (path == "/metrics" || path == "/") {
-        match snapshot(iface, counters) {
-            Ok(m) => ("200 OK", render(&m), "text/plain; version=0.0.4; charset=utf-8"),
-            Err(e) => ("503 Service Unavailable", format!("{e:#}\n"), "text/plain; charset=utf-8"),
-        }
-    } else {
-        ("404 Not Found", "try /metrics\n".to_string(), "text/plain; charset=utf-8")
-    };
+    let (status, body, ctype) =
+        if request.starts_with("GET ") && (path == "/metrics" || path == "/") {
+            match snapshot(iface, counters) {
+                Ok(m) => (
+                    "200 OK",
+                    render(&m),
+                    "text/plain; version=0.0.4; charset=utf-8",
+                ),
+                Err(e) => (
+                    "503 Service Unavailable",
+                    format!("{e:#}\n"),
+                    "text/plain; charset=utf-8",
+                ),
+            }
+        } else {
+            (
+                "404 Not Found",
+                "try /metrics\n".to_string(),
+                "text/plain; charset=utf-8",
+            )
+        };
     write!(
         conn,
         "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -127,17 +147,28 @@ fn snapshot(iface: &str, counters: &RunCounters) -> Result<MetricsSnapshot> {
         rules: s
             .rules
             .into_iter()
-            .map(|r| RuleMetrics { name: r.name, action: r.action.into(), packets: r.counter.packets, bytes: r.counter.bytes })
+            .map(|r| RuleMetrics {
+                name: r.name,
+                action: r.action.into(),
+                packets: r.counter.packets,
+                bytes: r.counter.bytes,
+            })
             .collect(),
         default_action: s.default_action.into(),
         default_packets: s.default.packets,
-        malformed: s.malformed.iter().map(|(r, c)| ((*r).to_string(), c.packets)).collect(),
+        malformed: s
+            .malformed
+            .iter()
+            .map(|(r, c)| ((*r).to_string(), c.packets))
+            .collect(),
         transport: crate::cmd::run::transport_name(info.transport).into(),
         events_delivered: info.delivered,
         events_lost: k.lost,
         reloads_ok: counters.reloads_ok.load(Ordering::Relaxed),
         reloads_failed: counters.reloads_failed.load(Ordering::Relaxed),
-        mode: AttachMode::from_code(info.mode).map_or("unknown", AttachMode::name).into(),
+        mode: AttachMode::from_code(info.mode)
+            .map_or("unknown", AttachMode::name)
+            .into(),
     })
 }
 
@@ -147,7 +178,10 @@ mod tests {
 
     #[test]
     fn metrics_address_defaults_to_loopback() {
-        assert_eq!(parse_addr("9477"), Ok(SocketAddr::from(([127, 0, 0, 1], 9477))));
+        assert_eq!(
+            parse_addr("9477"),
+            Ok(SocketAddr::from(([127, 0, 0, 1], 9477)))
+        );
         assert_eq!(parse_addr("0.0.0.0:9100").map(|a| a.port()), Ok(9100));
         assert!(parse_addr("nonsense").is_err());
     }

@@ -104,7 +104,10 @@ pub fn stats_table(h: &Header<'_>, s: &Stats, prev: Option<&Stats>) -> String {
         let before = if is_default {
             p.default.packets
         } else {
-            p.rules.iter().find(|r| r.name == name).map_or(0, |r| r.counter.packets)
+            p.rules
+                .iter()
+                .find(|r| r.name == name)
+                .map_or(0, |r| r.counter.packets)
         };
         let d = now.saturating_sub(before);
         if d == 0 {
@@ -129,7 +132,13 @@ pub fn stats_table(h: &Header<'_>, s: &Stats, prev: Option<&Stats>) -> String {
         s.default.bytes.to_string(),
         delta(s.default.packets, "", true),
     ]);
-    let head = ["RULE", "ACTION", "PACKETS", "BYTES", if prev.is_some() { "CHANGE" } else { "" }];
+    let head = [
+        "RULE",
+        "ACTION",
+        "PACKETS",
+        "BYTES",
+        if prev.is_some() { "CHANGE" } else { "" },
+    ];
     let mut w = head.map(str::len);
     for r in &rows {
         for (i, c) in r.iter().enumerate() {
@@ -140,8 +149,16 @@ pub fn stats_table(h: &Header<'_>, s: &Stats, prev: Option<&Stats>) -> String {
     let line = |c: &[String; 5]| {
         format!(
             "  {:<w0$}  {:<w1$}  {:>w2$}  {:>w3$}  {:<w4$}",
-            c[0], c[1], c[2], c[3], c[4],
-            w0 = w[0], w1 = w[1], w2 = w[2], w3 = w[3], w4 = w[4]
+            c[0],
+            c[1],
+            c[2],
+            c[3],
+            c[4],
+            w0 = w[0],
+            w1 = w[1],
+            w2 = w[2],
+            w3 = w[3],
+            w4 = w[4]
         )
         .trim_end()
         .to_string()
@@ -162,7 +179,11 @@ pub fn stats_table(h: &Header<'_>, s: &Stats, prev: Option<&Stats>) -> String {
     out.push_str(&format!(
         "  malformed: {total} ({}){}\n",
         s.malformed_action,
-        if mal.is_empty() { String::new() } else { format!(": {}", mal.join(" ")) }
+        if mal.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", mal.join(" "))
+        }
     ));
     let e = h.events;
     if e.produced > 0 {

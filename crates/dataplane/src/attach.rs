@@ -87,7 +87,10 @@ pub fn current(ifindex: u32) -> Result<Option<Current>> {
     // SAFETY: opts is a valid, sized struct.
     let ret = unsafe { libbpf_sys::bpf_xdp_query(ifindex as i32, 0, &mut opts) };
     if ret < 0 {
-        return Err(Error::Sys { what: format!("query XDP on ifindex {ifindex}"), source: errno(ret) });
+        return Err(Error::Sys {
+            what: format!("query XDP on ifindex {ifindex}"),
+            source: errno(ret),
+        });
     }
     let (id, mode) = if opts.drv_prog_id != 0 {
         (opts.drv_prog_id, AttachMode::Native)
@@ -101,11 +104,17 @@ pub fn current(ifindex: u32) -> Result<Option<Current>> {
     let name = if fd >= 0 {
         // SAFETY: fd is ours to close.
         let owned = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
-        prog_info(std::os::fd::AsFd::as_fd(&owned)).map(|i| prog_name(&i)).unwrap_or_default()
+        prog_info(std::os::fd::AsFd::as_fd(&owned))
+            .map(|i| prog_name(&i))
+            .unwrap_or_default()
     } else {
         String::new()
     };
-    Ok(Some(Current { prog_id: id, name, mode }))
+    Ok(Some(Current {
+        prog_id: id,
+        name,
+        mode,
+    }))
 }
 
 /// Result of an attach.
@@ -163,7 +172,11 @@ pub fn attach(inst: &Instance, iface: &str, mode: Mode, force: bool) -> Result<A
     let fd = inst.prog.as_raw_fd();
     if let Some(cur) = current(idx)? {
         if !cur.is_ours() && !force {
-            return Err(Error::Foreign { iface: iface.into(), name: cur.name, id: cur.prog_id });
+            return Err(Error::Foreign {
+                iface: iface.into(),
+                name: cur.name,
+                id: cur.prog_id,
+            });
         }
         let wanted = match mode {
             Mode::Auto => cur.mode,
@@ -184,32 +197,62 @@ pub fn attach(inst: &Instance, iface: &str, mode: Mode, force: bool) -> Result<A
         // SAFETY: plain syscall wrapper.
         let old = unsafe { libbpf_sys::bpf_prog_get_fd_by_id(cur.prog_id) };
         if old < 0 {
-            return Err(Error::Sys { what: "open the attached program".into(), source: errno(old) });
+            return Err(Error::Sys {
+                what: "open the attached program".into(),
+                source: errno(old),
+            });
         }
         // SAFETY: old is ours to close.
-        let old_owned = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(old) };
+        let old_owned =
+            unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(old) };
         xdp_attach(idx, fd, cur.mode.flags(), Some(old_owned.as_raw_fd())).map_err(|source| {
-            Error::Attach { iface: iface.into(), mode: cur.mode.name(), hint: hint(cur.mode, &source), source }
+            Error::Attach {
+                iface: iface.into(),
+                mode: cur.mode.name(),
+                hint: hint(cur.mode, &source),
+                source,
+            }
         })?;
-        return Ok(Attached { mode: cur.mode, warning: None, replaced: Some((cur.prog_id, cur.name)) });
+        return Ok(Attached {
+            mode: cur.mode,
+            warning: None,
+            replaced: Some((cur.prog_id, cur.name)),
+        });
     }
 
     let fresh = |m: AttachMode| {
-        xdp_attach(idx, fd, m.flags() | libbpf_sys::XDP_FLAGS_UPDATE_IF_NOEXIST, None)
+        xdp_attach(
+            idx,
+            fd,
+            m.flags() | libbpf_sys::XDP_FLAGS_UPDATE_IF_NOEXIST,
+            None,
+        )
     };
     match mode {
         Mode::Native | Mode::Generic => {
-            let m = if mode == Mode::Native { AttachMode::Native } else { AttachMode::Generic };
+            let m = if mode == Mode::Native {
+                AttachMode::Native
+            } else {
+                AttachMode::Generic
+            };
             fresh(m).map_err(|source| Error::Attach {
                 iface: iface.into(),
                 mode: m.name(),
                 hint: hint(m, &source),
                 source,
             })?;
-            Ok(Attached { mode: m, warning: None, replaced: None })
+            Ok(Attached {
+                mode: m,
+                warning: None,
+                replaced: None,
+            })
         }
         Mode::Auto => match fresh(AttachMode::Native) {
-            Ok(()) => Ok(Attached { mode: AttachMode::Native, warning: None, replaced: None }),
+            Ok(()) => Ok(Attached {
+                mode: AttachMode::Native,
+                warning: None,
+                replaced: None,
+            }),
             Err(native_err) => {
                 fresh(AttachMode::Generic).map_err(|source| Error::Attach {
                     iface: iface.into(),
@@ -256,18 +299,30 @@ pub fn detach(iface: &str, force: bool) -> Result<u32> {
         return Err(Error::NotRunning(iface.into()));
     };
     if !cur.is_ours() && !force {
-        return Err(Error::Foreign { iface: iface.into(), name: cur.name, id: cur.prog_id });
+        return Err(Error::Foreign {
+            iface: iface.into(),
+            name: cur.name,
+            id: cur.prog_id,
+        });
     }
     // SAFETY: plain syscall wrapper.
     let old = unsafe { libbpf_sys::bpf_prog_get_fd_by_id(cur.prog_id) };
     if old < 0 {
-        return Err(Error::Sys { what: "open the attached program".into(), source: errno(old) });
+        return Err(Error::Sys {
+            what: "open the attached program".into(),
+            source: errno(old),
+        });
     }
     // SAFETY: old is ours to close.
     let old_owned = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(old) };
     // Detach only if it is still the program we looked at (REPLACE with -1).
     xdp_attach(idx, -1, cur.mode.flags(), Some(old_owned.as_raw_fd())).map_err(|source| {
-        Error::Attach { iface: iface.into(), mode: cur.mode.name(), hint: hint(cur.mode, &source), source }
+        Error::Attach {
+            iface: iface.into(),
+            mode: cur.mode.name(),
+            hint: hint(cur.mode, &source),
+            source,
+        }
     })?;
     Ok(cur.prog_id)
 }

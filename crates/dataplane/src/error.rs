@@ -55,7 +55,9 @@ pub enum Error {
         id: u32,
     },
     /// No xdpwall instance runs on the interface.
-    #[error("xdpwall is not running on {0} in this network namespace (start it with `xdpwall run`)")]
+    #[error(
+        "xdpwall is not running on {0} in this network namespace (start it with `xdpwall run`)"
+    )]
     NotRunning(String),
     /// The running instance lacks a map we need (other version?).
     #[error("the XDP program on {iface} lacks map {map}; is it from another xdpwall version? (`xdpwall detach --iface {iface}` removes it)")]

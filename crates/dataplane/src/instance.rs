@@ -7,7 +7,7 @@ use std::ffi::CStr;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
-use libbpf_rs::{MapCore, MapHandle, MapFlags};
+use libbpf_rs::{MapCore, MapFlags, MapHandle};
 
 use crate::error::{errno, Error, Result};
 use crate::pod::{bytes_of, from_bytes};
@@ -89,7 +89,11 @@ pub struct Instance {
 }
 
 fn dup(map: &libbpf_rs::MapMut<'_>, name: &'static str) -> Result<MapHandle> {
-    MapHandle::try_from(map).map_err(|source| Error::Map { op: "duplicate", map: name, source })
+    MapHandle::try_from(map).map_err(|source| Error::Map {
+        op: "duplicate",
+        map: name,
+        source,
+    })
 }
 
 impl Instance {
@@ -130,9 +134,16 @@ impl Instance {
             .xdpwall_main
             .as_fd()
             .try_clone_to_owned()
-            .map_err(|source| Error::Sys { what: "duplicate program fd".into(), source })?;
+            .map_err(|source| Error::Sys {
+                what: "duplicate program fd".into(),
+                source,
+            })?;
         let info = prog_info(prog.as_fd())?;
-        Ok(Self { prog, prog_id: info.id, maps })
+        Ok(Self {
+            prog,
+            prog_id: info.id,
+            maps,
+        })
     }
 
     /// Opens the program with kernel id `id` and its maps; `iface` is for messages.
@@ -143,14 +154,21 @@ impl Instance {
         // SAFETY: plain syscall wrapper; returns a new fd or a negative errno.
         let fd = unsafe { libbpf_rs::libbpf_sys::bpf_prog_get_fd_by_id(id) };
         if fd < 0 {
-            return Err(Error::Sys { what: format!("open XDP program id {id}"), source: errno(fd) });
+            return Err(Error::Sys {
+                what: format!("open XDP program id {id}"),
+                source: errno(fd),
+            });
         }
         // SAFETY: fd was just returned to us and is owned by nobody else.
         let prog = unsafe { OwnedFd::from_raw_fd(fd) };
         let info = prog_info(prog.as_fd())?;
         let name = prog_name(&info);
         if name != PROG_NAME {
-            return Err(Error::Foreign { iface: iface.to_string(), name, id });
+            return Err(Error::Foreign {
+                iface: iface.to_string(),
+                name,
+                id,
+            });
         }
         let ids = map_ids(prog.as_fd(), info.nr_map_ids)?;
         let mut handles: Vec<(String, MapHandle)> = Vec::new();
@@ -166,7 +184,10 @@ impl Instance {
         let mut take = |name: &'static str| -> Result<MapHandle> {
             let pos = handles.iter().position(|(n, _)| n == name);
             pos.map(|p| handles.swap_remove(p).1)
-                .ok_or(Error::MissingMap { iface: iface.to_string(), map: name })
+                .ok_or(Error::MissingMap {
+                    iface: iface.to_string(),
+                    map: name,
+                })
         };
         let maps = Maps {
             src4: take("xw_src4")?,
@@ -198,7 +219,11 @@ impl Instance {
             tap_ring: take("xw_tap_ring")?,
             tap_perf: take("xw_tap_perf")?,
         };
-        Ok(Self { prog, prog_id: id, maps })
+        Ok(Self {
+            prog,
+            prog_id: id,
+            maps,
+        })
     }
 
     /// The program fd.
@@ -216,7 +241,11 @@ impl Instance {
             .maps
             .info
             .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
-            .map_err(|source| Error::Map { op: "read", map: "xw_info", source })?;
+            .map_err(|source| Error::Map {
+                op: "read",
+                map: "xw_info",
+                source,
+            })?;
         Ok(v.and_then(|b| from_bytes(&b)).unwrap_or_default())
     }
 
@@ -229,7 +258,11 @@ impl Instance {
             .maps
             .tap_ctl
             .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
-            .map_err(|source| Error::Map { op: "read", map: "xw_tap_ctl", source })?;
+            .map_err(|source| Error::Map {
+                op: "read",
+                map: "xw_tap_ctl",
+                source,
+            })?;
         Ok(v.and_then(|b| from_bytes(&b)).unwrap_or_default())
     }
 
@@ -241,7 +274,11 @@ impl Instance {
         self.maps
             .tap_ctl
             .update(&0u32.to_ne_bytes(), bytes_of(tap), MapFlags::ANY)
-            .map_err(|source| Error::Map { op: "write", map: "xw_tap_ctl", source })
+            .map_err(|source| Error::Map {
+                op: "write",
+                map: "xw_tap_ctl",
+                source,
+            })
     }
 
     /// Writes the instance facts.
@@ -252,7 +289,11 @@ impl Instance {
         self.maps
             .info
             .update(&0u32.to_ne_bytes(), bytes_of(info), MapFlags::ANY)
-            .map_err(|source| Error::Map { op: "write", map: "xw_info", source })
+            .map_err(|source| Error::Map {
+                op: "write",
+                map: "xw_info",
+                source,
+            })
     }
 }
 
@@ -266,7 +307,10 @@ pub(crate) fn prog_info(fd: BorrowedFd<'_>) -> Result<libbpf_rs::libbpf_sys::bpf
         libbpf_rs::libbpf_sys::bpf_prog_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len)
     };
     if ret < 0 {
-        return Err(Error::Sys { what: "read XDP program info".into(), source: errno(ret) });
+        return Err(Error::Sys {
+            what: "read XDP program info".into(),
+            source: errno(ret),
+        });
     }
     Ok(info)
 }
@@ -290,7 +334,10 @@ fn map_ids(fd: BorrowedFd<'_>, n: u32) -> Result<Vec<u32>> {
         libbpf_rs::libbpf_sys::bpf_prog_get_info_by_fd(fd.as_raw_fd(), &mut info, &mut len)
     };
     if ret < 0 {
-        return Err(Error::Sys { what: "list the XDP program's maps".into(), source: errno(ret) });
+        return Err(Error::Sys {
+            what: "list the XDP program's maps".into(),
+            source: errno(ret),
+        });
     }
     ids.truncate(info.nr_map_ids.min(n) as usize);
     Ok(ids)

@@ -3,7 +3,14 @@
 //! a running instance, reading its counters, and test runs.
 #![deny(missing_docs)]
 
-#[allow(clippy::all, clippy::pedantic, clippy::unwrap_used, missing_docs, unsafe_op_in_unsafe_fn, unused_imports)]
+#[allow(
+    clippy::all,
+    clippy::pedantic,
+    clippy::unwrap_used,
+    missing_docs,
+    unsafe_op_in_unsafe_fn,
+    unused_imports
+)]
 mod skel {
     include!(concat!(env!("OUT_DIR"), "/xdpwall.skel.rs"));
 }

@@ -30,7 +30,9 @@ fn capture_log(_level: PrintLevel, msg: String) {
         // Keep the tail only: verifier logs can be megabytes.
         if log.len() > 64 * 1024 {
             let cut = log.len() - 32 * 1024;
-            let cut = (cut..log.len()).find(|&i| log.is_char_boundary(i)).unwrap_or(0);
+            let cut = (cut..log.len())
+                .find(|&i| log.is_char_boundary(i))
+                .unwrap_or(0);
             log.drain(..cut);
         }
         log.push_str(&msg);
@@ -59,7 +61,10 @@ fn verdict(v: Verdict) -> u32 {
 /// power of two, at least a page), else one page so it costs nothing.
 fn ring_size(c: &Compiled) -> usize {
     if c.events.transport == abi::TRANSPORT_RINGBUF && c.events.enabled {
-        usize::try_from(c.events.buffer).unwrap_or(4096).max(4096).next_power_of_two()
+        usize::try_from(c.events.buffer)
+            .unwrap_or(4096)
+            .max(4096)
+            .next_power_of_two()
     } else {
         4096
     }
@@ -79,7 +84,9 @@ pub fn load(c: &Compiled, opts: LoadOptions) -> Result<Instance> {
         log.clear();
     }
     let mut storage = MaybeUninit::uninit();
-    let mut open = XdpwallSkelBuilder::default().open(&mut storage).map_err(Error::Open)?;
+    let mut open = XdpwallSkelBuilder::default()
+        .open(&mut storage)
+        .map_err(Error::Open)?;
 
     if let Some(ro) = open.maps.rodata_data.as_deref_mut() {
         ro.used_fields = c.used_fields;
@@ -113,10 +120,17 @@ pub fn load(c: &Compiled, opts: LoadOptions) -> Result<Instance> {
     ];
     for (map, n, name) in sizes {
         map.set_max_entries(entries(n))
-            .map_err(|source| Error::Map { op: "size", map: name, source })?;
+            .map_err(|source| Error::Map {
+                op: "size",
+                map: name,
+                source,
+            })?;
     }
 
-    let skel = open.load().map_err(|source| Error::Load { source, log: log_tail() })?;
+    let skel = open.load().map_err(|source| Error::Load {
+        source,
+        log: log_tail(),
+    })?;
     let inst = Instance::from_loaded(&skel)?;
     bind_unused_maps(&inst)?;
     fill(&inst.maps, c)?;
@@ -130,17 +144,15 @@ pub fn load(c: &Compiled, opts: LoadOptions) -> Result<Instance> {
 fn bind_unused_maps(inst: &Instance) -> Result<()> {
     use std::os::fd::AsRawFd;
     let m = &inst.maps;
-    for (map, name) in
-        [
-            (&m.info, "xw_info"),
-            (&m.ring, "xw_ring"),
-            (&m.perf, "xw_perf"),
-            (&m.evstats, "xw_evstats"),
-            (&m.tap_ctl, "xw_tap_ctl"),
-            (&m.tap_ring, "xw_tap_ring"),
-            (&m.tap_perf, "xw_tap_perf"),
-        ]
-    {
+    for (map, name) in [
+        (&m.info, "xw_info"),
+        (&m.ring, "xw_ring"),
+        (&m.perf, "xw_perf"),
+        (&m.evstats, "xw_evstats"),
+        (&m.tap_ctl, "xw_tap_ctl"),
+        (&m.tap_ring, "xw_tap_ring"),
+        (&m.tap_perf, "xw_tap_perf"),
+    ] {
         // SAFETY: both fds are valid for the call; NULL opts are allowed.
         let ret = unsafe {
             libbpf_rs::libbpf_sys::bpf_prog_bind_map(
@@ -185,10 +197,22 @@ fn fill(maps: &Maps, c: &Compiled) -> Result<()> {
     }
 
     let k4 = |(net, class): &(ipnet::Ipv4Net, u32)| {
-        (types::xw_lpm4 { prefixlen: u32::from(net.prefix_len()), addr: net.network().octets() }, *class)
+        (
+            types::xw_lpm4 {
+                prefixlen: u32::from(net.prefix_len()),
+                addr: net.network().octets(),
+            },
+            *class,
+        )
     };
     let k6 = |(net, class): &(ipnet::Ipv6Net, u32)| {
-        (types::xw_lpm6 { prefixlen: u32::from(net.prefix_len()), addr: net.network().octets() }, *class)
+        (
+            types::xw_lpm6 {
+                prefixlen: u32::from(net.prefix_len()),
+                addr: net.network().octets(),
+            },
+            *class,
+        )
     };
     update_pairs(&maps.src4, "xw_src4", c.src4.iter().map(k4))?;
     update_pairs(&maps.dst4, "xw_dst4", c.dst4.iter().map(k4))?;
@@ -236,7 +260,13 @@ fn update_array<T: Pod>(map: &MapHandle, name: &'static str, vals: &[T]) -> Resu
     for (chunk_no, chunk) in vals.chunks(BATCH).enumerate() {
         let start = chunk_no * BATCH;
         let keys: Vec<u32> = (start..start + chunk.len()).map(|k| k as u32).collect();
-        batch(map, name, bytes_of_slice(&keys), bytes_of_slice(chunk), chunk.len())?;
+        batch(
+            map,
+            name,
+            bytes_of_slice(&keys),
+            bytes_of_slice(chunk),
+            chunk.len(),
+        )?;
     }
     Ok(())
 }
@@ -252,19 +282,34 @@ fn update_pairs<K: Pod>(
         keys.push(k);
         vals.push(v);
         if keys.len() == BATCH {
-            batch(map, name, bytes_of_slice(&keys), bytes_of_slice(&vals), keys.len())?;
+            batch(
+                map,
+                name,
+                bytes_of_slice(&keys),
+                bytes_of_slice(&vals),
+                keys.len(),
+            )?;
             keys.clear();
             vals.clear();
         }
     }
     if !keys.is_empty() {
-        batch(map, name, bytes_of_slice(&keys), bytes_of_slice(&vals), keys.len())?;
+        batch(
+            map,
+            name,
+            bytes_of_slice(&keys),
+            bytes_of_slice(&vals),
+            keys.len(),
+        )?;
     }
     Ok(())
 }
 
 fn batch(map: &MapHandle, name: &'static str, k: &[u8], v: &[u8], n: usize) -> Result<()> {
     map.update_batch(k, v, n as u32, MapFlags::ANY, MapFlags::ANY)
-        .map_err(|source| Error::Map { op: "fill", map: name, source })
+        .map_err(|source| Error::Map {
+            op: "fill",
+            map: name,
+            source,
+        })
 }
-

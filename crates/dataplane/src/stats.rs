@@ -63,7 +63,11 @@ fn verdict_name(xdp: u32) -> &'static str {
 fn percpu_sum(map: &libbpf_rs::MapHandle, name: &'static str, key: u32) -> Result<Counter> {
     let vals = map
         .lookup_percpu(&key.to_ne_bytes(), MapFlags::ANY)
-        .map_err(|source| Error::Map { op: "read", map: name, source })?
+        .map_err(|source| Error::Map {
+            op: "read",
+            map: name,
+            source,
+        })?
         .unwrap_or_default();
     let mut c = Counter::default();
     for v in vals {
@@ -79,14 +83,22 @@ fn percpu_sum(map: &libbpf_rs::MapHandle, name: &'static str, key: u32) -> Resul
 fn rules(inst: &Instance) -> Result<Vec<types::xw_rule>> {
     let n = libbpf_rs::MapCore::max_entries(&inst.maps.rules);
     let info = inst.info()?;
-    let n = if info.nrules > 0 { info.nrules.min(n) } else { n };
+    let n = if info.nrules > 0 {
+        info.nrules.min(n)
+    } else {
+        n
+    };
     let mut out = Vec::with_capacity(n as usize);
     for i in 0..n {
         let v = inst
             .maps
             .rules
             .lookup(&i.to_ne_bytes(), MapFlags::ANY)
-            .map_err(|source| Error::Map { op: "read", map: "xw_rules", source })?;
+            .map_err(|source| Error::Map {
+                op: "read",
+                map: "xw_rules",
+                source,
+            })?;
         if let Some(r) = v.and_then(|b| from_bytes::<types::xw_rule>(&b)) {
             out.push(r);
         }
@@ -99,7 +111,11 @@ fn rules(inst: &Instance) -> Result<Vec<types::xw_rule>> {
 /// Decodes a NUL-terminated ABI name.
 #[must_use]
 pub fn c_name(name: &[i8]) -> String {
-    let bytes: Vec<u8> = name.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+    let bytes: Vec<u8> = name
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
@@ -124,18 +140,34 @@ pub fn read(inst: &Instance) -> Result<Stats> {
         });
     }
     for (i, reason) in abi::MALFORMED_REASONS.iter().enumerate() {
-        out.malformed.push((reason, percpu_sum(&inst.maps.malformed, "xw_malformed", i as u32)?));
+        out.malformed.push((
+            reason,
+            percpu_sum(&inst.maps.malformed, "xw_malformed", i as u32)?,
+        ));
     }
     Ok(out)
 }
 
-fn copy_percpu(from: &libbpf_rs::MapHandle, fk: u32, to: &libbpf_rs::MapHandle, tk: u32) -> Result<()> {
+fn copy_percpu(
+    from: &libbpf_rs::MapHandle,
+    fk: u32,
+    to: &libbpf_rs::MapHandle,
+    tk: u32,
+) -> Result<()> {
     let vals = from
         .lookup_percpu(&fk.to_ne_bytes(), MapFlags::ANY)
-        .map_err(|source| Error::Map { op: "read", map: "xw_stats", source })?;
+        .map_err(|source| Error::Map {
+            op: "read",
+            map: "xw_stats",
+            source,
+        })?;
     if let Some(vals) = vals {
         to.update_percpu(&tk.to_ne_bytes(), &vals, MapFlags::ANY)
-            .map_err(|source| Error::Map { op: "write", map: "xw_stats", source })?;
+            .map_err(|source| Error::Map {
+                op: "write",
+                map: "xw_stats",
+                source,
+            })?;
     }
     Ok(())
 }
@@ -180,11 +212,19 @@ pub struct EventCounters {
 fn percpu_u64(map: &libbpf_rs::MapHandle, key: u32) -> Result<u64> {
     let vals = map
         .lookup_percpu(&key.to_ne_bytes(), MapFlags::ANY)
-        .map_err(|source| Error::Map { op: "read", map: "xw_evstats", source })?
+        .map_err(|source| Error::Map {
+            op: "read",
+            map: "xw_evstats",
+            source,
+        })?
         .unwrap_or_default();
     Ok(vals
         .iter()
-        .filter_map(|v| v.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_ne_bytes))
+        .filter_map(|v| {
+            v.get(..8)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_ne_bytes)
+        })
         .sum())
 }
 

@@ -42,7 +42,10 @@ fn run(inst: &Instance, pkt: &[u8], repeat: u32) -> Result<(u32, Duration)> {
     // SAFETY: data_in points to pkt, valid for the call; no output buffers.
     let ret = unsafe { libbpf_sys::bpf_prog_test_run_opts(inst.prog.as_raw_fd(), &mut opts) };
     if ret < 0 {
-        return Err(Error::TestRun { len: pkt.len(), source: errno(ret) });
+        return Err(Error::TestRun {
+            len: pkt.len(),
+            source: errno(ret),
+        });
     }
     Ok((opts.retval, Duration::from_nanos(u64::from(opts.duration))))
 }
@@ -58,7 +61,11 @@ impl Instance {
             .maps
             .trace
             .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
-            .map_err(|source| Error::Map { op: "read", map: "xw_trace", source })?
+            .map_err(|source| Error::Map {
+                op: "read",
+                map: "xw_trace",
+                source,
+            })?
             .and_then(|b| from_bytes::<types::xw_trace>(&b))
             .unwrap_or_default();
         Ok(Verdict {

@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use xdpwall_dataplane::types::{
-    xw_class, xw_counter, xw_event, xw_info, xw_lpm4, xw_lpm6, xw_rule, xw_scratch, xw_tap, xw_trace,
-    xw_wake,
+    xw_class, xw_counter, xw_event, xw_info, xw_lpm4, xw_lpm6, xw_rule, xw_scratch, xw_tap,
+    xw_trace, xw_wake,
 };
 use xdpwall_rules::compile::{abi, Field};
 
@@ -26,7 +26,10 @@ const STRUCTS: &[(&str, &[&str])] = &[
     ("xw_class", &["ncand", "flags", "cand", "bits"]),
     ("xw_lpm4", &["prefixlen", "addr"]),
     ("xw_lpm6", &["prefixlen", "addr"]),
-    ("xw_rule", &["action", "flags", "snaplen", "sample", "every_ns", "name"]),
+    (
+        "xw_rule",
+        &["action", "flags", "snaplen", "sample", "every_ns", "name"],
+    ),
     ("xw_counter", &["packets", "bytes"]),
     (
         "xw_info",
@@ -45,7 +48,12 @@ const STRUCTS: &[(&str, &[&str])] = &[
         ],
     ),
     ("xw_trace", &["rule", "action", "malformed", "pad"]),
-    ("xw_event", &["ts_ns", "ifindex", "rx_queue", "cpu", "rule", "verdict", "wire_len", "cap_len", "kind"]),
+    (
+        "xw_event",
+        &[
+            "ts_ns", "ifindex", "rx_queue", "cpu", "rule", "verdict", "wire_len", "cap_len", "kind",
+        ],
+    ),
     ("xw_scratch", &["ev", "data"]),
     ("xw_wake", &["last_ns", "pending"]),
     ("xw_tap", &["enabled", "snaplen", "transport", "pad"]),
@@ -158,7 +166,8 @@ fn run_probe() -> BTreeMap<String, u64> {
     }
     src.push_str("return 0;\n}\n");
 
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("abi-probe-{}", std::process::id()));
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("abi-probe-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("create probe dir");
     let c = dir.join("probe.c");
     let exe = dir.join("probe");
@@ -168,13 +177,20 @@ fn run_probe() -> BTreeMap<String, u64> {
         .arg("-Werror")
         .arg("-I")
         .arg(bpf_dir())
-        .arg(format!("-I/usr/include/{}-linux-gnu", std::env::consts::ARCH))
+        .arg(format!(
+            "-I/usr/include/{}-linux-gnu",
+            std::env::consts::ARCH
+        ))
         .arg("-o")
         .arg(&exe)
         .arg(&c)
         .output()
         .expect("run cc (install gcc)");
-    assert!(out.status.success(), "cc failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cc failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let run = Command::new(&exe).output().expect("run probe");
     assert!(run.status.success());
     let _ = std::fs::remove_dir_all(&dir);
@@ -208,10 +224,22 @@ fn rust_view() -> BTreeMap<String, u64> {
             )*
         }};
     }
-    st!(xw_class { ncand, flags, cand, bits });
+    st!(xw_class {
+        ncand,
+        flags,
+        cand,
+        bits
+    });
     st!(xw_lpm4 { prefixlen, addr });
     st!(xw_lpm6 { prefixlen, addr });
-    st!(xw_rule { action, flags, snaplen, sample, every_ns, name });
+    st!(xw_rule {
+        action,
+        flags,
+        snaplen,
+        sample,
+        every_ns,
+        name
+    });
     st!(xw_counter { packets, bytes });
     st!(xw_info {
         magic,
@@ -226,11 +254,31 @@ fn rust_view() -> BTreeMap<String, u64> {
         ifindex,
         config
     });
-    st!(xw_trace { rule, action, malformed, pad });
-    st!(xw_event { ts_ns, ifindex, rx_queue, cpu, rule, verdict, wire_len, cap_len, kind });
+    st!(xw_trace {
+        rule,
+        action,
+        malformed,
+        pad
+    });
+    st!(xw_event {
+        ts_ns,
+        ifindex,
+        rx_queue,
+        cpu,
+        rule,
+        verdict,
+        wire_len,
+        cap_len,
+        kind
+    });
     st!(xw_scratch { ev, data });
     st!(xw_wake { last_ns, pending });
-    st!(xw_tap { enabled, snaplen, transport, pad });
+    st!(xw_tap {
+        enabled,
+        snaplen,
+        transport,
+        pad
+    });
     m
 }
 
@@ -241,7 +289,10 @@ fn struct_layouts_agree() {
     // The field lists of STRUCTS and of rust_view() must be the same.
     let c_layout: BTreeMap<_, _> = c.iter().filter(|(k, _)| k.contains('.')).collect();
     let r_layout: BTreeMap<_, _> = rust.iter().collect();
-    assert_eq!(c_layout, r_layout, "C (left) and Rust (right) struct layouts differ");
+    assert_eq!(
+        c_layout, r_layout,
+        "C (left) and Rust (right) struct layouts differ"
+    );
     // No implicit padding: fields tile each struct exactly (abi.h promises it,
     // and `Pod` relies on it).
     for (s, fields) in STRUCTS {
@@ -255,22 +306,48 @@ fn every_struct_field_is_probed() {
     // Guards STRUCTS against a field added to abi.h but not to this test.
     let text = std::fs::read_to_string(bpf_dir().join("abi.h")).expect("read abi.h");
     for (s, fields) in STRUCTS {
-        let start = text.find(&format!("struct {s} {{")).unwrap_or_else(|| panic!("struct {s} in abi.h"));
+        let start = text
+            .find(&format!("struct {s} {{"))
+            .unwrap_or_else(|| panic!("struct {s} in abi.h"));
         let body = &text[start..start + text[start..].find("};").expect("end of struct")];
-        let declared = body.lines().skip(1).filter(|l| l.trim_start().starts_with("__") || l.trim_start().starts_with("char") || l.trim_start().starts_with("struct ")).count();
-        assert_eq!(declared, fields.len(), "struct {s}: abi.h declares {declared} fields, test probes {}", fields.len());
+        let declared = body
+            .lines()
+            .skip(1)
+            .filter(|l| {
+                l.trim_start().starts_with("__")
+                    || l.trim_start().starts_with("char")
+                    || l.trim_start().starts_with("struct ")
+            })
+            .count();
+        assert_eq!(
+            declared,
+            fields.len(),
+            "struct {s}: abi.h declares {declared} fields, test probes {}",
+            fields.len()
+        );
     }
     // And every #define and enumerator is printed by the probe.
     for name in text
         .lines()
-        .filter_map(|l| l.trim_start().strip_prefix("#define ").or_else(|| l.trim_start().strip_prefix("XW_").map(|_| l.trim_start())))
+        .filter_map(|l| {
+            l.trim_start()
+                .strip_prefix("#define ")
+                .or_else(|| l.trim_start().strip_prefix("XW_").map(|_| l.trim_start()))
+        })
         .filter_map(|l| l.split([' ', '\t', '(', ',', '=']).next())
         .filter(|n| n.starts_with("XW_") && *n != "XDPWALL_ABI_H")
     {
-        assert!(NAMES.contains(&name), "{name} (abi.h) is not checked by this test");
+        assert!(
+            NAMES.contains(&name),
+            "{name} (abi.h) is not checked by this test"
+        );
     }
     let n_structs = text.matches("\nstruct xw_").count();
-    assert_eq!(n_structs, STRUCTS.len(), "abi.h has a struct the test does not probe");
+    assert_eq!(
+        n_structs,
+        STRUCTS.len(),
+        "abi.h has a struct the test does not probe"
+    );
 }
 
 #[test]
@@ -365,10 +442,22 @@ fn constants_agree() {
             bad.push(format!("{name}: C {} vs Rust {want}", d(name)));
         }
     }
-    assert!(bad.is_empty(), "ABI constants disagree:\n{}", bad.join("\n"));
-    assert_eq!(u64::from(abi::CAND_COUNT) & d("XW_CAND_ID_MASK"), 0, "count flag overlaps rule ids");
+    assert!(
+        bad.is_empty(),
+        "ABI constants disagree:\n{}",
+        bad.join("\n")
+    );
+    assert_eq!(
+        u64::from(abi::CAND_COUNT) & d("XW_CAND_ID_MASK"),
+        0,
+        "count flag overlaps rule ids"
+    );
     let hints = d("XW_ID_OVERFLOW") | d("XW_ID_TERMINALS") | d("XW_ID_COUNTS");
-    assert_eq!(hints & d("XW_ID_MASK"), 0, "class-id hint bits overlap the id");
+    assert_eq!(
+        hints & d("XW_ID_MASK"),
+        0,
+        "class-id hint bits overlap the id"
+    );
     // Field bits of compile::Field are the C bit numbers.
     for f in Field::ALL {
         assert_eq!(f.bit(), 1 << (f as u32));
@@ -378,14 +467,21 @@ fn constants_agree() {
 #[test]
 fn malformed_reason_names_follow_the_enum() {
     let c = c_view();
-    let names = ["XW_MAL_TRUNCATED", "XW_MAL_BAD_HEADER", "XW_MAL_EXT_TOO_DEEP", "XW_MAL_VLAN_TOO_DEEP"];
+    let names = [
+        "XW_MAL_TRUNCATED",
+        "XW_MAL_BAD_HEADER",
+        "XW_MAL_EXT_TOO_DEEP",
+        "XW_MAL_VLAN_TOO_DEEP",
+    ];
     // Values as the C compiler sees them, ...
     for (i, n) in names.iter().enumerate() {
         assert_eq!(c[*n], i as u64, "{n}");
     }
     // ... and every reason enumerator of abi.h, in order, names the Rust string.
     let text = std::fs::read_to_string(bpf_dir().join("abi.h")).expect("read abi.h");
-    let start = text.find("enum xw_malformed_reason {").expect("enum xw_malformed_reason");
+    let start = text
+        .find("enum xw_malformed_reason {")
+        .expect("enum xw_malformed_reason");
     let body = &text[start..start + text[start..].find("};").expect("end of enum")];
     let c_names: Vec<String> = body
         .lines()
@@ -398,5 +494,8 @@ fn malformed_reason_names_follow_the_enum() {
     // The data plane masks reasons with MAL_MAX - 1: it must be a power of two.
     assert!(abi::MAL_MAX.is_power_of_two());
     assert_eq!(c["XW_BITMAP_WORDS"] * 64, c["XW_MAX_RULES"]);
-    assert!(c["XW_BITMAP_WORDS"].is_power_of_two(), "match_word masks the word index");
+    assert!(
+        c["XW_BITMAP_WORDS"].is_power_of_two(),
+        "match_word masks the word index"
+    );
 }

@@ -1,10 +1,15 @@
 //! Turning the kernel's CLOCK_MONOTONIC event timestamps into wall-clock time.
 
 fn now(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: ts is a valid out-pointer.
     unsafe { libc::clock_gettime(clock, &mut ts) };
-    (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
 }
 
 /// The offset from `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) to Unix time,
@@ -29,7 +34,9 @@ impl WallClock {
                 best = Some((width, off));
             }
         }
-        Self { offset: best.map_or(0, |b| b.1) }
+        Self {
+            offset: best.map_or(0, |b| b.1),
+        }
     }
 
     /// Unix time in ns of a monotonic timestamp.

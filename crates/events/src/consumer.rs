@@ -41,7 +41,12 @@ pub struct ConsumerOptions {
 
 impl Default for ConsumerOptions {
     fn default() -> Self {
-        Self { poll: Poll::Epoll, timeout: Duration::from_millis(10), buffer: 8 << 20, perf_per_wakeup: 1 }
+        Self {
+            poll: Poll::Epoll,
+            timeout: Duration::from_millis(10),
+            buffer: 8 << 20,
+            perf_per_wakeup: 1,
+        }
     }
 }
 
@@ -96,7 +101,9 @@ fn online_cpus() -> usize {
 /// of two, at least one page.
 fn perf_pages(buffer: u64) -> usize {
     // SAFETY: sysconf has no preconditions.
-    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096).max(1);
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
+        .unwrap_or(4096)
+        .max(1);
     let per_cpu = usize::try_from(buffer).unwrap_or(usize::MAX) / online_cpus();
     (per_cpu / page).max(1).next_power_of_two()
 }
@@ -107,7 +114,12 @@ impl<'a> Consumer<'a> {
     ///
     /// # Errors
     /// The buffer cannot be set up (e.g. no memlock or no such map).
-    pub fn new<F>(inst: &'a Instance, transport: u32, opts: ConsumerOptions, on_record: F) -> Result<Self, Error>
+    pub fn new<F>(
+        inst: &'a Instance,
+        transport: u32,
+        opts: ConsumerOptions,
+        on_record: F,
+    ) -> Result<Self, Error>
     where
         F: FnMut(&Record<'_>) + 'a,
     {
@@ -118,11 +130,22 @@ impl<'a> Consumer<'a> {
     ///
     /// # Errors
     /// As [`Consumer::new`].
-    pub fn tap<F>(inst: &'a Instance, transport: u32, opts: ConsumerOptions, on_record: F) -> Result<Self, Error>
+    pub fn tap<F>(
+        inst: &'a Instance,
+        transport: u32,
+        opts: ConsumerOptions,
+        on_record: F,
+    ) -> Result<Self, Error>
     where
         F: FnMut(&Record<'_>) + 'a,
     {
-        Self::with_maps(&inst.maps.tap_ring, &inst.maps.tap_perf, transport, opts, on_record)
+        Self::with_maps(
+            &inst.maps.tap_ring,
+            &inst.maps.tap_perf,
+            transport,
+            opts,
+            on_record,
+        )
     }
 
     fn with_maps<F>(
@@ -167,7 +190,11 @@ impl<'a> Consumer<'a> {
             .map_err(err("open the ring buffer"))?;
             Inner::Ring(b.build().map_err(err("open the ring buffer"))?)
         };
-        Ok(Self { inner, counts, opts })
+        Ok(Self {
+            inner,
+            counts,
+            opts,
+        })
     }
 
     /// Waits for records (epoll: up to the timeout; busy: not at all) and
@@ -179,7 +206,9 @@ impl<'a> Consumer<'a> {
         let r = match (&self.inner, self.opts.poll) {
             // After the wait, read everything: records written without a
             // wake-up (batched, adaptive) are delivered within one timeout.
-            (Inner::Ring(rb), Poll::Epoll) => rb.poll(self.opts.timeout).and_then(|()| rb.consume()),
+            (Inner::Ring(rb), Poll::Epoll) => {
+                rb.poll(self.opts.timeout).and_then(|()| rb.consume())
+            }
             (Inner::Perf(pb), Poll::Epoll) => pb.poll(self.opts.timeout),
             (Inner::Ring(rb), Poll::Busy) => rb.consume(),
             (Inner::Perf(pb), Poll::Busy) => pb.consume(),

@@ -64,7 +64,10 @@ impl<'a> PerfBuffer<'a> {
         sample: impl FnMut(i32, &[u8]) + 'a,
         lost: impl FnMut(i32, u64) + 'a,
     ) -> libbpf_rs::Result<Self> {
-        let mut callbacks = Box::new(Callbacks { sample: Box::new(sample), lost: Box::new(lost) });
+        let mut callbacks = Box::new(Callbacks {
+            sample: Box::new(sample),
+            lost: Box::new(lost),
+        });
         let opts = libbpf_sys::perf_buffer_opts {
             sz: std::mem::size_of::<libbpf_sys::perf_buffer_opts>() as _,
             sample_period: per_wakeup.max(1),
@@ -86,8 +89,15 @@ impl<'a> PerfBuffer<'a> {
         // SAFETY: libbpf returns NULL (errno set) or an encoded error pointer.
         let err = unsafe { libbpf_sys::libbpf_get_error(pb.cast::<c_void>()) };
         match NonNull::new(pb) {
-            Some(ptr) if err == 0 => Ok(Self { ptr, _callbacks: callbacks }),
-            _ => Err(last_error(if err == 0 { -i64::from(libc::ENOMEM) } else { err })),
+            Some(ptr) if err == 0 => Ok(Self {
+                ptr,
+                _callbacks: callbacks,
+            }),
+            _ => Err(last_error(if err == 0 {
+                -i64::from(libc::ENOMEM)
+            } else {
+                err
+            })),
         }
     }
 

@@ -49,7 +49,12 @@ struct Got {
 fn collect(inst: &Instance, transport: u32, buffer: u64) -> (Consumer<'_>, Rc<RefCell<Vec<Got>>>) {
     let got = Rc::new(RefCell::new(Vec::new()));
     let sink = Rc::clone(&got);
-    let opts = ConsumerOptions { poll: Poll::Epoll, timeout: Duration::from_millis(5), buffer, perf_per_wakeup: 1 };
+    let opts = ConsumerOptions {
+        poll: Poll::Epoll,
+        timeout: Duration::from_millis(5),
+        buffer,
+        perf_per_wakeup: 1,
+    };
     let c = Consumer::new(inst, transport, opts, move |r| {
         sink.borrow_mut().push(Got {
             rule: r.header.rule,
@@ -65,7 +70,10 @@ fn collect(inst: &Instance, transport: u32, buffer: u64) -> (Consumer<'_>, Rc<Re
     (c, got)
 }
 
-const TRANSPORTS: [(&str, u32); 2] = [("ringbuf", abi::TRANSPORT_RINGBUF), ("perfbuf", abi::TRANSPORT_PERFBUF)];
+const TRANSPORTS: [(&str, u32); 2] = [
+    ("ringbuf", abi::TRANSPORT_RINGBUF),
+    ("perfbuf", abi::TRANSPORT_PERFBUF),
+];
 
 fn config(transport: &str, buffer: &str, rules: &str) -> String {
     format!("[events]\ntransport = \"{transport}\"\nbuffer = \"{buffer}\"\nsnaplen = 64\n\n{rules}")
@@ -124,7 +132,11 @@ fn snaplen_truncates_and_zero_carries_no_bytes() {
         let got = got.borrow();
         let caps: Vec<u32> = got.iter().map(|g| g.cap_len).collect();
         let full = udp(3, 200).len() as u32;
-        assert_eq!(caps, vec![16, 0, full], "{name}: snaplen 16, 0 and longer than the frame");
+        assert_eq!(
+            caps,
+            vec![16, 0, full],
+            "{name}: snaplen 16, 0 and longer than the frame"
+        );
         assert!(got.iter().all(|g| g.data.len() == g.cap_len as usize));
     }
 }
@@ -135,7 +147,11 @@ fn sample_emits_exactly_one_in_n_on_one_cpu() {
         return;
     }
     for (name, t) in TRANSPORTS {
-        let (_c, inst) = setup(&config(name, "4MiB", "[[rule]]\nname = \"s\"\nproto = \"udp\"\naction = \"pass\"\nsample = 10\n"));
+        let (_c, inst) = setup(&config(
+            name,
+            "4MiB",
+            "[[rule]]\nname = \"s\"\nproto = \"udp\"\naction = \"pass\"\nsample = 10\n",
+        ));
         let (consumer, got) = collect(&inst, t, 4 << 20);
         // One BPF_PROG_TEST_RUN call runs the program 1000 times on one CPU,
         // so the per-CPU sample counter makes the ratio exact.
@@ -160,7 +176,11 @@ fn every_limits_a_rule_to_one_event_per_interval() {
         let (consumer, got) = collect(&inst, t, 1 << 20);
         inst.time_run(&udp(9, 10), 5000).expect("test run");
         consumer.drain().expect("drain");
-        assert_eq!(got.borrow().len(), 1, "{name}: 5000 matches within an hour give one event");
+        assert_eq!(
+            got.borrow().len(),
+            1,
+            "{name}: 5000 matches within an hour give one event"
+        );
     }
 }
 
@@ -183,11 +203,21 @@ fn a_full_buffer_loses_events_and_counts_every_one() {
         let k = stats::events(&inst).expect("counters");
         let d = consumer.delivery();
         assert_eq!(k.produced, 2000, "{name}");
-        assert!(k.lost > 0, "{name}: a 4 KiB buffer cannot hold 2000 records");
-        assert_eq!(k.produced, d.delivered + k.lost, "{name}: produced == delivered + lost ({k:?}, {d:?})");
+        assert!(
+            k.lost > 0,
+            "{name}: a 4 KiB buffer cannot hold 2000 records"
+        );
+        assert_eq!(
+            k.produced,
+            d.delivered + k.lost,
+            "{name}: produced == delivered + lost ({k:?}, {d:?})"
+        );
         assert_eq!(got.borrow().len() as u64, d.delivered);
         if t == abi::TRANSPORT_PERFBUF {
-            assert!(d.perf_lost <= k.lost, "{name}: perf lost samples {d:?} vs kernel {k:?}");
+            assert!(
+                d.perf_lost <= k.lost,
+                "{name}: perf lost samples {d:?} vs kernel {k:?}"
+            );
         }
     }
 }
@@ -206,15 +236,29 @@ fn a_record_without_a_wake_up_is_delivered_within_one_poll_timeout() {
         ));
         let got = Rc::new(RefCell::new(0u64));
         let sink = Rc::clone(&got);
-        let opts = ConsumerOptions { poll: Poll::Epoll, timeout: Duration::from_millis(20), buffer: 1 << 20, perf_per_wakeup: 64 };
-        let consumer = Consumer::new(&inst, t, opts, move |_| *sink.borrow_mut() += 1).expect("consumer");
+        let opts = ConsumerOptions {
+            poll: Poll::Epoll,
+            timeout: Duration::from_millis(20),
+            buffer: 1 << 20,
+            perf_per_wakeup: 64,
+        };
+        let consumer =
+            Consumer::new(&inst, t, opts, move |_| *sink.borrow_mut() += 1).expect("consumer");
         inst.test_run(&udp(9, 10)).expect("test run");
         let start = std::time::Instant::now();
         consumer.poll().expect("poll");
-        assert_eq!(*got.borrow(), 1, "{name}: one poll (<= one timeout) delivers it");
+        assert_eq!(
+            *got.borrow(),
+            1,
+            "{name}: one poll (<= one timeout) delivers it"
+        );
         assert!(start.elapsed() < Duration::from_secs(1), "{name}");
         if t == abi::TRANSPORT_RINGBUF {
-            assert_eq!(stats::events(&inst).expect("counters").wakeups, 0, "{name}: no wake-up was asked for");
+            assert_eq!(
+                stats::events(&inst).expect("counters").wakeups,
+                0,
+                "{name}: no wake-up was asked for"
+            );
         }
     }
 }

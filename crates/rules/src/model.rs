@@ -42,7 +42,12 @@ pub struct XdpSection {
 
 impl Default for XdpSection {
     fn default() -> Self {
-        Self { interface: None, mode: Mode::Auto, default: Verdict::Pass, malformed: Verdict::Pass }
+        Self {
+            interface: None,
+            mode: Mode::Auto,
+            default: Verdict::Pass,
+            malformed: Verdict::Pass,
+        }
     }
 }
 

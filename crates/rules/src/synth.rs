@@ -43,7 +43,13 @@ fn v4_prefix(rng: &mut Rng) -> String {
     let addr = (10u32 << 24) | (rng.next() as u32 & 0x00ff_ffff);
     let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
     let a = addr & mask;
-    format!("{}.{}.{}.{}/{len}", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255)
+    format!(
+        "{}.{}.{}.{}/{len}",
+        a >> 24,
+        (a >> 16) & 255,
+        (a >> 8) & 255,
+        a & 255
+    )
 }
 
 fn v6_prefix(rng: &mut Rng) -> String {
@@ -52,7 +58,9 @@ fn v6_prefix(rng: &mut Rng) -> String {
     for w in &mut words[2..] {
         *w = rng.next() as u16;
     }
-    let addr = words.iter().fold(0u128, |acc, &w| (acc << 16) | u128::from(w));
+    let addr = words
+        .iter()
+        .fold(0u128, |acc, &w| (acc << 16) | u128::from(w));
     let a = addr & (u128::MAX << (128 - len));
     format!("{}/{len}", std::net::Ipv6Addr::from(a))
 }
@@ -73,7 +81,11 @@ fn port_value(rng: &mut Rng) -> String {
             let lo = 1024 + rng.below(60_000);
             format!("\"{lo}-{}\"", (lo + rng.below(500)).min(65_535))
         }
-        _ => format!("[{}, {}]", 1024 + rng.below(60_000), 1024 + rng.below(60_000)),
+        _ => format!(
+            "[{}, {}]",
+            1024 + rng.below(60_000),
+            1024 + rng.below(60_000)
+        ),
     }
 }
 
@@ -159,7 +171,14 @@ pub fn set_file_lines(n: usize, seed: u64) -> String {
         let a = 0x6440_0000u32.wrapping_add(i as u32 * 3);
         let len = if rng.chance(10) { 31 } else { 32 };
         let a = if len == 31 { a & !1 } else { a };
-        let _ = writeln!(out, "{}.{}.{}.{}/{len}", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
+        let _ = writeln!(
+            out,
+            "{}.{}.{}.{}/{len}",
+            a >> 24,
+            (a >> 16) & 255,
+            (a >> 8) & 255,
+            a & 255
+        );
     }
     out
 }
@@ -179,8 +198,16 @@ mod tests {
         let shapes: std::collections::BTreeSet<String> = cfg
             .rules
             .iter()
-            .map(|r| format!("{}{}{}{}{}", r.cond.src.is_some() as u8, r.cond.dst.is_some() as u8,
-                r.cond.proto.unwrap_or(0), r.cond.dport.is_some() as u8, r.cond.tcp_flags.is_some() as u8))
+            .map(|r| {
+                format!(
+                    "{}{}{}{}{}",
+                    r.cond.src.is_some() as u8,
+                    r.cond.dst.is_some() as u8,
+                    r.cond.proto.unwrap_or(0),
+                    r.cond.dport.is_some() as u8,
+                    r.cond.tcp_flags.is_some() as u8
+                )
+            })
             .collect();
         assert!(shapes.len() > 20, "only {} shapes", shapes.len());
         assert_eq!(mixed_rules_toml(50, 7), mixed_rules_toml(50, 7));

@@ -65,7 +65,12 @@ fn family(out: &mut String, name: &str, kind: &str, help: &str) {
 #[must_use]
 pub fn render(m: &MetricsSnapshot) -> String {
     let mut out = String::new();
-    family(&mut out, "xdpwall_rule_packets_total", "counter", "Packets matched by each rule.");
+    family(
+        &mut out,
+        "xdpwall_rule_packets_total",
+        "counter",
+        "Packets matched by each rule.",
+    );
     for r in &m.rules {
         let _ = writeln!(
             out,
@@ -75,7 +80,12 @@ pub fn render(m: &MetricsSnapshot) -> String {
             r.packets
         );
     }
-    family(&mut out, "xdpwall_rule_bytes_total", "counter", "Bytes matched by each rule.");
+    family(
+        &mut out,
+        "xdpwall_rule_bytes_total",
+        "counter",
+        "Bytes matched by each rule.",
+    );
     for r in &m.rules {
         let _ = writeln!(
             out,
@@ -85,22 +95,83 @@ pub fn render(m: &MetricsSnapshot) -> String {
             r.bytes
         );
     }
-    family(&mut out, "xdpwall_default_packets_total", "counter", "Packets no terminal rule matched.");
-    let _ = writeln!(out, "xdpwall_default_packets_total{{action=\"{}\"}} {}", esc(&m.default_action), m.default_packets);
-    family(&mut out, "xdpwall_malformed_packets_total", "counter", "Packets that could not be parsed far enough, by reason.");
+    family(
+        &mut out,
+        "xdpwall_default_packets_total",
+        "counter",
+        "Packets no terminal rule matched.",
+    );
+    let _ = writeln!(
+        out,
+        "xdpwall_default_packets_total{{action=\"{}\"}} {}",
+        esc(&m.default_action),
+        m.default_packets
+    );
+    family(
+        &mut out,
+        "xdpwall_malformed_packets_total",
+        "counter",
+        "Packets that could not be parsed far enough, by reason.",
+    );
     for (reason, n) in &m.malformed {
-        let _ = writeln!(out, "xdpwall_malformed_packets_total{{reason=\"{}\"}} {n}", esc(reason));
+        let _ = writeln!(
+            out,
+            "xdpwall_malformed_packets_total{{reason=\"{}\"}} {n}",
+            esc(reason)
+        );
     }
-    family(&mut out, "xdpwall_events_total", "counter", "Events delivered to user space.");
-    let _ = writeln!(out, "xdpwall_events_total{{transport=\"{}\"}} {}", esc(&m.transport), m.events_delivered);
-    family(&mut out, "xdpwall_events_lost_total", "counter", "Events lost in the kernel because the buffer was full.");
-    let _ = writeln!(out, "xdpwall_events_lost_total{{transport=\"{}\"}} {}", esc(&m.transport), m.events_lost);
-    family(&mut out, "xdpwall_reloads_total", "counter", "Config reloads, by result.");
-    let _ = writeln!(out, "xdpwall_reloads_total{{result=\"ok\"}} {}", m.reloads_ok);
-    let _ = writeln!(out, "xdpwall_reloads_total{{result=\"error\"}} {}", m.reloads_failed);
-    family(&mut out, "xdpwall_xdp_mode", "gauge", "The XDP attach mode in force (1 for the current mode).");
+    family(
+        &mut out,
+        "xdpwall_events_total",
+        "counter",
+        "Events delivered to user space.",
+    );
+    let _ = writeln!(
+        out,
+        "xdpwall_events_total{{transport=\"{}\"}} {}",
+        esc(&m.transport),
+        m.events_delivered
+    );
+    family(
+        &mut out,
+        "xdpwall_events_lost_total",
+        "counter",
+        "Events lost in the kernel because the buffer was full.",
+    );
+    let _ = writeln!(
+        out,
+        "xdpwall_events_lost_total{{transport=\"{}\"}} {}",
+        esc(&m.transport),
+        m.events_lost
+    );
+    family(
+        &mut out,
+        "xdpwall_reloads_total",
+        "counter",
+        "Config reloads, by result.",
+    );
+    let _ = writeln!(
+        out,
+        "xdpwall_reloads_total{{result=\"ok\"}} {}",
+        m.reloads_ok
+    );
+    let _ = writeln!(
+        out,
+        "xdpwall_reloads_total{{result=\"error\"}} {}",
+        m.reloads_failed
+    );
+    family(
+        &mut out,
+        "xdpwall_xdp_mode",
+        "gauge",
+        "The XDP attach mode in force (1 for the current mode).",
+    );
     for mode in ["native", "generic"] {
-        let _ = writeln!(out, "xdpwall_xdp_mode{{mode=\"{mode}\"}} {}", u8::from(m.mode == mode));
+        let _ = writeln!(
+            out,
+            "xdpwall_xdp_mode{{mode=\"{mode}\"}} {}",
+            u8::from(m.mode == mode)
+        );
     }
     out
 }
@@ -112,8 +183,18 @@ mod tests {
     fn snapshot() -> MetricsSnapshot {
         MetricsSnapshot {
             rules: vec![
-                RuleMetrics { name: "ssh-others".into(), action: "drop".into(), packets: 12, bytes: 888 },
-                RuleMetrics { name: "we\"ird\\name".into(), action: "count".into(), packets: 1, bytes: 60 },
+                RuleMetrics {
+                    name: "ssh-others".into(),
+                    action: "drop".into(),
+                    packets: 12,
+                    bytes: 888,
+                },
+                RuleMetrics {
+                    name: "we\"ird\\name".into(),
+                    action: "count".into(),
+                    packets: 1,
+                    bytes: 60,
+                },
             ],
             default_action: "pass".into(),
             default_packets: 40,
@@ -137,7 +218,10 @@ mod tests {
         for line in text.lines() {
             if let Some(rest) = line.strip_prefix("# TYPE ") {
                 let (name, kind) = rest.split_once(' ').ok_or("bad TYPE")?;
-                if declared.insert(name.to_string(), kind.to_string()).is_some() {
+                if declared
+                    .insert(name.to_string(), kind.to_string())
+                    .is_some()
+                {
                     return Err(format!("{name} declared twice"));
                 }
                 if kind == "counter" && !name.ends_with("_total") {
@@ -154,7 +238,9 @@ mod tests {
                 return Err(format!("{name} has no TYPE before it"));
             }
             let (series, value) = line.rsplit_once(' ').ok_or("no value")?;
-            value.parse::<f64>().map_err(|_| format!("bad value in {line}"))?;
+            value
+                .parse::<f64>()
+                .map_err(|_| format!("bad value in {line}"))?;
             if !seen.insert(series.to_string()) {
                 return Err(format!("duplicate series {series}"));
             }
@@ -163,7 +249,8 @@ mod tests {
                 let mut chars = labels.chars().peekable();
                 while chars.peek().is_some() {
                     let key: String = chars.by_ref().take_while(|&c| c != '=').collect();
-                    if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                    if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                    {
                         return Err(format!("bad label name {key:?}"));
                     }
                     if chars.next() != Some('"') {

@@ -10,8 +10,8 @@ use etherparse::PacketBuilder;
 use xdpwall_dataplane::load::{load, LoadOptions};
 use xdpwall_dataplane::Instance;
 use xdpwall_rules::compile::compile;
-use xdpwall_rules::synth::{mixed_rules_toml, set_file_lines, TARGET_DPORT, TARGET_SRC};
 use xdpwall_rules::load_config;
+use xdpwall_rules::synth::{mixed_rules_toml, set_file_lines, TARGET_DPORT, TARGET_SRC};
 
 /// Options of `bench classify`.
 pub struct ClassifyArgs {
@@ -70,8 +70,16 @@ fn prepare(name: &str, path: &std::path::Path, probes: &[(Vec<u8>, u32)]) -> Res
     let c = compile(&cfg)?;
     let inst = load(&c, LoadOptions::default()).with_context(|| format!("loading {name}"))?;
     let load_ms = t.elapsed().as_secs_f64() * 1e3;
-    let cells = probes.iter().map(|(p, v)| (p.clone(), *v, Cell::default())).collect();
-    Ok(Row { name: name.into(), load_ms, inst, cells })
+    let cells = probes
+        .iter()
+        .map(|(p, v)| (p.clone(), *v, Cell::default()))
+        .collect();
+    Ok(Row {
+        name: name.into(),
+        load_ms,
+        inst,
+        cells,
+    })
 }
 
 /// Interleaves the rows' measurements so drift on the machine hits all alike.
@@ -80,7 +88,11 @@ fn measure(rows: &mut [Row], args: &ClassifyArgs) -> Result<()> {
         for row in rows.iter_mut() {
             for (pkt, want, cell) in &mut row.cells {
                 let (ret, ns) = time_ns(&row.inst, pkt, args.repeat)?;
-                anyhow::ensure!(ret == *want, "{}: probe verdict {ret}, expected {want}", row.name);
+                anyhow::ensure!(
+                    ret == *want,
+                    "{}: probe verdict {ret}, expected {want}",
+                    row.name
+                );
                 cell.0.push(ns);
             }
         }
@@ -90,8 +102,11 @@ fn measure(rows: &mut [Row], args: &ClassifyArgs) -> Result<()> {
 
 /// Runs the classify benchmark and prints a Markdown table.
 pub fn classify(args: &ClassifyArgs) -> Result<()> {
-    if std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").is_ok_and(|s| s.trim() != "0") {
-        eprintln!("warning: kernel.bpf_stats_enabled=1 adds time to every run; figures are inflated");
+    if std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").is_ok_and(|s| s.trim() != "0")
+    {
+        eprintln!(
+            "warning: kernel.bpf_stats_enabled=1 adds time to every run; figures are inflated"
+        );
     }
     let dir = std::env::temp_dir().join(format!("xdpwall-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -124,17 +139,35 @@ pub fn classify(args: &ClassifyArgs) -> Result<()> {
     let (drop, pass) = (1, 2);
     let mut rules = vec![
         prepare("1 rule", &one, &[(hit.clone(), drop), (miss.clone(), pass)])?,
-        prepare(&format!("{} mixed rules", args.rules), &many, &[(hit.clone(), drop), (miss.clone(), pass)])?,
+        prepare(
+            &format!("{} mixed rules", args.rules),
+            &many,
+            &[(hit.clone(), drop), (miss.clone(), pass)],
+        )?,
     ];
     let mut sets = vec![
-        prepare("empty set + 1 rule", &empty_set, &[(member.clone(), pass), (miss.clone(), pass)])?,
-        prepare(&format!("{}-entry set + 1 rule", args.set_entries), &set, &[(member, drop), (miss, pass)])?,
+        prepare(
+            "empty set + 1 rule",
+            &empty_set,
+            &[(member.clone(), pass), (miss.clone(), pass)],
+        )?,
+        prepare(
+            &format!("{}-entry set + 1 rule", args.set_entries),
+            &set,
+            &[(member, drop), (miss, pass)],
+        )?,
     ];
-    eprintln!("measuring ({} calls of {} repetitions per cell, interleaved)…", args.runs, args.repeat);
+    eprintln!(
+        "measuring ({} calls of {} repetitions per cell, interleaved)…",
+        args.runs, args.repeat
+    );
     measure(&mut rules, args)?;
     measure(&mut sets, args)?;
 
-    println!("ns/packet under BPF_PROG_TEST_RUN: min (median) of {} calls x {} repetitions\n", args.runs, args.repeat);
+    println!(
+        "ns/packet under BPF_PROG_TEST_RUN: min (median) of {} calls x {} repetitions\n",
+        args.runs, args.repeat
+    );
     println!("| rule set | load (ms) | hit last rule | ratio | no match | ratio |");
     println!("|---|---:|---:|---:|---:|---:|");
     print_rows(&rules);
@@ -179,11 +212,16 @@ pub fn transport(events: u64, json: Option<&std::path::Path>) -> Result<()> {
             None
         }
     };
-    let opts = xdpwall_bench::TransportOptions { events, c_consumer, ..Default::default() };
+    let opts = xdpwall_bench::TransportOptions {
+        events,
+        c_consumer,
+        ..Default::default()
+    };
     let rows = xdpwall_bench::transport(&opts, &mut |line| eprintln!("{line}"))?;
     println!("{}", xdpwall_bench::markdown(&rows));
     if let Some(p) = json {
-        std::fs::write(p, xdpwall_bench::json(&rows)?).with_context(|| format!("cannot write {}", p.display()))?;
+        std::fs::write(p, xdpwall_bench::json(&rows)?)
+            .with_context(|| format!("cannot write {}", p.display()))?;
     }
     Ok(())
 }

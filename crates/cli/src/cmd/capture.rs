@@ -47,7 +47,8 @@ struct Target {
 }
 
 fn pass_through() -> Result<Target> {
-    let cfg = parse_config("", Path::new("(capture pass-through)")).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let cfg = parse_config("", Path::new("(capture pass-through)"))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let compiled = compile(&cfg)?;
     let inst = load(&compiled, LoadOptions::default())?;
     Ok(Target { inst, ours: true })
@@ -69,8 +70,12 @@ fn target(iface: &str) -> Result<Target> {
 fn open_sink(write: Option<&Path>, snaplen: u32) -> Result<Box<dyn Sink + Send>> {
     Ok(match write {
         Some(p) => {
-            let f = std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?;
-            Box::new(PcapngSink::with_snaplen(std::io::BufWriter::new(f), snaplen)?)
+            let f = std::fs::File::create(p)
+                .with_context(|| format!("cannot create {}", p.display()))?;
+            Box::new(PcapngSink::with_snaplen(
+                std::io::BufWriter::new(f),
+                snaplen,
+            )?)
         }
         None => Box::new(TerminalSink::new(
             std::io::BufWriter::new(std::io::stdout()),
@@ -81,7 +86,11 @@ fn open_sink(write: Option<&Path>, snaplen: u32) -> Result<Box<dyn Sink + Send>>
 
 /// Runs a capture until Ctrl-C or `-c N` packets.
 pub fn capture(args: &CaptureArgs) -> Result<()> {
-    if args.write.as_ref().is_some_and(|p| p.extension().is_none_or(|e| e != "pcapng")) {
+    if args
+        .write
+        .as_ref()
+        .is_some_and(|p| p.extension().is_none_or(|e| e != "pcapng"))
+    {
         return Err(crate::exit::usage("-w: the file must end in .pcapng"));
     }
     let sink = open_sink(args.write.as_deref(), args.snaplen)?;
@@ -94,13 +103,21 @@ pub fn capture(args: &CaptureArgs) -> Result<()> {
             args.iface
         );
     }
-    let transport = if args.perfbuf { abi::TRANSPORT_PERFBUF } else { abi::TRANSPORT_RINGBUF };
+    let transport = if args.perfbuf {
+        abi::TRANSPORT_PERFBUF
+    } else {
+        abi::TRANSPORT_RINGBUF
+    };
     let before = stats::events(&t.inst).unwrap_or_default();
     let writer = EventWriter::new(sink, rule_names(&t.inst));
     let written = Rc::new(Cell::new(0u64));
     let limit = args.count.unwrap_or(u64::MAX);
     let opts = ConsumerOptions {
-        poll: if args.busy_poll { Poll::Busy } else { Poll::Epoll },
+        poll: if args.busy_poll {
+            Poll::Busy
+        } else {
+            Poll::Epoll
+        },
         timeout: Duration::from_millis(10),
         buffer: u64::from(abi::TAP_RING_SIZE),
         // Like tcpdump: each packet as it comes.
@@ -116,8 +133,17 @@ pub fn capture(args: &CaptureArgs) -> Result<()> {
         })?
     };
     // The consumer is open before the tap goes on: no event meets a reader-less buffer.
-    t.inst.set_tap(&xw_tap { enabled: 1, snaplen: args.snaplen.min(abi::MAX_SNAPLEN), transport, pad: 0 })?;
-    let mut guard = TapGuard { inst: &t.inst, iface: &args.iface, attached: false };
+    t.inst.set_tap(&xw_tap {
+        enabled: 1,
+        snaplen: args.snaplen.min(abi::MAX_SNAPLEN),
+        transport,
+        pad: 0,
+    })?;
+    let mut guard = TapGuard {
+        inst: &t.inst,
+        iface: &args.iface,
+        attached: false,
+    };
     if t.ours {
         let a = attach::attach(&t.inst, &args.iface, Mode::Auto, false)?;
         guard.attached = true;
@@ -161,7 +187,9 @@ pub fn capture(args: &CaptureArgs) -> Result<()> {
 }
 
 fn rule_names(inst: &Instance) -> Vec<String> {
-    stats::read(inst).map(|s| s.rules.into_iter().map(|r| r.name).collect()).unwrap_or_default()
+    stats::read(inst)
+        .map(|s| s.rules.into_iter().map(|r| r.name).collect())
+        .unwrap_or_default()
 }
 
 /// Turns the tap off and detaches a pass-through program, also on error.

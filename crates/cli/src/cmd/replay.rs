@@ -28,9 +28,17 @@ fn action_name(xdp: u32) -> &'static str {
 /// Replays `capture` against `config`.
 pub fn replay(config: &Path, capture: &Path, json_out: bool) -> Result<()> {
     let (cfg, compiled) = load_compiled(config)?;
-    let cap = capture_file::read(capture).map_err(|e| Failure { code: 2, message: format!("{e:#}") })?;
-    let inst = load(&compiled, LoadOptions { trace: true }).context("cannot load the XDP program")?;
-    let malformed_action = if cfg.xdp.malformed == CfgVerdict::Drop { "drop" } else { "pass" };
+    let cap = capture_file::read(capture).map_err(|e| Failure {
+        code: 2,
+        message: format!("{e:#}"),
+    })?;
+    let inst =
+        load(&compiled, LoadOptions { trace: true }).context("cannot load the XDP program")?;
+    let malformed_action = if cfg.xdp.malformed == CfgVerdict::Drop {
+        "drop"
+    } else {
+        "pass"
+    };
 
     let mut totals: BTreeMap<&str, u64> = BTreeMap::new();
     for (i, pkt) in cap.packets.iter().enumerate() {
@@ -40,8 +48,13 @@ pub fn replay(config: &Path, capture: &Path, json_out: bool) -> Result<()> {
             (None, malformed_action, Some("truncated"))
         } else {
             let v = inst.test_run(pkt).with_context(|| format!("packet {n}"))?;
-            let rule = v.rule.and_then(|r| compiled.rules.get(r as usize)).map(|r| r.name.as_str());
-            let mal = v.malformed.and_then(|m| MALFORMED_REASONS.get(m as usize).copied());
+            let rule = v
+                .rule
+                .and_then(|r| compiled.rules.get(r as usize))
+                .map(|r| r.name.as_str());
+            let mal = v
+                .malformed
+                .and_then(|m| MALFORMED_REASONS.get(m as usize).copied());
             (rule, action_name(v.xdp), mal)
         };
         *totals.entry(action).or_default() += 1;
@@ -67,7 +80,11 @@ pub fn replay(config: &Path, capture: &Path, json_out: bool) -> Result<()> {
         println!("{} packets: {}", cap.packets.len(), parts.join(", "));
     }
     if let Some(d) = cap.damage {
-        return Err(Failure { code: 1, message: d }.into());
+        return Err(Failure {
+            code: 1,
+            message: d,
+        }
+        .into());
     }
     Ok(())
 }

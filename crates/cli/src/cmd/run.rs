@@ -61,7 +61,11 @@ fn info(cfg: &Config, c: &Compiled, ifindex: u32, a: &Attached, path: &Path) -> 
     };
     let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let room = i.config.len() - 1;
-    for (d, &b) in i.config.iter_mut().zip(abs.as_os_str().as_encoded_bytes().iter().take(room)) {
+    for (d, &b) in i
+        .config
+        .iter_mut()
+        .zip(abs.as_os_str().as_encoded_bytes().iter().take(room))
+    {
         *d = b as i8;
     }
     i
@@ -120,8 +124,14 @@ pub fn run(args: &RunArgs) -> Result<()> {
         .or_else(|| cfg.xdp.interface.clone())
         .ok_or_else(|| crate::exit::usage("no interface: pass --iface or set [xdp] interface"))?;
     // Rules that log need a reader: without --events, terminal lines.
-    let events_arg = args.events.as_deref().or(compiled.events.enabled.then_some("-"));
-    let events_kind = events_arg.map(xdpwall_sinks::parse_events_arg).transpose().map_err(crate::exit::usage)?;
+    let events_arg = args
+        .events
+        .as_deref()
+        .or(compiled.events.enabled.then_some("-"));
+    let events_kind = events_arg
+        .map(xdpwall_sinks::parse_events_arg)
+        .transpose()
+        .map_err(crate::exit::usage)?;
     let events_to_stdout = matches!(events_kind, Some(SinkKind::Terminal | SinkKind::Json));
     // Open the output before attaching: a bad path changes nothing.
     let writer = match &events_kind {
@@ -139,7 +149,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
         .transpose()
         .map_err(crate::exit::usage)?;
     // Register before attaching so a signal during start-up is not lost.
-    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP]).context("cannot install signal handlers")?;
+    let mut signals =
+        Signals::new([SIGINT, SIGTERM, SIGHUP]).context("cannot install signal handlers")?;
 
     let t = Instant::now();
     let (mut inst, attached) = start(args, &iface, &cfg, &compiled)?;
@@ -158,7 +169,11 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let counters = std::sync::Arc::new(crate::metrics_server::RunCounters::default());
     let _metrics = match metrics_addr {
         Some(addr) => {
-            let server = crate::metrics_server::MetricsServer::start(addr, iface.clone(), std::sync::Arc::clone(&counters))?;
+            let server = crate::metrics_server::MetricsServer::start(
+                addr,
+                iface.clone(),
+                std::sync::Arc::clone(&counters),
+            )?;
             eprintln!("xdpwall: metrics at http://{}/metrics", server.addr());
             Some(server)
         }
@@ -195,7 +210,13 @@ pub fn run(args: &RunArgs) -> Result<()> {
         }
     }
     let sink_error = writer.as_ref().and_then(|w| w.borrow_mut().finish());
-    finish(&session, &inst, &writer, events_to_stdout, compiled.events.enabled || events_kind.is_some())?;
+    finish(
+        &session,
+        &inst,
+        &writer,
+        events_to_stdout,
+        compiled.events.enabled || events_kind.is_some(),
+    )?;
     if let Some(e) = sink_error {
         eprintln!("xdpwall: event output failed: {e}");
     }
@@ -226,7 +247,11 @@ fn finish(
         iface,
         mode: session.mode.name(),
         transport: transport_name(session.transport),
-        events: EventCounts { produced: k.produced, delivered: session.delivered, lost: k.lost },
+        events: EventCounts {
+            produced: k.produced,
+            delivered: session.delivered,
+            lost: k.lost,
+        },
     };
     let table = stats_table(&h, &s, None);
     // Events on stdout stay machine-readable: the summary goes to stderr.
@@ -242,7 +267,11 @@ fn finish(
             k.produced,
             session.delivered,
             k.lost,
-            if unwritten > 0 { format!(", {unwritten} not written by the output") } else { String::new() }
+            if unwritten > 0 {
+                format!(", {unwritten} not written by the output")
+            } else {
+                String::new()
+            }
         );
     }
     Ok(())
@@ -284,17 +313,24 @@ impl Session<'_> {
             Some(w) => {
                 let w = Rc::clone(w);
                 let opts = ConsumerOptions {
-                    poll: if self.args.busy_poll { Poll::Busy } else { Poll::Epoll },
+                    poll: if self.args.busy_poll {
+                        Poll::Busy
+                    } else {
+                        Poll::Epoll
+                    },
                     timeout: Duration::from_millis(10),
                     buffer: self.buffer,
                     perf_per_wakeup: self.perf_per_wakeup,
                 };
-                Some(Consumer::new(inst, self.transport, opts, move |r| w.borrow_mut().write(r))?)
+                Some(Consumer::new(inst, self.transport, opts, move |r| {
+                    w.borrow_mut().write(r)
+                })?)
             }
             None => None,
         };
         let base = self.delivered;
-        let delivered = |c: &Option<Consumer<'_>>| base + c.as_ref().map_or(0, |c| c.delivery().delivered);
+        let delivered =
+            |c: &Option<Consumer<'_>>| base + c.as_ref().map_or(0, |c| c.delivery().delivered);
         let ticker = (self.args.interval > 0).then(|| Duration::from_secs(self.args.interval));
         let (mut last_tick, mut last_publish) = (Instant::now(), Instant::now());
         loop {
@@ -314,27 +350,43 @@ impl Session<'_> {
                         iface: self.iface,
                         mode: self.mode.name(),
                         transport: transport_name(self.transport),
-                        events: EventCounts { produced: k.produced, delivered: delivered(&consumer), lost: k.lost },
+                        events: EventCounts {
+                            produced: k.produced,
+                            delivered: delivered(&consumer),
+                            lost: k.lost,
+                        },
                     };
                     eprint!("{}", stats_table(&h, &s, None));
                 }
             }
-            let Some(sig) = signals.pending().next() else { continue };
+            let Some(sig) = signals.pending().next() else {
+                continue;
+            };
             if sig == SIGHUP {
                 match reload(self.args, self.iface, inst) {
                     Ok((new, names)) => {
-                        self.counters.reloads_ok.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        self.counters
+                            .reloads_ok
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         if let Some(c) = &consumer {
                             c.drain()?;
                         }
                         self.delivered = delivered(&consumer);
                         publish_delivered(&new, self.delivered);
-                        eprintln!("xdpwall: reloaded {} (program id {})", self.args.config.display(), new.prog_id);
+                        eprintln!(
+                            "xdpwall: reloaded {} (program id {})",
+                            self.args.config.display(),
+                            new.prog_id
+                        );
                         return Ok(Next::Reload(Box::new(new), names));
                     }
                     Err(e) => {
-                        self.counters.reloads_failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        eprintln!("xdpwall: reload failed, the previous rules stay in force:\n{e:#}");
+                        self.counters
+                            .reloads_failed
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        eprintln!(
+                            "xdpwall: reload failed, the previous rules stay in force:\n{e:#}"
+                        );
                     }
                 }
                 continue;

@@ -18,7 +18,9 @@ pub fn running_ifaces() -> Vec<String> {
         let mut p = list;
         while (*p).if_index != 0 {
             let idx = (*p).if_index;
-            let name = std::ffi::CStr::from_ptr((*p).if_name).to_string_lossy().into_owned();
+            let name = std::ffi::CStr::from_ptr((*p).if_name)
+                .to_string_lossy()
+                .into_owned();
             if matches!(attach::current(idx), Ok(Some(c)) if c.is_ours()) {
                 out.push(name);
             }
@@ -47,7 +49,10 @@ pub fn pick_iface(iface: Option<String>) -> Result<String> {
 
 /// Mode name recorded by `run`.
 pub fn mode_name(inst: &Instance) -> &'static str {
-    inst.info().ok().and_then(|i| AttachMode::from_code(i.mode)).map_or("unknown", AttachMode::name)
+    inst.info()
+        .ok()
+        .and_then(|i| AttachMode::from_code(i.mode))
+        .map_or("unknown", AttachMode::name)
 }
 
 /// Prints the counters of the instance on `iface`.
@@ -61,7 +66,11 @@ pub fn stats(iface: Option<String>, json: bool) -> Result<()> {
         iface: &iface,
         mode: mode_name(&inst),
         transport: crate::cmd::run::transport_name(info.transport),
-        events: EventCounts { produced: k.produced, delivered: info.delivered, lost: k.lost },
+        events: EventCounts {
+            produced: k.produced,
+            delivered: info.delivered,
+            lost: k.lost,
+        },
     };
     if json {
         println!("{}", stats_json(&h, &s));

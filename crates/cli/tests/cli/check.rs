@@ -10,18 +10,35 @@ fn check_valid_config_prints_rule_table() {
     out.assert_code(0);
     let header = out.stdout.lines().next().unwrap_or_default();
     for col in ["NAME", "ACTION", "MATCH"] {
-        assert!(header.contains(col), "table header lacks {col}\n{}", out.describe());
+        assert!(
+            header.contains(col),
+            "table header lacks {col}\n{}",
+            out.describe()
+        );
     }
     // One row per rule, in file order, with its action.
     let rows: Vec<&str> = out.stdout.lines().skip(1).take(4).collect();
-    let want = [("count-icmp", "count"), ("ssh-drop", "drop"), ("dns", "pass"), ("udp-high-drop", "drop")];
+    let want = [
+        ("count-icmp", "count"),
+        ("ssh-drop", "drop"),
+        ("dns", "pass"),
+        ("udp-high-drop", "drop"),
+    ];
     for (i, (row, (name, action))) in rows.iter().zip(want).enumerate() {
         let cells: Vec<&str> = row.split_whitespace().collect();
-        assert_eq!(cells.first().copied(), Some(i.to_string().as_str()), "row {i}: {row}");
+        assert_eq!(
+            cells.first().copied(),
+            Some(i.to_string().as_str()),
+            "row {i}: {row}"
+        );
         assert_eq!(cells.get(1).copied(), Some(name), "row {i}: {row}");
         assert_eq!(cells.get(2).copied(), Some(action), "row {i}: {row}");
     }
-    assert!(rows[1].contains("22") && rows[3].contains("10000-20000"), "{}", out.stdout);
+    assert!(
+        rows[1].contains("22") && rows[3].contains("10000-20000"),
+        "{}",
+        out.stdout
+    );
     assert!(out.stdout.contains("ok: 4 rules"), "{}", out.describe());
     drop(dir);
 }
@@ -31,8 +48,20 @@ fn check_example_config_from_the_repo() {
     let demo = concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/demo.toml");
     let out = xdpwall(&["check", demo]);
     out.assert_code(0);
-    for name in ["drop-blocklist", "count-icmp", "ssh-drop", "web", "dns", "udp-high-drop", "v6-no-ping"] {
-        assert!(out.stdout.contains(name), "{name} missing\n{}", out.describe());
+    for name in [
+        "drop-blocklist",
+        "count-icmp",
+        "ssh-drop",
+        "web",
+        "dns",
+        "udp-high-drop",
+        "v6-no-ping",
+    ] {
+        assert!(
+            out.stdout.contains(name),
+            "{name} missing\n{}",
+            out.describe()
+        );
     }
 }
 
@@ -143,7 +172,8 @@ fn config_errors_exit_2_with_path_line_col() {
             let col_ok = p.next().is_some_and(|c| c.parse::<u32>().is_ok());
             line_ok && col_ok && p.next().is_some_and(|m| m.starts_with(' '))
         };
-        if out.code() != Some(2) || !located || !first.contains(c.message) || !out.stdout.is_empty() {
+        if out.code() != Some(2) || !located || !first.contains(c.message) || !out.stdout.is_empty()
+        {
             failures.push(format!(
                 "{}: expected exit 2 and `{prefix}…: …{}…`\n{}",
                 c.what,
@@ -165,8 +195,17 @@ fn every_error_is_reported_and_nothing_else_printed() {
     let out = xdpwall(&["check", cfg.to_str().expect("utf-8 path")]);
     out.assert_code(2);
     let p = cfg.display().to_string();
-    assert!(out.stderr.contains(&format!("{p}:4:1: unknown key `bogus`")), "{}", out.describe());
-    assert!(out.stderr.contains(&format!("{p}:7:")) && out.stderr.contains("duplicate rule name"), "{}", out.describe());
+    assert!(
+        out.stderr
+            .contains(&format!("{p}:4:1: unknown key `bogus`")),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        out.stderr.contains(&format!("{p}:7:")) && out.stderr.contains("duplicate rule name"),
+        "{}",
+        out.describe()
+    );
     drop(dir);
 }
 
@@ -193,16 +232,28 @@ fn usage_errors_exit_2() {
     let (_d, cfg) = config_dir("run-bad", "[xdp]\nbogus = 1\n");
     let out = xdpwall(&["run", cfg.to_str().expect("utf-8 path"), "--iface", "lo"]);
     out.assert_code(2);
-    assert!(out.stderr.contains(&format!("{}:2:1:", cfg.display())), "{}", out.describe());
+    assert!(
+        out.stderr.contains(&format!("{}:2:1:", cfg.display())),
+        "{}",
+        out.describe()
+    );
 }
 
 fn help_shows_example(sub: &str) {
     let out = xdpwall(&[sub, "--help"]);
     out.assert_code(0);
-    let idx = out.stdout.find("Example").unwrap_or_else(|| panic!("`xdpwall {sub} --help` shows no example\n{}", out.describe()));
+    let idx = out.stdout.find("Example").unwrap_or_else(|| {
+        panic!(
+            "`xdpwall {sub} --help` shows no example\n{}",
+            out.describe()
+        )
+    });
     let after = &out.stdout[idx..];
     assert!(
-        after.lines().skip(1).any(|l| l.contains(&format!("xdpwall {sub}"))),
+        after
+            .lines()
+            .skip(1)
+            .any(|l| l.contains(&format!("xdpwall {sub}"))),
         "`xdpwall {sub} --help`: the example does not run `xdpwall {sub}`\n{}",
         out.stdout
     );
@@ -210,14 +261,26 @@ fn help_shows_example(sub: &str) {
 
 #[test]
 fn help_of_each_subcommand_shows_an_example() {
-    for sub in ["check", "run", "stats", "replay", "detach", "completions", "man"] {
+    for sub in [
+        "check",
+        "run",
+        "stats",
+        "replay",
+        "detach",
+        "completions",
+        "man",
+    ] {
         help_shows_example(sub);
     }
     // The top-level help lists examples for all of them.
     let out = xdpwall(&["--help"]);
     out.assert_code(0);
     for sub in ["demo", "check", "run", "stats", "replay", "detach"] {
-        assert!(out.stdout.contains(&format!("xdpwall {sub}")), "{sub}\n{}", out.stdout);
+        assert!(
+            out.stdout.contains(&format!("xdpwall {sub}")),
+            "{sub}\n{}",
+            out.stdout
+        );
     }
 }
 
@@ -232,11 +295,22 @@ fn completions_and_man_page_come_from_the_cli_definition() {
         let out = xdpwall(&["completions", shell]);
         out.assert_code(0);
         for sub in ["check", "run", "stats", "replay", "detach"] {
-            assert!(out.stdout.contains(sub), "{shell} completions lack {sub}\n{}", out.describe());
+            assert!(
+                out.stdout.contains(sub),
+                "{shell} completions lack {sub}\n{}",
+                out.describe()
+            );
         }
     }
     let out = xdpwall(&["man"]);
     out.assert_code(0);
-    assert!(out.stdout.starts_with(".ie") || out.stdout.contains(".TH xdpwall 1"), "{}", out.describe());
-    assert!(out.stdout.contains("replay"), "the man page lists the subcommands");
+    assert!(
+        out.stdout.starts_with(".ie") || out.stdout.contains(".TH xdpwall 1"),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        out.stdout.contains("replay"),
+        "the man page lists the subcommands"
+    );
 }

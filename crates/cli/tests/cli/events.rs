@@ -26,7 +26,11 @@ fn lab() -> Lab {
 }
 
 /// Sends `n` datagrams to the logged port, stops `run`, returns its output.
-fn run_with(tag: &str, events: &str, n: usize) -> (crate::fixtures::Out, Lab, crate::fixtures::TempDir) {
+fn run_with(
+    tag: &str,
+    events: &str,
+    n: usize,
+) -> (crate::fixtures::Out, Lab, crate::fixtures::TempDir) {
     let lab = lab();
     let (dir, cfg) = config_dir(tag, RULES);
     let mut run = Running::start(lab.b().ns(), &cfg, &["--events", events]);
@@ -35,13 +39,18 @@ fn run_with(tag: &str, events: &str, n: usize) -> (crate::fixtures::Out, Lab, cr
     crate::fixtures::poll(WAIT, "events delivered", || {
         let st = crate::fixtures::stats_json(lab.b().ns(), crate::fixtures::Via::IpNetnsExec)?;
         let d = st["events"]["delivered"].as_u64().unwrap_or(0);
-        if d >= n as u64 { Ok(()) } else { Err(format!("delivered {d} of {n}: {st}")) }
+        if d >= n as u64 {
+            Ok(())
+        } else {
+            Err(format!("delivered {d} of {n}: {st}"))
+        }
     });
     run.signal(libc::SIGTERM);
     let out = run.wait_exit(WAIT);
     out.assert_code(0);
     assert!(
-        out.stderr.contains(&format!("events: produced {n}, delivered {n}, lost 0")),
+        out.stderr
+            .contains(&format!("events: produced {n}, delivered {n}, lost 0")),
         "{}",
         out.describe()
     );
@@ -59,11 +68,19 @@ fn events_as_json_lines_carry_the_documented_keys() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect();
-    assert_eq!(lines.len(), 5, "one line per event, nothing else on stdout:\n{}", out.stdout);
+    assert_eq!(
+        lines.len(),
+        5,
+        "one line per event, nothing else on stdout:\n{}",
+        out.stdout
+    );
     let dst = b_addr(&lab, 15_000);
     let mut sports = BTreeSet::new();
     for v in &lines {
-        for key in ["ts", "iface", "rule", "action", "family", "proto", "src", "dst", "sport", "dport", "len", "cpu"] {
+        for key in [
+            "ts", "iface", "rule", "action", "family", "proto", "src", "dst", "sport", "dport",
+            "len", "cpu",
+        ] {
             assert!(v.get(key).is_some(), "key {key} missing: {v}");
         }
         assert_eq!(v["rule"], "udp-drop-logged");
@@ -74,7 +91,12 @@ fn events_as_json_lines_carry_the_documented_keys() {
         assert_eq!(v["src"], lab.a().ipv4().to_string());
         assert_eq!(v["dport"], 15_000);
         assert_eq!(v["iface"], lab.b().ifname());
-        assert!(v["ts"].as_str().is_some_and(|t| t.ends_with('Z') && t.len() == 30), "{v}");
+        assert!(
+            v["ts"]
+                .as_str()
+                .is_some_and(|t| t.ends_with('Z') && t.len() == 30),
+            "{v}"
+        );
         sports.insert(v["sport"].as_u64().expect("sport"));
     }
     assert!(!sports.is_empty());
@@ -90,7 +112,10 @@ fn events_as_terminal_lines_look_like_tcpdump() {
     assert_eq!(lines.len(), 3, "{}", out.stdout);
     let want = format!("> {}.15000: udp", lab.b().ipv4());
     for l in lines {
-        assert!(l.contains("drop udp-drop-logged IP ") && l.contains(&want), "{l}");
+        assert!(
+            l.contains("drop udp-drop-logged IP ") && l.contains(&want),
+            "{l}"
+        );
     }
 }
 
@@ -102,7 +127,8 @@ fn events_to_pcapng_open_with_comments_and_lengths() {
     let dir = crate::fixtures::TempDir::new("ev-pcapng-out");
     let file = dir.path().join("drops.pcapng");
     let (_out, lab, _cfgdir) = run_with("ev-pcapng", file.to_str().expect("utf-8 path"), 4);
-    let mut rd = PcapNgReader::new(std::fs::File::open(&file).expect("pcapng written")).expect("valid pcapng");
+    let mut rd = PcapNgReader::new(std::fs::File::open(&file).expect("pcapng written"))
+        .expect("valid pcapng");
     let (mut idbs, mut epbs) = (0, 0);
     while let Some(b) = rd.next_block() {
         match b.expect("undamaged block") {
@@ -122,14 +148,25 @@ fn events_to_pcapng_open_with_comments_and_lengths() {
                         _ => None,
                     })
                     .collect();
-                assert_eq!(comments, vec!["rule=udp-drop-logged action=drop".to_string()]);
+                assert_eq!(
+                    comments,
+                    vec!["rule=udp-drop-logged action=drop".to_string()]
+                );
             }
             _ => {}
         }
     }
-    assert_eq!((idbs, epbs), (1, 4), "one interface block, one packet block per event");
+    assert_eq!(
+        (idbs, epbs),
+        (1, 4),
+        "one interface block, one packet block per event"
+    );
     drop(lab);
-    if std::process::Command::new("tshark").arg("--version").output().is_ok() {
+    if std::process::Command::new("tshark")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
         let o = std::process::Command::new("tshark")
             .args(["-r"])
             .arg(&file)
@@ -138,7 +175,11 @@ fn events_to_pcapng_open_with_comments_and_lengths() {
             .expect("tshark runs");
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let text = String::from_utf8_lossy(&o.stdout);
-        assert_eq!(text.lines().filter(|l| l.trim() == "74\t64").count(), 4, "{text}");
+        assert_eq!(
+            text.lines().filter(|l| l.trim() == "74\t64").count(),
+            4,
+            "{text}"
+        );
     } else {
         eprintln!("tshark not installed: skipping the tshark read-back");
     }
@@ -155,17 +196,29 @@ fn capture_without_xdpwall_passes_through_and_cleans_up() {
     let dir = crate::fixtures::TempDir::new("cap-pass");
     let file = dir.path().join("cap.pcapng");
     let mut cmd = lab.b().ns().command(env!("CARGO_BIN_EXE_xdpwall"));
-    cmd.args(["capture", "--iface", lab.b().ifname(), "-c", "5", "-w"]).arg(&file);
+    cmd.args(["capture", "--iface", lab.b().ifname(), "-c", "5", "-w"])
+        .arg(&file);
     let mut cap = crate::fixtures::Running::spawn_command(cmd);
     cap.wait_stderr("listening on", WAIT);
     // The UDP listener proves the pass-through program passes.
     let rx = crate::fixtures::listen_udp(&lab, 5000);
     let sent = send_udp(&lab, 5000, 8);
-    assert!(rx.wait_for(sent, WAIT), "pass-through must pass: {}/{sent}", rx.count());
+    assert!(
+        rx.wait_for(sent, WAIT),
+        "pass-through must pass: {}/{sent}",
+        rx.count()
+    );
     let out = cap.wait_exit(WAIT);
     out.assert_code(0);
-    assert!(out.stderr.contains("5 packets captured"), "{}", out.describe());
-    assert!(!crate::fixtures::link_has_xdp(lab.b().ns()), "pass-through left attached");
+    assert!(
+        out.stderr.contains("5 packets captured"),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        !crate::fixtures::link_has_xdp(lab.b().ns()),
+        "pass-through left attached"
+    );
     let mut rd = PcapNgReader::new(std::fs::File::open(&file).expect("written")).expect("pcapng");
     let mut n = 0;
     while let Some(b) = rd.next_block() {
@@ -189,7 +242,15 @@ fn capture_taps_a_running_instance_over_both_transports() {
     let mut run = Running::start(lab.b().ns(), &cfg, &["--events", "json"]);
     for transport in ["ringbuf", "perfbuf"] {
         let mut cmd = lab.b().ns().command(env!("CARGO_BIN_EXE_xdpwall"));
-        cmd.args(["capture", "--iface", lab.b().ifname(), "-c", "3", "--transport", transport]);
+        cmd.args([
+            "capture",
+            "--iface",
+            lab.b().ifname(),
+            "-c",
+            "3",
+            "--transport",
+            transport,
+        ]);
         let mut cap = crate::fixtures::Running::spawn_command(cmd);
         cap.wait_stderr("tapping the xdpwall program", WAIT);
         send_udp(&lab, 15_000, 6);
@@ -197,11 +258,23 @@ fn capture_taps_a_running_instance_over_both_transports() {
         out.assert_code(0);
         let lines: Vec<&str> = out.stdout.lines().collect();
         assert_eq!(lines.len(), 3, "{transport}: {}", out.describe());
-        assert!(lines.iter().all(|l| l.contains("drop udp-drop-logged")), "{transport}: {}", out.stdout);
+        assert!(
+            lines.iter().all(|l| l.contains("drop udp-drop-logged")),
+            "{transport}: {}",
+            out.stdout
+        );
     }
-    assert!(crate::fixtures::link_has_xdp(lab.b().ns()), "run's program must stay attached");
+    assert!(
+        crate::fixtures::link_has_xdp(lab.b().ns()),
+        "run's program must stay attached"
+    );
     run.signal(libc::SIGTERM);
     let out = run.wait_exit(WAIT);
     out.assert_code(0);
-    assert_eq!(out.stdout.lines().count(), 12, "run still got its own events:\n{}", out.describe());
+    assert_eq!(
+        out.stdout.lines().count(),
+        12,
+        "run still got its own events:\n{}",
+        out.describe()
+    );
 }

@@ -78,9 +78,11 @@ impl TempDir {
     /// Creates `$TMPDIR/xdpwall-cli-<pid>-<n>-<tag>`.
     pub fn new(tag: &str) -> TempDir {
         let n = DIR_COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("xdpwall-cli-{}-{n}-{tag}", std::process::id()));
+        let path =
+            std::env::temp_dir().join(format!("xdpwall-cli-{}-{n}-{tag}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
+        std::fs::create_dir_all(&path)
+            .unwrap_or_else(|e| panic!("creating {}: {e}", path.display()));
         TempDir { path }
     }
 
@@ -133,18 +135,30 @@ impl Out {
 
     /// All of it, for assertion messages.
     pub fn describe(&self) -> String {
-        format!("status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}", self.status, self.stdout, self.stderr)
+        format!(
+            "status: {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.status, self.stdout, self.stderr
+        )
     }
 
     /// Panics unless the command exited 0.
     pub fn assert_ok(&self) -> &Self {
-        assert!(self.status.success(), "expected success\n{}", self.describe());
+        assert!(
+            self.status.success(),
+            "expected success\n{}",
+            self.describe()
+        );
         self
     }
 
     /// Panics unless the command exited with `code`.
     pub fn assert_code(&self, code: i32) -> &Self {
-        assert_eq!(self.code(), Some(code), "expected exit {code}\n{}", self.describe());
+        assert_eq!(
+            self.code(),
+            Some(code),
+            "expected exit {code}\n{}",
+            self.describe()
+        );
         self
     }
 }
@@ -164,7 +178,10 @@ fn reader(mut src: impl Read + Send + 'static, dst: Buf) -> JoinHandle<()> {
         loop {
             match src.read(&mut chunk) {
                 Ok(0) | Err(_) => break,
-                Ok(n) => dst.lock().map(|mut b| b.extend_from_slice(&chunk[..n])).unwrap_or(()),
+                Ok(n) => dst
+                    .lock()
+                    .map(|mut b| b.extend_from_slice(&chunk[..n]))
+                    .unwrap_or(()),
             }
         }
     })
@@ -181,7 +198,11 @@ impl Pipes {
         if let Some(e) = child.stderr.take() {
             readers.push(reader(e, stderr.clone()));
         }
-        Pipes { stdout, stderr, readers }
+        Pipes {
+            stdout,
+            stderr,
+            readers,
+        }
     }
 
     fn text(b: &Buf) -> String {
@@ -196,8 +217,11 @@ impl Pipes {
 }
 
 fn spawn_piped(cmd: &mut Command) -> Child {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    cmd.spawn().unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"))
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd.spawn()
+        .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"))
 }
 
 fn wait_deadline(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
@@ -231,7 +255,12 @@ pub fn output(cmd: &mut Command, timeout: Duration) -> Out {
         }
     };
     pipes.join();
-    Out { status, stdout: Pipes::text(&pipes.stdout), stderr: Pipes::text(&pipes.stderr), pid }
+    Out {
+        status,
+        stdout: Pipes::text(&pipes.stdout),
+        stderr: Pipes::text(&pipes.stderr),
+        pid,
+    }
 }
 
 /// `xdpwall ARGS…` in the test's own namespaces.
@@ -267,7 +296,9 @@ pub fn poll<T>(timeout: Duration, what: &str, mut f: impl FnMut() -> Result<T, S
     loop {
         match f() {
             Ok(v) => return v,
-            Err(e) if Instant::now() >= deadline => panic!("timed out after {timeout:?} waiting for {what}; last: {e}"),
+            Err(e) if Instant::now() >= deadline => {
+                panic!("timed out after {timeout:?} waiting for {what}; last: {e}")
+            }
             Err(_) => std::thread::sleep(Duration::from_millis(25)),
         }
     }
@@ -289,11 +320,19 @@ impl Running {
     /// `ip netns exec NS xdpwall run CONFIG --iface xwb EXTRA…`.
     pub fn spawn(ns: &Netns, config: &Path, extra: &[&str]) -> Running {
         let mut cmd = ns.command(BIN);
-        cmd.arg("run").arg(config).args(["--iface", IFNAME_B]).args(extra);
+        cmd.arg("run")
+            .arg(config)
+            .args(["--iface", IFNAME_B])
+            .args(extra);
         let label = format!("{cmd:?}");
         let mut child = spawn_piped(&mut cmd);
         let pipes = Pipes::attach(&mut child);
-        Running { child, pipes, exited: None, label }
+        Running {
+            child,
+            pipes,
+            exited: None,
+            label,
+        }
     }
 
     /// Spawns any xdpwall command (e.g. `capture`) under the same guard.
@@ -301,7 +340,12 @@ impl Running {
         let label = format!("{cmd:?}");
         let mut child = spawn_piped(&mut cmd);
         let pipes = Pipes::attach(&mut child);
-        Running { child, pipes, exited: None, label }
+        Running {
+            child,
+            pipes,
+            exited: None,
+            label,
+        }
     }
 
     /// Spawns and waits for the "attached to" line.
@@ -327,7 +371,12 @@ impl Running {
     }
 
     fn describe(&self) -> String {
-        format!("{}\n--- stdout ---\n{}\n--- stderr ---\n{}", self.label, self.stdout(), self.stderr())
+        format!(
+            "{}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.label,
+            self.stdout(),
+            self.stderr()
+        )
     }
 
     /// Exit status, if it has exited.
@@ -349,10 +398,16 @@ impl Running {
             }
             if let Some(s) = self.try_status() {
                 self.pipes.join();
-                panic!("run exited ({s}) before printing {needle:?}\n{}", self.describe());
+                panic!(
+                    "run exited ({s}) before printing {needle:?}\n{}",
+                    self.describe()
+                );
             }
             if Instant::now() >= deadline {
-                panic!("run did not print {needle:?} within {timeout:?}\n{}", self.describe());
+                panic!(
+                    "run did not print {needle:?} within {timeout:?}\n{}",
+                    self.describe()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -372,10 +427,16 @@ impl Running {
             }
             if let Some(s) = self.try_status() {
                 self.pipes.join();
-                panic!("run exited ({s}) before printing {needle:?} {n} times\n{}", self.describe());
+                panic!(
+                    "run exited ({s}) before printing {needle:?} {n} times\n{}",
+                    self.describe()
+                );
             }
             if Instant::now() >= deadline {
-                panic!("run did not print {needle:?} {n} times within {timeout:?}\n{}", self.describe());
+                panic!(
+                    "run did not print {needle:?} {n} times within {timeout:?}\n{}",
+                    self.describe()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -385,7 +446,13 @@ impl Running {
     pub fn signal(&self, sig: i32) {
         // SAFETY: plain kill(2) on our own child's pid (not yet reaped).
         let rc = unsafe { libc::kill(self.pid(), sig) };
-        assert_eq!(rc, 0, "kill({}, {sig}): {}", self.pid(), std::io::Error::last_os_error());
+        assert_eq!(
+            rc,
+            0,
+            "kill({}, {sig}): {}",
+            self.pid(),
+            std::io::Error::last_os_error()
+        );
     }
 
     /// Waits for the exit (failing the test after `timeout`) and returns
@@ -400,7 +467,12 @@ impl Running {
         };
         self.exited = Some(status);
         self.pipes.join();
-        Out { status, stdout: self.stdout(), stderr: self.stderr(), pid: self.child.id() }
+        Out {
+            status,
+            stdout: self.stdout(),
+            stderr: self.stderr(),
+            pid: self.child.id(),
+        }
     }
 }
 
@@ -426,7 +498,8 @@ pub fn stats_json(ns: &Netns, via: Via) -> Result<Value, String> {
     if !out.status.success() {
         return Err(out.describe());
     }
-    serde_json::from_str(out.stdout.trim()).map_err(|e| format!("stats --json is not JSON ({e}):\n{}", out.stdout))
+    serde_json::from_str(out.stdout.trim())
+        .map_err(|e| format!("stats --json is not JSON ({e}):\n{}", out.stdout))
 }
 
 /// The `rules[]` entry named `name`.
@@ -439,7 +512,9 @@ pub fn rule<'a>(stats: &'a Value, name: &str) -> &'a Value {
 
 /// Packets counted by rule `name`.
 pub fn rule_packets(stats: &Value, name: &str) -> u64 {
-    rule(stats, name)["packets"].as_u64().unwrap_or_else(|| panic!("rule {name}: packets not a number in {stats}"))
+    rule(stats, name)["packets"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("rule {name}: packets not a number in {stats}"))
 }
 
 /// Polls `stats --json` in `ns` until rule `name` counted at least `n`
@@ -459,7 +534,8 @@ pub fn wait_rule_packets(ns: &Netns, via: Via, name: &str, n: u64) -> Value {
 /// Whether `ip -n NS link show xwb` shows an XDP program.
 pub fn link_has_xdp(ns: &Netns) -> bool {
     let show = ns.ip(&["link", "show", IFNAME_B]).expect("ip link show");
-    show.split_whitespace().any(|w| w.starts_with("xdp") || w.starts_with("prog/xdp"))
+    show.split_whitespace()
+        .any(|w| w.starts_with("xdp") || w.starts_with("prog/xdp"))
 }
 
 /// `ip -n NS link show xwb`.
@@ -477,7 +553,8 @@ pub fn b_addr(lab: &Lab, port: u16) -> SocketAddr {
 /// Sends `n` UDP datagrams of 32 bytes from a to b:`port`; returns how many
 /// the kernel accepted.
 pub fn send_udp(lab: &Lab, port: u16, n: usize) -> u64 {
-    let sent = xdpwall_lab::traffic::udp_send(lab.a().ns(), None, b_addr(lab, port), n, 32).expect("udp_send");
+    let sent = xdpwall_lab::traffic::udp_send(lab.a().ns(), None, b_addr(lab, port), n, 32)
+        .expect("udp_send");
     sent as u64
 }
 
@@ -519,8 +596,15 @@ pub fn assert_udp_dropped(lab: &Lab, port: u16, n: usize) {
     let marker = listen_udp(lab, MARKER_UDP);
     let sent = send_then_marker(lab, port, n);
     assert!(sent > 0, "nothing sent");
-    assert!(marker.wait_for(1, WAIT), "the marker datagram to port {MARKER_UDP} did not arrive");
-    assert_eq!(l.stop(), 0, "UDP to port {port} must be dropped, but arrived");
+    assert!(
+        marker.wait_for(1, WAIT),
+        "the marker datagram to port {MARKER_UDP} did not arrive"
+    );
+    assert_eq!(
+        l.stop(),
+        0,
+        "UDP to port {port} must be dropped, but arrived"
+    );
 }
 
 /// Proves UDP to `port` arrives (nothing filters it).
@@ -528,14 +612,21 @@ pub fn assert_udp_arrives(lab: &Lab, port: u16, n: usize) {
     let l = listen_udp(lab, port);
     let sent = send_udp(lab, port, n);
     assert!(sent > 0, "nothing sent");
-    assert!(l.wait_for(sent, WAIT), "only {}/{sent} datagrams to port {port} arrived", l.count());
+    assert!(
+        l.wait_for(sent, WAIT),
+        "only {}/{sent} datagrams to port {port} arrived",
+        l.count()
+    );
 }
 
 /// The `program id N` printed by `run` after `marker` (e.g. "attached to").
 pub fn prog_id_after(text: &str, marker: &str) -> Option<u32> {
-    let rest = &text[text.rfind(marker)? ..];
+    let rest = &text[text.rfind(marker)?..];
     let rest = &rest[rest.find("program id ")? + "program id ".len()..];
-    rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// True when `CI=true` (privileged prerequisites must not be skipped).

@@ -40,10 +40,17 @@ fn metrics_are_served_with_the_design_names_and_real_counts() {
     let want = "xdpwall_rule_packets_total{rule=\"udp-high-drop\",action=\"drop\"} 7";
     let resp = poll(WAIT, "the drop counter in the scrape", || {
         let r = scrape(&lab, addr, "/metrics");
-        if r.contains(want) { Ok(r) } else { Err(r) }
+        if r.contains(want) {
+            Ok(r)
+        } else {
+            Err(r)
+        }
     });
     assert!(resp.starts_with("HTTP/1.1 200 OK\r\n"), "{resp}");
-    assert!(resp.contains("Content-Type: text/plain; version=0.0.4"), "{resp}");
+    assert!(
+        resp.contains("Content-Type: text/plain; version=0.0.4"),
+        "{resp}"
+    );
     let body = resp.split("\r\n\r\n").nth(1).expect("a body");
     for name in [
         "xdpwall_rule_bytes_total{rule=\"udp-high-drop\",action=\"drop\"}",
@@ -56,7 +63,10 @@ fn metrics_are_served_with_the_design_names_and_real_counts() {
     ] {
         assert!(body.contains(name), "{name} missing:\n{body}");
     }
-    assert!(scrape(&lab, addr, "/nope").starts_with("HTTP/1.1 404"), "unknown paths are 404");
+    assert!(
+        scrape(&lab, addr, "/nope").starts_with("HTTP/1.1 404"),
+        "unknown paths are 404"
+    );
 
     // promtool, where installed (Debian's `prometheus` package).
     match std::process::Command::new("promtool")
@@ -67,7 +77,12 @@ fn metrics_are_served_with_the_design_names_and_real_counts() {
         .spawn()
     {
         Ok(mut child) => {
-            child.stdin.take().expect("stdin").write_all(body.as_bytes()).expect("feed promtool");
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(body.as_bytes())
+                .expect("feed promtool");
             let out = child.wait_with_output().expect("promtool runs");
             assert!(
                 out.status.success(),
@@ -76,7 +91,9 @@ fn metrics_are_served_with_the_design_names_and_real_counts() {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        Err(_) => eprintln!("promtool not installed: the format is checked by the sinks crate's unit tests only"),
+        Err(_) => eprintln!(
+            "promtool not installed: the format is checked by the sinks crate's unit tests only"
+        ),
     }
     run.signal(libc::SIGTERM);
     run.wait_exit(WAIT).assert_code(0);

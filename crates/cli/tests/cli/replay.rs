@@ -106,12 +106,32 @@ fn packets() -> Vec<Pkt> {
     // Ethernet header saying IPv4, then only 10 bytes of the 20-byte header.
     let trunc_ip = udp53[..14 + 10].to_vec();
     vec![
-        Pkt { what: "TCP to 22", bytes: tcp22, expect: json!({"rule": "ssh-drop", "action": "drop"}) },
-        Pkt { what: "UDP to 53", bytes: udp53, expect: json!({"rule": "dns", "action": "pass"}) },
+        Pkt {
+            what: "TCP to 22",
+            bytes: tcp22,
+            expect: json!({"rule": "ssh-drop", "action": "drop"}),
+        },
+        Pkt {
+            what: "UDP to 53",
+            bytes: udp53,
+            expect: json!({"rule": "dns", "action": "pass"}),
+        },
         // count-icmp counts and evaluation goes on: the default decides.
-        Pkt { what: "ICMP echo", bytes: icmp, expect: json!({"rule": null, "action": "pass"}) },
-        Pkt { what: "IPv6 UDP", bytes: v6, expect: json!({"rule": "v6-drop", "action": "drop"}) },
-        Pkt { what: "TCP to 80", bytes: tcp80, expect: json!({"rule": null, "action": "pass"}) },
+        Pkt {
+            what: "ICMP echo",
+            bytes: icmp,
+            expect: json!({"rule": null, "action": "pass"}),
+        },
+        Pkt {
+            what: "IPv6 UDP",
+            bytes: v6,
+            expect: json!({"rule": "v6-drop", "action": "drop"}),
+        },
+        Pkt {
+            what: "TCP to 80",
+            bytes: tcp80,
+            expect: json!({"rule": null, "action": "pass"}),
+        },
         Pkt {
             what: "10-byte runt",
             bytes: runt,
@@ -129,7 +149,8 @@ fn write_pcap(path: &Path, pkts: &[Vec<u8>]) -> Vec<u8> {
     let mut w = PcapWriter::new(Vec::new()).expect("pcap header");
     for (i, p) in pkts.iter().enumerate() {
         let ts = Duration::from_millis(1_700_000_000_000 + i as u64);
-        w.write_packet(&PcapPacket::new(ts, p.len() as u32, p)).expect("pcap packet");
+        w.write_packet(&PcapPacket::new(ts, p.len() as u32, p))
+            .expect("pcap packet");
     }
     let bytes = w.into_writer();
     std::fs::write(path, &bytes).expect("write pcap");
@@ -138,7 +159,11 @@ fn write_pcap(path: &Path, pkts: &[Vec<u8>]) -> Vec<u8> {
 
 fn write_pcapng(path: &Path, pkts: &[Vec<u8>]) -> Vec<u8> {
     let mut w = PcapNgWriter::new(Vec::new()).expect("pcapng header");
-    let idb = InterfaceDescriptionBlock { linktype: DataLink::ETHERNET, snaplen: 0xffff, options: vec![] };
+    let idb = InterfaceDescriptionBlock {
+        linktype: DataLink::ETHERNET,
+        snaplen: 0xffff,
+        options: vec![],
+    };
     w.write_block(&idb.into_block()).expect("idb");
     for (i, p) in pkts.iter().enumerate() {
         let epb = EnhancedPacketBlock {
@@ -158,16 +183,28 @@ fn write_pcapng(path: &Path, pkts: &[Vec<u8>]) -> Vec<u8> {
 fn parse_lines(stdout: &str) -> Vec<Value> {
     stdout
         .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}\n{stdout}")))
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}\n{stdout}"))
+        })
         .collect()
 }
 
 fn replay_json(cfg: &Path, capture: &Path) -> crate::fixtures::Out {
-    xdpwall(&["replay", cfg.to_str().expect("utf-8"), capture.to_str().expect("utf-8"), "--json"])
+    xdpwall(&[
+        "replay",
+        cfg.to_str().expect("utf-8"),
+        capture.to_str().expect("utf-8"),
+        "--json",
+    ])
 }
 
 fn assert_verdicts(pkts: &[Pkt], lines: &[Value], out: &str) {
-    assert_eq!(lines.len(), pkts.len() + 1, "one line per packet plus totals\n{out}");
+    assert_eq!(
+        lines.len(),
+        pkts.len() + 1,
+        "one line per packet plus totals\n{out}"
+    );
     for (i, (p, l)) in pkts.iter().zip(lines).enumerate() {
         let mut want = p.expect.clone();
         want["packet"] = json!(i + 1);
@@ -179,7 +216,11 @@ fn assert_verdicts(pkts: &[Pkt], lines: &[Value], out: &str) {
         let n = want_totals.get(a).and_then(Value::as_u64).unwrap_or(0);
         want_totals.insert(a.to_string(), json!(n + 1));
     }
-    assert_eq!(lines[pkts.len()], json!({ "totals": want_totals }), "totals line\n{out}");
+    assert_eq!(
+        lines[pkts.len()],
+        json!({ "totals": want_totals }),
+        "totals line\n{out}"
+    );
 }
 
 fn replay_case(format: &str) {
@@ -224,13 +265,25 @@ fn replay_text_output() {
     let raw: Vec<Vec<u8>> = pkts.iter().map(|p| p.bytes.clone()).collect();
     let cap = dir.path().join("trace.pcap");
     write_pcap(&cap, &raw);
-    let out = xdpwall(&["replay", cfg.to_str().expect("utf-8"), cap.to_str().expect("utf-8")]);
+    let out = xdpwall(&[
+        "replay",
+        cfg.to_str().expect("utf-8"),
+        cap.to_str().expect("utf-8"),
+    ]);
     out.assert_code(0);
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines.len(), pkts.len() + 1, "{}", out.describe());
-    assert!(lines[0].contains("drop") && lines[0].contains("ssh-drop"), "{}", out.stdout);
+    assert!(
+        lines[0].contains("drop") && lines[0].contains("ssh-drop"),
+        "{}",
+        out.stdout
+    );
     assert!(lines[5].contains("truncated"), "{}", out.stdout);
-    assert!(lines[pkts.len()].starts_with(&format!("{} packets", pkts.len())), "{}", out.stdout);
+    assert!(
+        lines[pkts.len()].starts_with(&format!("{} packets", pkts.len())),
+        "{}",
+        out.stdout
+    );
 }
 
 /// A capture that ends mid-record: lines for the packets before the damage,
@@ -254,7 +307,11 @@ fn damaged_case(format: &str) {
     out.assert_code(1);
     let lines = parse_lines(&out.stdout);
     assert_verdicts(&pkts[..2], &lines, &out.describe());
-    assert!(out.stderr.contains("damaged.") && out.stderr.contains('2'), "the damage is named\n{}", out.describe());
+    assert!(
+        out.stderr.contains("damaged.") && out.stderr.contains('2'),
+        "the damage is named\n{}",
+        out.describe()
+    );
 }
 
 #[test]
@@ -284,5 +341,9 @@ fn replay_rejects_a_file_that_is_no_capture() {
     let out = replay_json(&cfg, &cap);
     assert_ne!(out.code(), Some(0), "{}", out.describe());
     assert!(out.stdout.is_empty(), "{}", out.describe());
-    assert!(out.stderr.contains("notes.txt") && out.stderr.contains("pcap"), "{}", out.describe());
+    assert!(
+        out.stderr.contains("notes.txt") && out.stderr.contains("pcap"),
+        "{}",
+        out.describe()
+    );
 }

@@ -14,32 +14,92 @@ fn addresses_cidr_lists_and_exclusions() {
     let fw = Cfg::new()
         .rule(
             "a",
-            Conditions { src: addr(&["10.0.0.0/8", "192.168.1.0/24", "!10.1.0.0/16", "!10.2.3.4"]), ..any() },
+            Conditions {
+                src: addr(&["10.0.0.0/8", "192.168.1.0/24", "!10.1.0.0/16", "!10.2.3.4"]),
+                ..any()
+            },
             Action::Drop,
         )
-        .rule("b", Conditions { dst: addr(&["2001:db8::/32", "!2001:db8:bad::/48"]), ..any() }, Action::Drop)
-        .rule("c", Conditions { src: addr(&["!172.16.0.0/12"]), dst: addr(&["198.51.100.0/24"]), ..any() }, Action::Pass)
-        .rule("host6", Conditions { src: addr(&["2001:db8:1::7"]), ..any() }, Action::Pass)
-        .rule("not10", Conditions { src: addr(&["!10.0.0.0/8"]), ..any() }, Action::Count)
-        .rule("not10-term", Conditions { src: addr(&["!10.0.0.0/8"]), dst: addr(&["!0.0.0.0/0"]), ..any() }, Action::Drop)
+        .rule(
+            "b",
+            Conditions {
+                dst: addr(&["2001:db8::/32", "!2001:db8:bad::/48"]),
+                ..any()
+            },
+            Action::Drop,
+        )
+        .rule(
+            "c",
+            Conditions {
+                src: addr(&["!172.16.0.0/12"]),
+                dst: addr(&["198.51.100.0/24"]),
+                ..any()
+            },
+            Action::Pass,
+        )
+        .rule(
+            "host6",
+            Conditions {
+                src: addr(&["2001:db8:1::7"]),
+                ..any()
+            },
+            Action::Pass,
+        )
+        .rule(
+            "not10",
+            Conditions {
+                src: addr(&["!10.0.0.0/8"]),
+                ..any()
+            },
+            Action::Count,
+        )
+        .rule(
+            "not10-term",
+            Conditions {
+                src: addr(&["!10.0.0.0/8"]),
+                dst: addr(&["!0.0.0.0/0"]),
+                ..any()
+            },
+            Action::Drop,
+        )
         .load();
     let h = |s: &str, d: &str| {
-        let p = if s.contains(':') { udp6(s, d, 1, 2) } else { udp4(s, d, 1, 2) };
+        let p = if s.contains(':') {
+            udp6(s, d, 1, 2)
+        } else {
+            udp4(s, d, 1, 2)
+        };
         fw.check(&p).map(str::to_owned)
     };
     let some = |s: &str| Some(s.to_owned());
     assert_eq!(h("10.9.9.9", "192.0.2.1"), some("a"));
     assert_eq!(h("10.0.0.0", "192.0.2.1"), some("a"), "network address");
-    assert_eq!(h("10.255.255.255", "192.0.2.1"), some("a"), "broadcast address");
+    assert_eq!(
+        h("10.255.255.255", "192.0.2.1"),
+        some("a"),
+        "broadcast address"
+    );
     assert_eq!(h("192.168.1.77", "192.0.2.1"), some("a"));
-    assert_eq!(h("10.1.2.3", "198.51.100.1"), some("c"), "excluded /16 falls through");
+    assert_eq!(
+        h("10.1.2.3", "198.51.100.1"),
+        some("c"),
+        "excluded /16 falls through"
+    );
     assert_eq!(h("10.2.3.4", "192.0.2.1"), None, "excluded host");
-    assert_eq!(h("10.2.3.5", "192.0.2.1"), some("a"), "neighbour of excluded host");
+    assert_eq!(
+        h("10.2.3.5", "192.0.2.1"),
+        some("a"),
+        "neighbour of excluded host"
+    );
     assert_eq!(h("192.168.2.1", "198.51.100.200"), some("c"));
     assert_eq!(h("172.16.0.1", "198.51.100.1"), None, "excluded by c");
     assert_eq!(h("172.32.0.1", "198.51.100.1"), some("c"));
     assert_eq!(h("2001:db8:1::7", "2001:db8:5::1"), some("b"));
-    assert_eq!(h("2001:db8:1::7", "2001:db8:bad::1"), some("host6"), "excluded /48");
+    assert_eq!(
+        h("2001:db8:1::7", "2001:db8:bad::1"),
+        some("host6"),
+        "excluded /48"
+    );
     assert_eq!(h("2001:db8:1::8", "2001:db8:bad::1"), some("not10-term"));
     // `!10.0.0.0/8` alone also matches IPv6 sources ...
     assert_eq!(h("2001:db8:ffff::1", "2001:db9::1"), some("not10-term"));
@@ -47,7 +107,13 @@ fn addresses_cidr_lists_and_exclusions() {
     assert_eq!(h("11.0.0.1", "192.0.2.1"), None);
     assert_eq!(h("11.0.0.1", "198.51.100.1"), some("c"));
     let s = fw.stats();
-    let not10 = s.rules.iter().find(|r| r.name == "not10").expect("not10").counter.packets;
+    let not10 = s
+        .rules
+        .iter()
+        .find(|r| r.name == "not10")
+        .expect("not10")
+        .counter
+        .packets;
     // 172.16.0.1, 2001:db8:1::8, 2001:db8:ffff::1, 11.0.0.1 -> 192.0.2.1:
     // not in 10/8 and no terminal rule before `not10` matched.
     assert_eq!(not10, 4, "count rule evaluated before the winner");
@@ -59,14 +125,56 @@ fn sets_and_negated_sets() {
         return;
     }
     let fw = Cfg::new()
-        .set("block", &["203.0.113.0/24", "2001:db8:dead::/48", "198.51.100.7"])
+        .set(
+            "block",
+            &["203.0.113.0/24", "2001:db8:dead::/48", "198.51.100.7"],
+        )
         .set("admins", &["192.0.2.10", "2001:db8:1::/64"])
         .set("inner", &["203.0.113.128/25"])
-        .rule("blk", Conditions { src: addr(&["@block", "!@inner"]), ..any() }, Action::Drop)
-        .rule("adm", Conditions { src: addr(&["@admins"]), proto: Some(6), dport: port(22), ..any() }, Action::Pass)
-        .rule("ssh", Conditions { proto: Some(6), dport: port(22), ..any() }, Action::Drop)
-        .rule("to-nonadmin", Conditions { dst: addr(&["!@admins"]), src: addr(&["@inner", "@admins"]), ..any() }, Action::Drop)
-        .rule("blk-dst", Conditions { dst: addr(&["@block"]), ..any() }, Action::Pass)
+        .rule(
+            "blk",
+            Conditions {
+                src: addr(&["@block", "!@inner"]),
+                ..any()
+            },
+            Action::Drop,
+        )
+        .rule(
+            "adm",
+            Conditions {
+                src: addr(&["@admins"]),
+                proto: Some(6),
+                dport: port(22),
+                ..any()
+            },
+            Action::Pass,
+        )
+        .rule(
+            "ssh",
+            Conditions {
+                proto: Some(6),
+                dport: port(22),
+                ..any()
+            },
+            Action::Drop,
+        )
+        .rule(
+            "to-nonadmin",
+            Conditions {
+                dst: addr(&["!@admins"]),
+                src: addr(&["@inner", "@admins"]),
+                ..any()
+            },
+            Action::Drop,
+        )
+        .rule(
+            "blk-dst",
+            Conditions {
+                dst: addr(&["@block"]),
+                ..any()
+            },
+            Action::Pass,
+        )
         .load();
     let cases: &[(&str, &str, u16, Option<&str>)] = &[
         ("203.0.113.5", "192.0.2.1", 80, Some("blk")),
@@ -85,7 +193,11 @@ fn sets_and_negated_sets() {
         ("2001:db8:2::99", "2001:db8:dead:1::1", 80, Some("blk-dst")),
     ];
     for &(s, d, dport, want) in cases {
-        let p = if s.contains(':') { tcp6(s, d, 5000, dport) } else { tcp4(s, d, 5000, dport) };
+        let p = if s.contains(':') {
+            tcp6(s, d, 5000, dport)
+        } else {
+            tcp4(s, d, 5000, dport)
+        };
         assert_eq!(fw.check(&p), want, "{s} -> {d}:{dport}");
     }
 }
@@ -97,22 +209,70 @@ fn nested_prefixes() {
     }
     // A plain /24 inside an excluded /16 stays excluded ("in no ! entry").
     let fw = Cfg::new()
-        .rule("r1", Conditions { src: addr(&["10.0.0.0/8", "!10.1.0.0/16", "10.1.2.0/24"]), ..any() }, Action::Drop)
-        .rule("r2", Conditions { src: addr(&["10.1.0.0/16", "!10.1.2.128/25"]), ..any() }, Action::Pass)
-        .rule("r3", Conditions { src: addr(&["10.1.2.0/24"]), dst: addr(&["0.0.0.0/0"]), ..any() }, Action::Drop)
-        .rule("r4", Conditions { src: addr(&["0.0.0.0/1", "!10.0.0.0/7"]), ..any() }, Action::Pass)
-        .rule("r6", Conditions { src: addr(&["::/0", "!2001:db8::/32", "2001:db8:1::/48"]), ..any() }, Action::Drop)
+        .rule(
+            "r1",
+            Conditions {
+                src: addr(&["10.0.0.0/8", "!10.1.0.0/16", "10.1.2.0/24"]),
+                ..any()
+            },
+            Action::Drop,
+        )
+        .rule(
+            "r2",
+            Conditions {
+                src: addr(&["10.1.0.0/16", "!10.1.2.128/25"]),
+                ..any()
+            },
+            Action::Pass,
+        )
+        .rule(
+            "r3",
+            Conditions {
+                src: addr(&["10.1.2.0/24"]),
+                dst: addr(&["0.0.0.0/0"]),
+                ..any()
+            },
+            Action::Drop,
+        )
+        .rule(
+            "r4",
+            Conditions {
+                src: addr(&["0.0.0.0/1", "!10.0.0.0/7"]),
+                ..any()
+            },
+            Action::Pass,
+        )
+        .rule(
+            "r6",
+            Conditions {
+                src: addr(&["::/0", "!2001:db8::/32", "2001:db8:1::/48"]),
+                ..any()
+            },
+            Action::Drop,
+        )
         .load();
     assert_eq!(fw.hit(&udp4("10.1.2.1", "1.1.1.1", 1, 2)), Some("r2"));
     assert_eq!(fw.hit(&udp4("10.1.2.200", "1.1.1.1", 1, 2)), Some("r3"));
     assert_eq!(fw.hit(&udp4("10.200.0.1", "1.1.1.1", 1, 2)), Some("r1"));
-    assert_eq!(fw.hit(&udp4("11.0.0.1", "1.1.1.1", 1, 2)), None, "in !10.0.0.0/7");
+    assert_eq!(
+        fw.hit(&udp4("11.0.0.1", "1.1.1.1", 1, 2)),
+        None,
+        "in !10.0.0.0/7"
+    );
     assert_eq!(fw.hit(&udp4("12.0.0.1", "1.1.1.1", 1, 2)), Some("r4"));
     assert_eq!(fw.hit(&udp4("128.0.0.1", "1.1.1.1", 1, 2)), None);
     assert_eq!(fw.hit(&udp6("2001:db8:1::1", "::1", 1, 2)), None);
     assert_eq!(fw.hit(&udp6("2001:db9::1", "::1", 1, 2)), Some("r6"));
     let mut rng = Rng::new(7);
-    let bases = ["10.0.0.0", "10.1.0.0", "10.1.2.0", "10.1.2.128", "11.0.0.0", "127.255.255.0", "128.0.0.0"];
+    let bases = [
+        "10.0.0.0",
+        "10.1.0.0",
+        "10.1.2.0",
+        "10.1.2.128",
+        "11.0.0.0",
+        "127.255.255.0",
+        "128.0.0.0",
+    ];
     for _ in 0..200 {
         let b: std::net::Ipv4Addr = rng.pick(&bases).parse().expect("ip");
         let a = std::net::Ipv4Addr::from(u32::from(b).wrapping_add(rng.below(300) as u32));
@@ -126,24 +286,91 @@ fn protocols() {
         return;
     }
     let fw = Cfg::new()
-        .rule("gre", Conditions { proto: Some(47), ..any() }, Action::Drop)
-        .rule("p253", Conditions { proto: Some(253), ..any() }, Action::Pass)
-        .rule("p0", Conditions { proto: Some(0), family: Some(Family::Ipv4), ..any() }, Action::Drop)
-        .rule("p255", Conditions { proto: Some(255), ..any() }, Action::Drop)
-        .rule("udp", Conditions { proto: Some(17), ..any() }, Action::Pass)
-        .rule("icmp", Conditions { proto: Some(1), ..any() }, Action::Drop)
-        .rule("icmpv6", Conditions { proto: Some(58), ..any() }, Action::Drop)
+        .rule(
+            "gre",
+            Conditions {
+                proto: Some(47),
+                ..any()
+            },
+            Action::Drop,
+        )
+        .rule(
+            "p253",
+            Conditions {
+                proto: Some(253),
+                ..any()
+            },
+            Action::Pass,
+        )
+        .rule(
+            "p0",
+            Conditions {
+                proto: Some(0),
+                family: Some(Family::Ipv4),
+                ..any()
+            },
+            Action::Drop,
+        )
+        .rule(
+            "p255",
+            Conditions {
+                proto: Some(255),
+                ..any()
+            },
+            Action::Drop,
+        )
+        .rule(
+            "udp",
+            Conditions {
+                proto: Some(17),
+                ..any()
+            },
+            Action::Pass,
+        )
+        .rule(
+            "icmp",
+            Conditions {
+                proto: Some(1),
+                ..any()
+            },
+            Action::Drop,
+        )
+        .rule(
+            "icmpv6",
+            Conditions {
+                proto: Some(58),
+                ..any()
+            },
+            Action::Drop,
+        )
         .load();
     for v6 in [false, true] {
-        let p = |l4| if v6 { ip6("2001:db8::1", "2001:db8::2", l4) } else { ip4("192.0.2.1", "192.0.2.2", l4) };
+        let p = |l4| {
+            if v6 {
+                ip6("2001:db8::1", "2001:db8::2", l4)
+            } else {
+                ip4("192.0.2.1", "192.0.2.2", l4)
+            }
+        };
         assert_eq!(fw.hit(&p(L4::Other(47))), Some("gre"));
         assert_eq!(fw.hit(&p(L4::Other(253))), Some("p253"));
         assert_eq!(fw.hit(&p(L4::Other(255))), Some("p255"));
         assert_eq!(fw.hit(&p(L4::Udp { sport: 1, dport: 2 })), Some("udp"));
         assert_eq!(fw.hit(&p(L4::Icmp { ty: 8, code: 0 })), Some("icmp"));
         assert_eq!(fw.hit(&p(L4::Icmp6 { ty: 128, code: 0 })), Some("icmpv6"));
-        assert_eq!(fw.hit(&p(L4::Tcp { sport: 1, dport: 2, flags: SYN })), None);
-        assert_eq!(fw.hit(&p(L4::Other(4))), None, "IP-in-IP: the tunnel's protocol");
+        assert_eq!(
+            fw.hit(&p(L4::Tcp {
+                sport: 1,
+                dport: 2,
+                flags: SYN
+            })),
+            None
+        );
+        assert_eq!(
+            fw.hit(&p(L4::Other(4))),
+            None,
+            "IP-in-IP: the tunnel's protocol"
+        );
         // Protocol 0 in IPv6 is a hop-by-hop header, not an upper layer.
         if !v6 {
             assert_eq!(fw.hit(&p(L4::Other(0))), Some("p0"));
@@ -157,31 +384,84 @@ fn ports_single_ranges_lists_and_edges() {
         return;
     }
     let fw = Cfg::new()
-        .rule("udp0", Conditions { proto: Some(17), dport: port(0), ..any() }, Action::Drop)
-        .rule("max", Conditions { dport: port(65535), ..any() }, Action::Drop)
-        .rule("range", Conditions { proto: Some(6), dport: ports(&[(1000, 2000)]), ..any() }, Action::Pass)
         .rule(
-            "list",
-            Conditions { dport: ports(&[(22, 22), (80, 80), (8000, 8080)]), sport: ports(&[(1024, 65535)]), ..any() },
+            "udp0",
+            Conditions {
+                proto: Some(17),
+                dport: port(0),
+                ..any()
+            },
             Action::Drop,
         )
-        .rule("sport0", Conditions { sport: port(0), ..any() }, Action::Pass)
-        .rule("sctp-all", Conditions { proto: Some(132), dport: ports(&[(0, 65535)]), ..any() }, Action::Pass)
+        .rule(
+            "max",
+            Conditions {
+                dport: port(65535),
+                ..any()
+            },
+            Action::Drop,
+        )
+        .rule(
+            "range",
+            Conditions {
+                proto: Some(6),
+                dport: ports(&[(1000, 2000)]),
+                ..any()
+            },
+            Action::Pass,
+        )
+        .rule(
+            "list",
+            Conditions {
+                dport: ports(&[(22, 22), (80, 80), (8000, 8080)]),
+                sport: ports(&[(1024, 65535)]),
+                ..any()
+            },
+            Action::Drop,
+        )
+        .rule(
+            "sport0",
+            Conditions {
+                sport: port(0),
+                ..any()
+            },
+            Action::Pass,
+        )
+        .rule(
+            "sctp-all",
+            Conditions {
+                proto: Some(132),
+                dport: ports(&[(0, 65535)]),
+                ..any()
+            },
+            Action::Pass,
+        )
         .load();
-    let dports = [0u16, 1, 21, 22, 23, 79, 80, 81, 999, 1000, 1001, 1500, 1999, 2000, 2001, 7999, 8000, 8080, 8081, 65534, 65535];
+    let dports = [
+        0u16, 1, 21, 22, 23, 79, 80, 81, 999, 1000, 1001, 1500, 1999, 2000, 2001, 7999, 8000, 8080,
+        8081, 65534, 65535,
+    ];
     let sports = [0u16, 1, 1023, 1024, 40000, 65535];
     let mut n = 0;
     for v6 in [false, true] {
         for &d in &dports {
             for &s in &sports {
                 for l4 in [
-                    L4::Tcp { sport: s, dport: d, flags: ACK },
+                    L4::Tcp {
+                        sport: s,
+                        dport: d,
+                        flags: ACK,
+                    },
                     L4::Udp { sport: s, dport: d },
                     L4::Sctp { sport: s, dport: d },
                     L4::Icmp { ty: 8, code: 0 },
                     L4::Other(47),
                 ] {
-                    let p = if v6 { ip6("2001:db8::1", "2001:db8::2", l4) } else { ip4("192.0.2.1", "192.0.2.2", l4) };
+                    let p = if v6 {
+                        ip6("2001:db8::1", "2001:db8::2", l4)
+                    } else {
+                        ip4("192.0.2.1", "192.0.2.2", l4)
+                    };
                     fw.check(&p);
                     n += 1;
                 }
@@ -191,10 +471,28 @@ fn ports_single_ranges_lists_and_edges() {
     assert!(n > 1000);
     let t = |s, d| tcp4("192.0.2.1", "192.0.2.2", s, d);
     assert_eq!(fw.hit(&t(5000, 0)), None, "port 0 rule is UDP-only");
-    assert_eq!(fw.hit(&udp4("192.0.2.1", "192.0.2.2", 5000, 0)), Some("udp0"));
+    assert_eq!(
+        fw.hit(&udp4("192.0.2.1", "192.0.2.2", 5000, 0)),
+        Some("udp0")
+    );
     assert_eq!(fw.hit(&t(5000, 65535)), Some("max"));
-    assert_eq!(fw.hit(&ip6("::1", "::2", L4::Sctp { sport: 9, dport: 65535 })), Some("max"), "SCTP without proto");
-    assert_eq!(fw.hit(&udp6("::1", "::2", 9, 65535)), Some("max"), "UDP without proto");
+    assert_eq!(
+        fw.hit(&ip6(
+            "::1",
+            "::2",
+            L4::Sctp {
+                sport: 9,
+                dport: 65535
+            }
+        )),
+        Some("max"),
+        "SCTP without proto"
+    );
+    assert_eq!(
+        fw.hit(&udp6("::1", "::2", 9, 65535)),
+        Some("max"),
+        "UDP without proto"
+    );
     assert_eq!(fw.hit(&t(5000, 999)), None);
     assert_eq!(fw.hit(&t(5000, 1000)), Some("range"));
     assert_eq!(fw.hit(&t(5000, 2000)), Some("range"));
@@ -202,8 +500,16 @@ fn ports_single_ranges_lists_and_edges() {
     assert_eq!(fw.hit(&t(1023, 22)), None, "sport below 1024");
     assert_eq!(fw.hit(&t(1024, 8080)), Some("list"));
     assert_eq!(fw.hit(&t(0, 8081)), Some("sport0"));
-    assert_eq!(fw.hit(&ip4("1.1.1.1", "2.2.2.2", L4::Icmp { ty: 0, code: 0 })), None, "ICMP has no ports");
-    assert_eq!(fw.hit(&ip4("1.1.1.1", "2.2.2.2", L4::Other(47))), None, "GRE has no ports");
+    assert_eq!(
+        fw.hit(&ip4("1.1.1.1", "2.2.2.2", L4::Icmp { ty: 0, code: 0 })),
+        None,
+        "ICMP has no ports"
+    );
+    assert_eq!(
+        fw.hit(&ip4("1.1.1.1", "2.2.2.2", L4::Other(47))),
+        None,
+        "GRE has no ports"
+    );
 }
 
 #[test]
@@ -212,11 +518,48 @@ fn tcp_flags_set_and_cleared() {
         return;
     }
     let fw = Cfg::new()
-        .rule("syn-only", Conditions { tcp_flags: flags(SYN, ACK), ..any() }, Action::Drop)
-        .rule("finack", Conditions { proto: Some(6), tcp_flags: flags(FIN | ACK, 0), ..any() }, Action::Pass)
-        .rule("xmas", Conditions { tcp_flags: flags(FIN | PSH | URG, 0), ..any() }, Action::Drop)
-        .rule("ecn", Conditions { tcp_flags: flags(ECE | CWR, RST), ..any() }, Action::Pass)
-        .rule("no-rst", Conditions { tcp_flags: flags(0, RST), dport: port(80), ..any() }, Action::Drop)
+        .rule(
+            "syn-only",
+            Conditions {
+                tcp_flags: flags(SYN, ACK),
+                ..any()
+            },
+            Action::Drop,
+        )
+        .rule(
+            "finack",
+            Conditions {
+                proto: Some(6),
+                tcp_flags: flags(FIN | ACK, 0),
+                ..any()
+            },
+            Action::Pass,
+        )
+        .rule(
+            "xmas",
+            Conditions {
+                tcp_flags: flags(FIN | PSH | URG, 0),
+                ..any()
+            },
+            Action::Drop,
+        )
+        .rule(
+            "ecn",
+            Conditions {
+                tcp_flags: flags(ECE | CWR, RST),
+                ..any()
+            },
+            Action::Pass,
+        )
+        .rule(
+            "no-rst",
+            Conditions {
+                tcp_flags: flags(0, RST),
+                dport: port(80),
+                ..any()
+            },
+            Action::Drop,
+        )
         .load();
     for f in 0..=255u8 {
         fw.check(&tcp4("192.0.2.1", "192.0.2.2", 1, 80).flags(f));
@@ -242,12 +585,58 @@ fn icmp_type_and_code_by_family() {
         return;
     }
     let fw = Cfg::new()
-        .rule("echo4", Conditions { proto: Some(1), icmp_type: Some(8), ..any() }, Action::Drop)
-        .rule("port-unreach", Conditions { icmp_type: Some(3), icmp_code: Some(3), ..any() }, Action::Pass)
-        .rule("code4", Conditions { icmp_code: Some(4), ..any() }, Action::Drop)
-        .rule("echo6", Conditions { proto: Some(58), icmp_type: Some(128), ..any() }, Action::Pass)
-        .rule("t128", Conditions { icmp_type: Some(128), ..any() }, Action::Drop)
-        .rule("t255c255", Conditions { icmp_type: Some(255), icmp_code: Some(255), ..any() }, Action::Drop)
+        .rule(
+            "echo4",
+            Conditions {
+                proto: Some(1),
+                icmp_type: Some(8),
+                ..any()
+            },
+            Action::Drop,
+        )
+        .rule(
+            "port-unreach",
+            Conditions {
+                icmp_type: Some(3),
+                icmp_code: Some(3),
+                ..any()
+            },
+            Action::Pass,
+        )
+        .rule(
+            "code4",
+            Conditions {
+                icmp_code: Some(4),
+                ..any()
+            },
+            Action::Drop,
+        )
+        .rule(
+            "echo6",
+            Conditions {
+                proto: Some(58),
+                icmp_type: Some(128),
+                ..any()
+            },
+            Action::Pass,
+        )
+        .rule(
+            "t128",
+            Conditions {
+                icmp_type: Some(128),
+                ..any()
+            },
+            Action::Drop,
+        )
+        .rule(
+            "t255c255",
+            Conditions {
+                icmp_type: Some(255),
+                icmp_code: Some(255),
+                ..any()
+            },
+            Action::Drop,
+        )
         .load();
     let i4 = |ty, code| ip4("192.0.2.1", "192.0.2.2", L4::Icmp { ty, code });
     let i6 = |ty, code| ip6("2001:db8::1", "2001:db8::2", L4::Icmp6 { ty, code });
@@ -262,9 +651,27 @@ fn icmp_type_and_code_by_family() {
     assert_eq!(fw.hit(&i6(1, 4)), Some("code4"));
     assert_eq!(fw.hit(&i6(3, 3)), Some("port-unreach"));
     // ICMP in IPv6 and ICMPv6 in IPv4: the header does not follow the family.
-    assert_eq!(fw.hit(&ip6("2001:db8::1", "2001:db8::2", L4::Icmp { ty: 3, code: 3 })), None);
-    assert_eq!(fw.hit(&ip4("192.0.2.1", "192.0.2.2", L4::Icmp6 { ty: 128, code: 0 })), None);
-    assert_eq!(fw.hit(&i4(8, 0).frag(Frag::NonFirst(2))), None, "non-first fragment");
+    assert_eq!(
+        fw.hit(&ip6(
+            "2001:db8::1",
+            "2001:db8::2",
+            L4::Icmp { ty: 3, code: 3 }
+        )),
+        None
+    );
+    assert_eq!(
+        fw.hit(&ip4(
+            "192.0.2.1",
+            "192.0.2.2",
+            L4::Icmp6 { ty: 128, code: 0 }
+        )),
+        None
+    );
+    assert_eq!(
+        fw.hit(&i4(8, 0).frag(Frag::NonFirst(2))),
+        None,
+        "non-first fragment"
+    );
     for ty in [0u8, 3, 8, 128, 255] {
         for code in [0u8, 3, 4, 255] {
             fw.check(&i4(ty, code));
@@ -280,12 +687,36 @@ fn family() {
         return;
     }
     let fw = Cfg::new()
-        .rule("v6", Conditions { family: Some(Family::Ipv6), ..any() }, Action::Drop)
-        .rule("v4-udp", Conditions { family: Some(Family::Ipv4), proto: Some(17), ..any() }, Action::Pass)
+        .rule(
+            "v6",
+            Conditions {
+                family: Some(Family::Ipv6),
+                ..any()
+            },
+            Action::Drop,
+        )
+        .rule(
+            "v4-udp",
+            Conditions {
+                family: Some(Family::Ipv4),
+                proto: Some(17),
+                ..any()
+            },
+            Action::Pass,
+        )
         .load();
-    assert_eq!(fw.hit(&tcp6("2001:db8::1", "2001:db8::2", 1, 2)), Some("v6"));
-    assert_eq!(fw.hit(&udp6("2001:db8::1", "2001:db8::2", 1, 2)), Some("v6"));
-    assert_eq!(fw.hit(&udp4("192.0.2.1", "192.0.2.2", 1, 2)), Some("v4-udp"));
+    assert_eq!(
+        fw.hit(&tcp6("2001:db8::1", "2001:db8::2", 1, 2)),
+        Some("v6")
+    );
+    assert_eq!(
+        fw.hit(&udp6("2001:db8::1", "2001:db8::2", 1, 2)),
+        Some("v6")
+    );
+    assert_eq!(
+        fw.hit(&udp4("192.0.2.1", "192.0.2.2", 1, 2)),
+        Some("v4-udp")
+    );
     assert_eq!(fw.hit(&tcp4("192.0.2.1", "192.0.2.2", 1, 2)), None);
     assert_eq!(fw.hit(&arp()), None);
 }
@@ -297,31 +728,110 @@ fn fragments() {
     }
     // Rules that need L4 fields cannot match non-first fragments; others can.
     let fw = Cfg::new()
-        .rule("port80", Conditions { proto: Some(6), dport: port(80), ..any() }, Action::Drop)
-        .rule("syn", Conditions { tcp_flags: flags(SYN, 0), ..any() }, Action::Drop)
-        .rule("echo", Conditions { icmp_type: Some(8), ..any() }, Action::Drop)
-        .rule("src-nonfirst", Conditions { src: addr(&["10.9.0.0/16", "2001:db8:9::/48"]), fragment: Some(FragMatch::NonFirst), ..any() }, Action::Pass)
-        .rule("udp-first", Conditions { proto: Some(17), fragment: Some(FragMatch::First), ..any() }, Action::Drop)
-        .rule("nonfirst", Conditions { fragment: Some(FragMatch::NonFirst), ..any() }, Action::Drop)
-        .rule("any", Conditions { fragment: Some(FragMatch::Any), ..any() }, Action::Pass)
-        .rule("none", Conditions { fragment: Some(FragMatch::None), ..any() }, Action::Drop)
+        .rule(
+            "port80",
+            Conditions {
+                proto: Some(6),
+                dport: port(80),
+                ..any()
+            },
+            Action::Drop,
+        )
+        .rule(
+            "syn",
+            Conditions {
+                tcp_flags: flags(SYN, 0),
+                ..any()
+            },
+            Action::Drop,
+        )
+        .rule(
+            "echo",
+            Conditions {
+                icmp_type: Some(8),
+                ..any()
+            },
+            Action::Drop,
+        )
+        .rule(
+            "src-nonfirst",
+            Conditions {
+                src: addr(&["10.9.0.0/16", "2001:db8:9::/48"]),
+                fragment: Some(FragMatch::NonFirst),
+                ..any()
+            },
+            Action::Pass,
+        )
+        .rule(
+            "udp-first",
+            Conditions {
+                proto: Some(17),
+                fragment: Some(FragMatch::First),
+                ..any()
+            },
+            Action::Drop,
+        )
+        .rule(
+            "nonfirst",
+            Conditions {
+                fragment: Some(FragMatch::NonFirst),
+                ..any()
+            },
+            Action::Drop,
+        )
+        .rule(
+            "any",
+            Conditions {
+                fragment: Some(FragMatch::Any),
+                ..any()
+            },
+            Action::Pass,
+        )
+        .rule(
+            "none",
+            Conditions {
+                fragment: Some(FragMatch::None),
+                ..any()
+            },
+            Action::Drop,
+        )
         .load();
     let mut n = 0;
     for src in ["10.9.1.1", "10.8.1.1", "2001:db8:9::1", "2001:db8:8::1"] {
         let v6 = src.contains(':');
         let dst = if v6 { "2001:db8::2" } else { "192.0.2.2" };
         for l4 in [
-            L4::Tcp { sport: 1, dport: 80, flags: SYN },
-            L4::Tcp { sport: 1, dport: 81, flags: ACK },
-            L4::Udp { sport: 1, dport: 80 },
+            L4::Tcp {
+                sport: 1,
+                dport: 80,
+                flags: SYN,
+            },
+            L4::Tcp {
+                sport: 1,
+                dport: 81,
+                flags: ACK,
+            },
+            L4::Udp {
+                sport: 1,
+                dport: 80,
+            },
             L4::Icmp { ty: 8, code: 0 },
             L4::Icmp6 { ty: 8, code: 0 },
             L4::Other(47),
         ] {
-            for frag in [Frag::None, Frag::First, Frag::NonFirst(1), Frag::NonFirst(8191)] {
+            for frag in [
+                Frag::None,
+                Frag::First,
+                Frag::NonFirst(1),
+                Frag::NonFirst(8191),
+            ] {
                 let p = if v6 {
                     let p = ip6(src, dst, l4).ext(Ext::HopByHop(0));
-                    if frag == Frag::None { p } else { p.ext(Ext::Fragment(frag)) }
+                    if frag == Frag::None {
+                        p
+                    } else {
+                        p.ext(Ext::Fragment(frag))
+                    }
                 } else {
                     ip4(src, dst, l4).frag(frag)
                 };
@@ -335,14 +845,29 @@ fn fragments() {
     assert_eq!(fw.hit(&t(Frag::None)), Some("port80"));
     assert_eq!(fw.hit(&t(Frag::First)), Some("port80"));
     assert_eq!(fw.hit(&t(Frag::NonFirst(3))), Some("nonfirst"));
-    assert_eq!(fw.hit(&tcp4("10.9.1.1", "192.0.2.2", 1, 80).frag(Frag::NonFirst(3))), Some("src-nonfirst"));
-    assert_eq!(fw.hit(&udp4("10.8.1.1", "192.0.2.2", 1, 53).frag(Frag::First)), Some("udp-first"));
+    assert_eq!(
+        fw.hit(&tcp4("10.9.1.1", "192.0.2.2", 1, 80).frag(Frag::NonFirst(3))),
+        Some("src-nonfirst")
+    );
+    assert_eq!(
+        fw.hit(&udp4("10.8.1.1", "192.0.2.2", 1, 53).frag(Frag::First)),
+        Some("udp-first")
+    );
     assert_eq!(fw.hit(&udp4("10.8.1.1", "192.0.2.2", 1, 53)), Some("none"));
-    assert_eq!(fw.hit(&ip4("10.8.1.1", "192.0.2.2", L4::Other(47)).frag(Frag::First)), Some("any"));
+    assert_eq!(
+        fw.hit(&ip4("10.8.1.1", "192.0.2.2", L4::Other(47)).frag(Frag::First)),
+        Some("any")
+    );
     // IPv6: the fragment header decides; an atomic fragment is not a fragment.
     let u6 = || udp6("2001:db8:8::1", "2001:db8::2", 1, 53);
-    assert_eq!(fw.hit(&u6().ext(Ext::Fragment(Frag::First))), Some("udp-first"));
-    assert_eq!(fw.hit(&u6().ext(Ext::Fragment(Frag::NonFirst(5)))), Some("nonfirst"));
+    assert_eq!(
+        fw.hit(&u6().ext(Ext::Fragment(Frag::First))),
+        Some("udp-first")
+    );
+    assert_eq!(
+        fw.hit(&u6().ext(Ext::Fragment(Frag::NonFirst(5)))),
+        Some("nonfirst")
+    );
     assert_eq!(fw.hit(&u6().ext(Ext::Fragment(Frag::None))), Some("none"));
     assert_eq!(
         fw.hit(&tcp6("2001:db8:8::1", "2001:db8::2", 1, 80).ext(Ext::Fragment(Frag::NonFirst(5)))),
@@ -358,12 +883,49 @@ fn first_terminal_match_wins_and_default_applies() {
     }
     let fw = Cfg::new()
         .default_action(Verdict::Drop)
-        .rule("c1", Conditions { proto: Some(6), ..any() }, Action::Count)
-        .rule("ssh", Conditions { proto: Some(6), dport: port(22), ..any() }, Action::Pass)
-        .rule("tcp", Conditions { proto: Some(6), ..any() }, Action::Drop)
-        .rule("ssh-late", Conditions { dport: port(22), ..any() }, Action::Drop)
+        .rule(
+            "c1",
+            Conditions {
+                proto: Some(6),
+                ..any()
+            },
+            Action::Count,
+        )
+        .rule(
+            "ssh",
+            Conditions {
+                proto: Some(6),
+                dport: port(22),
+                ..any()
+            },
+            Action::Pass,
+        )
+        .rule(
+            "tcp",
+            Conditions {
+                proto: Some(6),
+                ..any()
+            },
+            Action::Drop,
+        )
+        .rule(
+            "ssh-late",
+            Conditions {
+                dport: port(22),
+                ..any()
+            },
+            Action::Drop,
+        )
         .rule("c2", any(), Action::Count)
-        .rule("dns", Conditions { proto: Some(17), dport: port(53), ..any() }, Action::Pass)
+        .rule(
+            "dns",
+            Conditions {
+                proto: Some(17),
+                dport: port(53),
+                ..any()
+            },
+            Action::Pass,
+        )
         .load();
     let v = fw.verdict(&tcp4("192.0.2.1", "192.0.2.2", 1, 22));
     assert_eq!((v.rule, v.xdp), (Some(1), XDP_PASS));
@@ -372,7 +934,11 @@ fn first_terminal_match_wins_and_default_applies() {
     let v = fw.verdict(&udp4("192.0.2.1", "192.0.2.2", 1, 22));
     assert_eq!((v.rule, v.xdp), (Some(3), XDP_DROP));
     let v = fw.verdict(&udp4("192.0.2.1", "192.0.2.2", 1, 53));
-    assert_eq!((v.rule, v.xdp), (Some(5), XDP_PASS), "after a count rule, evaluation continues");
+    assert_eq!(
+        (v.rule, v.xdp),
+        (Some(5), XDP_PASS),
+        "after a count rule, evaluation continues"
+    );
     let v = fw.verdict(&udp4("192.0.2.1", "192.0.2.2", 1, 54));
     assert_eq!((v.rule, v.xdp), (None, XDP_DROP), "default drop");
     let v = fw.verdict(&arp());
@@ -384,7 +950,10 @@ fn a_rule_without_conditions_matches_everything_well_formed() {
     if !root("a_rule_without_conditions_matches_everything_well_formed") {
         return;
     }
-    let fw = Cfg::new().default_action(Verdict::Drop).rule("all", any(), Action::Pass).load();
+    let fw = Cfg::new()
+        .default_action(Verdict::Drop)
+        .rule("all", any(), Action::Pass)
+        .load();
     for p in [
         tcp4("192.0.2.1", "192.0.2.2", 1, 2),
         udp6("::1", "::2", 1, 2),
@@ -396,7 +965,10 @@ fn a_rule_without_conditions_matches_everything_well_formed() {
     }
     // An empty rule set: everything takes the default.
     let fw = Cfg::new().default_action(Verdict::Drop).load();
-    assert_eq!(fw.verdict(&tcp4("192.0.2.1", "192.0.2.2", 1, 2)).xdp, XDP_DROP);
+    assert_eq!(
+        fw.verdict(&tcp4("192.0.2.1", "192.0.2.2", 1, 2)).xdp,
+        XDP_DROP
+    );
     assert_eq!(fw.verdict(&arp()).xdp, XDP_DROP);
     assert_eq!(fw.stats().default.packets, 2);
     let fw = Cfg::new().load();
@@ -427,18 +999,43 @@ fn combined_conditions_all_must_hold() {
             Action::Drop,
         )
         .load();
-    let base = || tcp4("10.1.1.1", "198.51.100.9", 40000, 443).flags(SYN).vlan(42);
+    let base = || {
+        tcp4("10.1.1.1", "198.51.100.9", 40000, 443)
+            .flags(SYN)
+            .vlan(42)
+    };
     assert_eq!(fw.hit(&base()), Some("all-of-them"));
-    assert_eq!(fw.hit(&tcp4("10.1.1.1", "198.51.100.9", 40000, 443).flags(SYN).qinq(42, 1)), Some("all-of-them"));
+    assert_eq!(
+        fw.hit(
+            &tcp4("10.1.1.1", "198.51.100.9", 40000, 443)
+                .flags(SYN)
+                .qinq(42, 1)
+        ),
+        Some("all-of-them")
+    );
     let misses = [
-        tcp4("11.1.1.1", "198.51.100.9", 40000, 443).flags(SYN).vlan(42),
-        tcp4("10.1.1.1", "198.51.101.9", 40000, 443).flags(SYN).vlan(42),
+        tcp4("11.1.1.1", "198.51.100.9", 40000, 443)
+            .flags(SYN)
+            .vlan(42),
+        tcp4("10.1.1.1", "198.51.101.9", 40000, 443)
+            .flags(SYN)
+            .vlan(42),
         udp4("10.1.1.1", "198.51.100.9", 40000, 443).vlan(42),
-        tcp4("10.1.1.1", "198.51.100.9", 1000, 443).flags(SYN).vlan(42),
-        tcp4("10.1.1.1", "198.51.100.9", 40000, 444).flags(SYN).vlan(42),
-        tcp4("10.1.1.1", "198.51.100.9", 40000, 443).flags(SYN | ACK).vlan(42),
-        tcp6("2001:db8:10::1", "2001:db8:80::1", 40000, 443).flags(SYN).vlan(42),
-        tcp4("10.1.1.1", "198.51.100.9", 40000, 443).flags(SYN).vlan(43),
+        tcp4("10.1.1.1", "198.51.100.9", 1000, 443)
+            .flags(SYN)
+            .vlan(42),
+        tcp4("10.1.1.1", "198.51.100.9", 40000, 444)
+            .flags(SYN)
+            .vlan(42),
+        tcp4("10.1.1.1", "198.51.100.9", 40000, 443)
+            .flags(SYN | ACK)
+            .vlan(42),
+        tcp6("2001:db8:10::1", "2001:db8:80::1", 40000, 443)
+            .flags(SYN)
+            .vlan(42),
+        tcp4("10.1.1.1", "198.51.100.9", 40000, 443)
+            .flags(SYN)
+            .vlan(43),
         tcp4("10.1.1.1", "198.51.100.9", 40000, 443).flags(SYN),
         base().frag(Frag::First),
     ];
@@ -457,10 +1054,29 @@ fn fragment_none_does_not_match_non_ip() {
     // DESIGN.md: non-IP frames match only rules without L3/L4 conditions;
     // `fragment` is an IP-level condition.
     let fw = Cfg::new()
-        .rule("none", Conditions { fragment: Some(FragMatch::None), ..any() }, Action::Drop)
-        .rule("none-v7", Conditions { fragment: Some(FragMatch::None), vlan: Some(7), ..any() }, Action::Drop)
+        .rule(
+            "none",
+            Conditions {
+                fragment: Some(FragMatch::None),
+                ..any()
+            },
+            Action::Drop,
+        )
+        .rule(
+            "none-v7",
+            Conditions {
+                fragment: Some(FragMatch::None),
+                vlan: Some(7),
+                ..any()
+            },
+            Action::Drop,
+        )
         .load();
     assert_eq!(fw.hit(&udp4("192.0.2.1", "192.0.2.2", 1, 2)), Some("none"));
     assert_eq!(fw.hit(&arp()), None, "ARP matched `fragment = \"none\"`");
-    assert_eq!(fw.hit(&arp().vlan(7)), None, "tagged ARP matched `fragment = \"none\"`");
+    assert_eq!(
+        fw.hit(&arp().vlan(7)),
+        None,
+        "tagged ARP matched `fragment = \"none\"`"
+    );
 }

@@ -11,14 +11,39 @@ fn per_rule_and_default_packets_and_bytes() {
         return;
     }
     let fw = Cfg::new()
-        .rule("ssh", Conditions { proto: Some(6), dport: port(22), ..any() }, Action::Drop)
-        .rule("dns", Conditions { proto: Some(17), dport: port(53), ..any() }, Action::Pass)
-        .rule("unused", Conditions { proto: Some(132), ..any() }, Action::Drop)
+        .rule(
+            "ssh",
+            Conditions {
+                proto: Some(6),
+                dport: port(22),
+                ..any()
+            },
+            Action::Drop,
+        )
+        .rule(
+            "dns",
+            Conditions {
+                proto: Some(17),
+                dport: port(53),
+                ..any()
+            },
+            Action::Pass,
+        )
+        .rule(
+            "unused",
+            Conditions {
+                proto: Some(132),
+                ..any()
+            },
+            Action::Drop,
+        )
         .load();
     let pkts = [
         tcp4("192.0.2.1", "192.0.2.2", 1, 22),
         tcp4("192.0.2.1", "192.0.2.2", 1, 22).payload(100),
-        tcp6("2001:db8::1", "2001:db8::2", 1, 22).payload(1000).vlan(3),
+        tcp6("2001:db8::1", "2001:db8::2", 1, 22)
+            .payload(1000)
+            .vlan(3),
         udp4("192.0.2.1", "192.0.2.2", 1, 53).payload(7),
         udp4("192.0.2.1", "192.0.2.2", 1, 54).payload(9),
         arp(),
@@ -29,9 +54,18 @@ fn per_rule_and_default_packets_and_bytes() {
     }
     let s = fw.stats();
     assert_eq!(s.rules[0].name, "ssh");
-    assert_eq!((s.rules[0].counter.packets, s.rules[0].counter.bytes), (3, lens[0] + lens[1] + lens[2]));
-    assert_eq!((s.rules[1].counter.packets, s.rules[1].counter.bytes), (1, lens[3]));
-    assert_eq!((s.rules[2].counter.packets, s.rules[2].counter.bytes), (0, 0));
+    assert_eq!(
+        (s.rules[0].counter.packets, s.rules[0].counter.bytes),
+        (3, lens[0] + lens[1] + lens[2])
+    );
+    assert_eq!(
+        (s.rules[1].counter.packets, s.rules[1].counter.bytes),
+        (1, lens[3])
+    );
+    assert_eq!(
+        (s.rules[2].counter.packets, s.rules[2].counter.bytes),
+        (0, 0)
+    );
     assert_eq!((s.default.packets, s.default.bytes), (2, lens[4] + lens[5]));
     assert_eq!(lens[0], 14 + 20 + 20);
     assert_eq!(lens[2], 14 + 4 + 40 + 20 + 1000);
@@ -46,15 +80,72 @@ fn per_rule_and_default_packets_and_bytes() {
 /// list so the program takes the bitmap scan.
 fn count_config(pad: bool) -> Cfg {
     let mut c = Cfg::new()
-        .rule("c-tcp", Conditions { proto: Some(6), ..any() }, Action::Count)
+        .rule(
+            "c-tcp",
+            Conditions {
+                proto: Some(6),
+                ..any()
+            },
+            Action::Count,
+        )
         .rule("c-all", any(), Action::Count)
-        .rule("ssh", Conditions { proto: Some(6), dport: port(22), ..any() }, Action::Drop)
-        .rule("c-tcp-after", Conditions { proto: Some(6), ..any() }, Action::Count)
-        .rule("c-port22", Conditions { dport: port(22), ..any() }, Action::Count)
-        .rule("http", Conditions { dport: port(80), ..any() }, Action::Pass)
-        .rule("c-v10", Conditions { vlan: Some(10), ..any() }, Action::Count)
-        .rule("c-src", Conditions { src: addr(&["10.0.0.0/8"]), ..any() }, Action::Count)
-        .rule("v10", Conditions { vlan: Some(10), ..any() }, Action::Drop)
+        .rule(
+            "ssh",
+            Conditions {
+                proto: Some(6),
+                dport: port(22),
+                ..any()
+            },
+            Action::Drop,
+        )
+        .rule(
+            "c-tcp-after",
+            Conditions {
+                proto: Some(6),
+                ..any()
+            },
+            Action::Count,
+        )
+        .rule(
+            "c-port22",
+            Conditions {
+                dport: port(22),
+                ..any()
+            },
+            Action::Count,
+        )
+        .rule(
+            "http",
+            Conditions {
+                dport: port(80),
+                ..any()
+            },
+            Action::Pass,
+        )
+        .rule(
+            "c-v10",
+            Conditions {
+                vlan: Some(10),
+                ..any()
+            },
+            Action::Count,
+        )
+        .rule(
+            "c-src",
+            Conditions {
+                src: addr(&["10.0.0.0/8"]),
+                ..any()
+            },
+            Action::Count,
+        )
+        .rule(
+            "v10",
+            Conditions {
+                vlan: Some(10),
+                ..any()
+            },
+            Action::Drop,
+        )
         .rule("c-last", any(), Action::Count);
     if pad {
         for i in 0..33 {
@@ -79,7 +170,11 @@ fn count_packets() -> Vec<Pkt> {
 
 fn check_count_rules(pad: bool) {
     let fw = count_config(pad).load();
-    assert_eq!(fw.overflows(), pad, "candidate-list mode vs bitmap-scan mode");
+    assert_eq!(
+        fw.overflows(),
+        pad,
+        "candidate-list mode vs bitmap-scan mode"
+    );
     let mut e = Expected::new(&fw.cfg);
     for p in count_packets() {
         fw.check(&p);
@@ -88,11 +183,22 @@ fn check_count_rules(pad: bool) {
     fw.assert_counters(&e);
     // The same, spelled out (packets only).
     let s = fw.stats();
-    let n = |name: &str| s.rules.iter().find(|r| r.name == name).expect(name).counter.packets;
+    let n = |name: &str| {
+        s.rules
+            .iter()
+            .find(|r| r.name == name)
+            .expect(name)
+            .counter
+            .packets
+    };
     assert_eq!(n("c-tcp"), 2);
     assert_eq!(n("c-all"), 8);
     assert_eq!(n("ssh"), 1);
-    assert_eq!(n("c-tcp-after"), 1, "tcp:22 stops at ssh before reaching it");
+    assert_eq!(
+        n("c-tcp-after"),
+        1,
+        "tcp:22 stops at ssh before reaching it"
+    );
     assert_eq!(n("c-port22"), 1, "only the UDP one");
     assert_eq!(n("http"), 2);
     assert_eq!(n("c-v10"), 2, "udp:81 tagged 10 and tagged ARP");
@@ -126,7 +232,11 @@ fn malformed_counters_by_reason() {
     if !root("malformed_counters_by_reason") {
         return;
     }
-    let fw = Cfg::new().malformed(Verdict::Drop).rule("c", any(), Action::Count).rule("p", any(), Action::Pass).load();
+    let fw = Cfg::new()
+        .malformed(Verdict::Drop)
+        .rule("c", any(), Action::Count)
+        .rule("p", any(), Action::Pass)
+        .load();
     let t4 = tcp4("192.0.2.1", "192.0.2.2", 1, 2).bytes();
     let mut bad_ver = t4.clone();
     bad_ver[14] = 0x65; // IPv4 header byte 0: version 6
@@ -152,7 +262,10 @@ fn malformed_counters_by_reason() {
     }
     let s = fw.stats();
     let names: Vec<&str> = s.malformed.iter().map(|(n, _)| *n).collect();
-    assert_eq!(names, ["truncated", "bad_header", "ext_too_deep", "vlan_too_deep"]);
+    assert_eq!(
+        names,
+        ["truncated", "bad_header", "ext_too_deep", "vlan_too_deep"]
+    );
     for (i, (name, c)) in s.malformed.iter().enumerate() {
         assert_eq!((c.packets, c.bytes), want[i], "{name}");
     }
@@ -201,12 +314,25 @@ fn vlan_count_rule_counted_once_when_both_tags_match() {
     if !root("vlan_count_rule_counted_once_when_both_tags_match") {
         return;
     }
-    let fw = Cfg::new().rule("c-v10", Conditions { vlan: Some(10), ..any() }, Action::Count).load();
+    let fw = Cfg::new()
+        .rule(
+            "c-v10",
+            Conditions {
+                vlan: Some(10),
+                ..any()
+            },
+            Action::Count,
+        )
+        .load();
     assert!(!fw.overflows());
     let p = udp4("192.0.2.1", "192.0.2.2", 1, 2).qinq(10, 10);
     fw.verdict(&p);
     let c = fw.counter("c-v10");
-    assert_eq!((c.packets, c.bytes), (1, p.bytes().len() as u64), "one packet, counted once");
+    assert_eq!(
+        (c.packets, c.bytes),
+        (1, p.bytes().len() as u64),
+        "one packet, counted once"
+    );
 }
 
 #[test]
@@ -224,7 +350,11 @@ fn only_unconditioned_count_rules_in_bitmap_scan() {
     assert!(fw.overflows());
     let p = udp4("192.0.2.1", "192.0.2.2", 1, 2);
     let v = fw.inst.test_run(&p.bytes()).expect("run");
-    assert_eq!((v.rule, v.xdp), (None, XDP_DROP), "no terminal rule: the default (drop) applies");
+    assert_eq!(
+        (v.rule, v.xdp),
+        (None, XDP_DROP),
+        "no terminal rule: the default (drop) applies"
+    );
     let mut e = Expected::new(&fw.cfg);
     e.add(&fw.cfg, &p);
     fw.assert_counters(&e);

@@ -8,9 +8,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use etherparse::{
-    ArpEthIpv4Packet, ArpOperation, EtherType, Ethernet2Header, Icmpv4Header, Icmpv4Type, Icmpv6Header,
-    Icmpv6Type, IpAuthHeader, IpFragOffset, IpNumber, Ipv4Header, Ipv6FragmentHeader, Ipv6Header,
-    Ipv6RawExtHeader, SingleVlanHeader, TcpHeader, UdpHeader, VlanId, VlanPcp,
+    ArpEthIpv4Packet, ArpOperation, EtherType, Ethernet2Header, Icmpv4Header, Icmpv4Type,
+    Icmpv6Header, Icmpv6Type, IpAuthHeader, IpFragOffset, IpNumber, Ipv4Header, Ipv6FragmentHeader,
+    Ipv6Header, Ipv6RawExtHeader, SingleVlanHeader, TcpHeader, UdpHeader, VlanId, VlanPcp,
 };
 use ipnet::IpNet;
 use xdpwall_dataplane::load::{load, LoadOptions};
@@ -19,8 +19,8 @@ use xdpwall_dataplane::testrun::Verdict as Run;
 use xdpwall_dataplane::types::xw_info;
 use xdpwall_dataplane::Instance;
 use xdpwall_rules::{
-    compile, Action, AddrItem, AddrMatch, Conditions, Config, EventsSection, Family, FragMatch, IpSet,
-    PortRange, Rule, SetSource, TcpFlags, Verdict, XdpSection,
+    compile, Action, AddrItem, AddrMatch, Conditions, Config, EventsSection, Family, FragMatch,
+    IpSet, PortRange, Rule, SetSource, TcpFlags, Verdict, XdpSection,
 };
 
 pub const XDP_DROP: u32 = 1;
@@ -71,16 +71,37 @@ impl Cfg {
     }
     pub fn set(mut self, name: &str, entries: &[&str]) -> Self {
         let entries = entries.iter().map(|e| net(e)).collect();
-        self.0.sets.insert(name.into(), IpSet { name: name.into(), entries, source: SetSource::Inline });
+        self.0.sets.insert(
+            name.into(),
+            IpSet {
+                name: name.into(),
+                entries,
+                source: SetSource::Inline,
+            },
+        );
         self
     }
     pub fn set_nets(mut self, name: &str, entries: Vec<IpNet>) -> Self {
-        self.0.sets.insert(name.into(), IpSet { name: name.into(), entries, source: SetSource::Inline });
+        self.0.sets.insert(
+            name.into(),
+            IpSet {
+                name: name.into(),
+                entries,
+                source: SetSource::Inline,
+            },
+        );
         self
     }
     pub fn rule(mut self, name: &str, cond: Conditions, action: Action) -> Self {
         let line = self.0.rules.len() + 1;
-        self.0.rules.push(Rule { name: name.into(), line, cond, action, log: None, sample: None });
+        self.0.rules.push(Rule {
+            name: name.into(),
+            line,
+            cond,
+            action,
+            log: None,
+            sample: None,
+        });
         self
     }
     pub fn load(self) -> Fw {
@@ -176,11 +197,27 @@ impl Ext {
 
 #[derive(Clone, Copy, Debug)]
 pub enum L4 {
-    Tcp { sport: u16, dport: u16, flags: u8 },
-    Udp { sport: u16, dport: u16 },
-    Sctp { sport: u16, dport: u16 },
-    Icmp { ty: u8, code: u8 },
-    Icmp6 { ty: u8, code: u8 },
+    Tcp {
+        sport: u16,
+        dport: u16,
+        flags: u8,
+    },
+    Udp {
+        sport: u16,
+        dport: u16,
+    },
+    Sctp {
+        sport: u16,
+        dport: u16,
+    },
+    Icmp {
+        ty: u8,
+        code: u8,
+    },
+    Icmp6 {
+        ty: u8,
+        code: u8,
+    },
     /// Any other protocol number, no header.
     Other(u8),
 }
@@ -203,8 +240,19 @@ pub enum Net {
     Arp,
     /// A non-IP ethertype with an opaque payload (e.g. LLDP 0x88cc).
     Raw(u16, Vec<u8>),
-    V4 { src: Ipv4Addr, dst: Ipv4Addr, options: Vec<u8>, frag: Frag, l4: L4 },
-    V6 { src: Ipv6Addr, dst: Ipv6Addr, exts: Vec<Ext>, l4: L4 },
+    V4 {
+        src: Ipv4Addr,
+        dst: Ipv4Addr,
+        options: Vec<u8>,
+        frag: Frag,
+        l4: L4,
+    },
+    V6 {
+        src: Ipv6Addr,
+        dst: Ipv6Addr,
+        exts: Vec<Ext>,
+        l4: L4,
+    },
 }
 
 /// A packet description: renders to bytes and to the facts rules see.
@@ -224,25 +272,64 @@ fn v6(s: &str) -> Ipv6Addr {
 }
 
 pub fn ip4(src: &str, dst: &str, l4: L4) -> Pkt {
-    Pkt { vlans: vec![], net: Net::V4 { src: v4(src), dst: v4(dst), options: vec![], frag: Frag::None, l4 }, payload: 0 }
+    Pkt {
+        vlans: vec![],
+        net: Net::V4 {
+            src: v4(src),
+            dst: v4(dst),
+            options: vec![],
+            frag: Frag::None,
+            l4,
+        },
+        payload: 0,
+    }
 }
 pub fn ip6(src: &str, dst: &str, l4: L4) -> Pkt {
-    Pkt { vlans: vec![], net: Net::V6 { src: v6(src), dst: v6(dst), exts: vec![], l4 }, payload: 0 }
+    Pkt {
+        vlans: vec![],
+        net: Net::V6 {
+            src: v6(src),
+            dst: v6(dst),
+            exts: vec![],
+            l4,
+        },
+        payload: 0,
+    }
 }
 pub fn tcp4(src: &str, dst: &str, sport: u16, dport: u16) -> Pkt {
-    ip4(src, dst, L4::Tcp { sport, dport, flags: ACK })
+    ip4(
+        src,
+        dst,
+        L4::Tcp {
+            sport,
+            dport,
+            flags: ACK,
+        },
+    )
 }
 pub fn udp4(src: &str, dst: &str, sport: u16, dport: u16) -> Pkt {
     ip4(src, dst, L4::Udp { sport, dport })
 }
 pub fn tcp6(src: &str, dst: &str, sport: u16, dport: u16) -> Pkt {
-    ip6(src, dst, L4::Tcp { sport, dport, flags: ACK })
+    ip6(
+        src,
+        dst,
+        L4::Tcp {
+            sport,
+            dport,
+            flags: ACK,
+        },
+    )
 }
 pub fn udp6(src: &str, dst: &str, sport: u16, dport: u16) -> Pkt {
     ip6(src, dst, L4::Udp { sport, dport })
 }
 pub fn arp() -> Pkt {
-    Pkt { vlans: vec![], net: Net::Arp, payload: 0 }
+    Pkt {
+        vlans: vec![],
+        net: Net::Arp,
+        payload: 0,
+    }
 }
 
 impl Pkt {
@@ -262,7 +349,14 @@ impl Pkt {
     }
     pub fn flags(mut self, f: u8) -> Self {
         match &mut self.net {
-            Net::V4 { l4: L4::Tcp { flags, .. }, .. } | Net::V6 { l4: L4::Tcp { flags, .. }, .. } => *flags = f,
+            Net::V4 {
+                l4: L4::Tcp { flags, .. },
+                ..
+            }
+            | Net::V6 {
+                l4: L4::Tcp { flags, .. },
+                ..
+            } => *flags = f,
             _ => panic!("flags on a non-TCP packet"),
         }
         self
@@ -296,7 +390,11 @@ impl Pkt {
 
     fn l4_bytes(l4: L4, payload: usize) -> Vec<u8> {
         match l4 {
-            L4::Tcp { sport, dport, flags } => {
+            L4::Tcp {
+                sport,
+                dport,
+                flags,
+            } => {
                 let mut h = TcpHeader::new(sport, dport, 1000, 64240);
                 h.fin = flags & FIN != 0;
                 h.syn = flags & SYN != 0;
@@ -326,16 +424,20 @@ impl Pkt {
                 b.extend_from_slice(&0u32.to_be_bytes());
                 b
             }
-            L4::Icmp { ty, code } => {
-                Icmpv4Header::new(Icmpv4Type::Unknown { type_u8: ty, code_u8: code, bytes5to8: [0; 4] })
-                    .to_bytes()
-                    .to_vec()
-            }
-            L4::Icmp6 { ty, code } => {
-                Icmpv6Header::new(Icmpv6Type::Unknown { type_u8: ty, code_u8: code, bytes5to8: [0; 4] })
-                    .to_bytes()
-                    .to_vec()
-            }
+            L4::Icmp { ty, code } => Icmpv4Header::new(Icmpv4Type::Unknown {
+                type_u8: ty,
+                code_u8: code,
+                bytes5to8: [0; 4],
+            })
+            .to_bytes()
+            .to_vec(),
+            L4::Icmp6 { ty, code } => Icmpv6Header::new(Icmpv6Type::Unknown {
+                type_u8: ty,
+                code_u8: code,
+                bytes5to8: [0; 4],
+            })
+            .to_bytes()
+            .to_vec(),
             L4::Other(_) => Vec::new(),
         }
     }
@@ -355,9 +457,14 @@ impl Pkt {
                     Frag::First => (0, true),
                     Frag::NonFirst(o) => (o, true),
                 };
-                let mut b = Ipv6FragmentHeader::new(nh, IpFragOffset::try_new(off).expect("offset"), more, 0xabcd)
-                    .to_bytes()
-                    .to_vec();
+                let mut b = Ipv6FragmentHeader::new(
+                    nh,
+                    IpFragOffset::try_new(off).expect("offset"),
+                    more,
+                    0xabcd,
+                )
+                .to_bytes()
+                .to_vec();
                 // etherparse 0.19 serialises this word wrongly (offset not
                 // shifted, M flag at 0x80 of byte 3; fixed in 0.21): write the
                 // RFC 8200 layout, offset << 3 | M. See fixture_encodings.
@@ -392,7 +499,13 @@ impl Pkt {
                 b.extend_from_slice(&payload);
                 (*t, b)
             }
-            Net::V4 { src, dst, options, frag, l4 } => {
+            Net::V4 {
+                src,
+                dst,
+                options,
+                frag,
+                l4,
+            } => {
                 let mut body = Self::l4_bytes(*l4, self.payload);
                 body.extend_from_slice(&payload);
                 let mut h = Ipv4Header::new(
@@ -403,7 +516,9 @@ impl Pkt {
                     dst.octets(),
                 )
                 .expect("ipv4 header");
-                h.options = options[..].try_into().expect("options: multiple of 4, at most 40 bytes");
+                h.options = options[..]
+                    .try_into()
+                    .expect("options: multiple of 4, at most 40 bytes");
                 match frag {
                     Frag::None => {}
                     Frag::First => {
@@ -450,9 +565,13 @@ impl Pkt {
         let (ethertype, l3) = self.l3_bytes();
         let mut out = Vec::new();
         let first = self.vlans.first().map_or(ethertype, |t| t.tpid);
-        Ethernet2Header { source: [2, 0, 0, 0, 0, 0xaa], destination: [2, 0, 0, 0, 0, 0xbb], ether_type: EtherType(first) }
-            .write(&mut out)
-            .expect("write eth");
+        Ethernet2Header {
+            source: [2, 0, 0, 0, 0, 0xaa],
+            destination: [2, 0, 0, 0, 0, 0xbb],
+            ether_type: EtherType(first),
+        }
+        .write(&mut out)
+        .expect("write eth");
         for (i, t) in self.vlans.iter().enumerate() {
             let next = self.vlans.get(i + 1).map_or(ethertype, |n| n.tpid);
             let h = SingleVlanHeader {
@@ -491,7 +610,9 @@ impl Pkt {
         }
         let (l4, v6, nonfirst) = match &self.net {
             Net::Arp | Net::Raw(..) => return Ok(()),
-            Net::V4 { options, frag, l4, .. } => {
+            Net::V4 {
+                options, frag, l4, ..
+            } => {
                 end += 20 + options.len();
                 if len < end {
                     return Err(TRUNCATED);
@@ -542,7 +663,15 @@ impl Pkt {
         let vlans = self.vlans.iter().map(|t| t.vid).collect();
         let ip = match &self.net {
             Net::Arp | Net::Raw(..) => None,
-            Net::V4 { src, dst, frag, l4, .. } => Some(IpFacts::new((*src).into(), (*dst).into(), *frag, *l4, l4.proto())),
+            Net::V4 {
+                src, dst, frag, l4, ..
+            } => Some(IpFacts::new(
+                (*src).into(),
+                (*dst).into(),
+                *frag,
+                *l4,
+                l4.proto(),
+            )),
             Net::V6 { src, dst, exts, l4 } => {
                 let mut frag = Frag::None;
                 let mut proto = l4.proto();
@@ -582,12 +711,24 @@ pub struct IpFacts {
 
 impl IpFacts {
     fn new(src: IpAddr, dst: IpAddr, frag: Frag, l4: L4, proto: u8) -> Self {
-        let mut f = IpFacts { src, dst, proto, frag, ports: None, flags: None, icmp: None };
+        let mut f = IpFacts {
+            src,
+            dst,
+            proto,
+            frag,
+            ports: None,
+            flags: None,
+            icmp: None,
+        };
         if matches!(frag, Frag::NonFirst(_)) {
             return f;
         }
         match l4 {
-            L4::Tcp { sport, dport, flags } => {
+            L4::Tcp {
+                sport,
+                dport,
+                flags,
+            } => {
                 f.ports = Some((sport, dport));
                 f.flags = Some(flags);
             }
@@ -639,18 +780,34 @@ pub fn rule_matches(cfg: &Config, c: &Conditions, f: &Facts) -> bool {
     }
     let Some(ip) = &f.ip else {
         // Not IP: only rules without L3/L4 conditions.
-        let l3 = Conditions { vlan: None, ..c.clone() };
+        let l3 = Conditions {
+            vlan: None,
+            ..c.clone()
+        };
         return l3 == Conditions::default();
     };
-    let family = if ip.src.is_ipv4() { Family::Ipv4 } else { Family::Ipv6 };
+    let family = if ip.src.is_ipv4() {
+        Family::Ipv4
+    } else {
+        Family::Ipv6
+    };
     c.src.as_ref().is_none_or(|m| addr_matches(cfg, m, ip.src))
         && c.dst.as_ref().is_none_or(|m| addr_matches(cfg, m, ip.dst))
         && c.proto.is_none_or(|p| p == ip.proto)
-        && c.sport.as_ref().is_none_or(|rs| ip.ports.is_some_and(|(s, _)| in_ranges(rs, s)))
-        && c.dport.as_ref().is_none_or(|rs| ip.ports.is_some_and(|(_, d)| in_ranges(rs, d)))
-        && c.tcp_flags.is_none_or(|t| ip.flags.is_some_and(|x| x & t.set == t.set && x & t.clear == 0))
-        && c.icmp_type.is_none_or(|t| ip.icmp.is_some_and(|(ty, _)| ty == t))
-        && c.icmp_code.is_none_or(|k| ip.icmp.is_some_and(|(_, code)| code == k))
+        && c.sport
+            .as_ref()
+            .is_none_or(|rs| ip.ports.is_some_and(|(s, _)| in_ranges(rs, s)))
+        && c.dport
+            .as_ref()
+            .is_none_or(|rs| ip.ports.is_some_and(|(_, d)| in_ranges(rs, d)))
+        && c.tcp_flags.is_none_or(|t| {
+            ip.flags
+                .is_some_and(|x| x & t.set == t.set && x & t.clear == 0)
+        })
+        && c.icmp_type
+            .is_none_or(|t| ip.icmp.is_some_and(|(ty, _)| ty == t))
+        && c.icmp_code
+            .is_none_or(|k| ip.icmp.is_some_and(|(_, code)| code == k))
         && c.family.is_none_or(|fam| fam == family)
         && c.fragment.is_none_or(|m| match m {
             FragMatch::Any => ip.frag != Frag::None,
@@ -669,7 +826,10 @@ pub struct Expected {
 
 impl Expected {
     pub fn new(cfg: &Config) -> Self {
-        Expected { rules: vec![(0, 0); cfg.rules.len()], default: (0, 0) }
+        Expected {
+            rules: vec![(0, 0); cfg.rules.len()],
+            default: (0, 0),
+        }
     }
 
     /// Accounts one well-formed packet: its `count` rules and its winner.
@@ -721,7 +881,11 @@ impl Fw {
             ..Default::default()
         };
         inst.set_info(&info).expect("write xw_info");
-        Fw { cfg, compiled: c, inst }
+        Fw {
+            cfg,
+            compiled: c,
+            inst,
+        }
     }
 
     /// Whether some class's candidate list overflowed (bitmap-scan mode).
@@ -732,25 +896,43 @@ impl Fw {
     /// Asserts every rule counter and the default counter equal `e`.
     pub fn assert_counters(&self, e: &Expected) {
         let s = self.stats();
-        assert_eq!(s.rules.len(), self.cfg.rules.len(), "stats lists every rule");
+        assert_eq!(
+            s.rules.len(),
+            self.cfg.rules.len(),
+            "stats lists every rule"
+        );
         let mut bad = Vec::new();
         for (i, r) in s.rules.iter().enumerate() {
             assert_eq!(r.name, self.cfg.rules[i].name);
             let got = (r.counter.packets, r.counter.bytes);
             if got != e.rules[i] {
-                bad.push(format!("rule {i} {} ({}): got {got:?}, want {:?}", r.name, r.action, e.rules[i]));
+                bad.push(format!(
+                    "rule {i} {} ({}): got {got:?}, want {:?}",
+                    r.name, r.action, e.rules[i]
+                ));
             }
         }
         if (s.default.packets, s.default.bytes) != e.default {
-            bad.push(format!("default: got {:?}, want {:?}", (s.default.packets, s.default.bytes), e.default));
+            bad.push(format!(
+                "default: got {:?}, want {:?}",
+                (s.default.packets, s.default.bytes),
+                e.default
+            ));
         }
-        assert!(bad.is_empty(), "counters differ from the reference (packets, bytes):\n{}", bad.join("\n"));
+        assert!(
+            bad.is_empty(),
+            "counters differ from the reference (packets, bytes):\n{}",
+            bad.join("\n")
+        );
     }
 
     /// Runs a frame; asserts the XDP verdict is the one the reported rule,
     /// the default or the malformed policy calls for.
     pub fn run(&self, frame: &[u8]) -> Run {
-        let v = self.inst.test_run(frame).unwrap_or_else(|e| panic!("test_run ({} bytes): {e}", frame.len()));
+        let v = self
+            .inst
+            .test_run(frame)
+            .unwrap_or_else(|e| panic!("test_run ({} bytes): {e}", frame.len()));
         let want = match (v.malformed, v.rule) {
             (Some(m), r) => {
                 assert!(m < 4, "unknown malformed reason {m}");
@@ -758,16 +940,29 @@ impl Fw {
                 xdp_of(self.cfg.xdp.malformed)
             }
             (None, Some(r)) => {
-                let rule = self.cfg.rules.get(r as usize).unwrap_or_else(|| panic!("rule id {r} out of range"));
+                let rule = self
+                    .cfg
+                    .rules
+                    .get(r as usize)
+                    .unwrap_or_else(|| panic!("rule id {r} out of range"));
                 match rule.action {
                     Action::Drop => XDP_DROP,
                     Action::Pass => XDP_PASS,
-                    ref a => panic!("non-terminal rule {} ({}) reported as the winner", rule.name, a.name()),
+                    ref a => panic!(
+                        "non-terminal rule {} ({}) reported as the winner",
+                        rule.name,
+                        a.name()
+                    ),
                 }
             }
             (None, None) => xdp_of(self.cfg.xdp.default),
         };
-        assert_eq!(v.xdp, want, "XDP verdict disagrees with {v:?} for a {}-byte frame", frame.len());
+        assert_eq!(
+            v.xdp,
+            want,
+            "XDP verdict disagrees with {v:?} for a {}-byte frame",
+            frame.len()
+        );
         v
     }
 
@@ -810,7 +1005,11 @@ impl Fw {
 
     pub fn counter(&self, name: &str) -> Counter {
         let s = self.stats();
-        s.rules.iter().find(|r| r.name == name).unwrap_or_else(|| panic!("no rule {name} in stats")).counter
+        s.rules
+            .iter()
+            .find(|r| r.name == name)
+            .unwrap_or_else(|| panic!("no rule {name} in stats"))
+            .counter
     }
 
     /// Malformed counter by reason index.

@@ -8,13 +8,67 @@ use super::fixtures::*;
 /// a classification proves the parser found the L4 header.
 fn l4_rules() -> Cfg {
     Cfg::new()
-        .rule("tcp443", Conditions { proto: Some(6), dport: port(443), ..any() }, Action::Drop)
-        .rule("udp53", Conditions { proto: Some(17), dport: port(53), ..any() }, Action::Pass)
-        .rule("sctp9", Conditions { proto: Some(132), dport: port(9), ..any() }, Action::Drop)
-        .rule("echo4", Conditions { proto: Some(1), icmp_type: Some(8), ..any() }, Action::Pass)
-        .rule("echo6", Conditions { proto: Some(58), icmp_type: Some(128), ..any() }, Action::Drop)
-        .rule("gre", Conditions { proto: Some(47), ..any() }, Action::Pass)
-        .rule("v6", Conditions { family: Some(Family::Ipv6), ..any() }, Action::Pass)
+        .rule(
+            "tcp443",
+            Conditions {
+                proto: Some(6),
+                dport: port(443),
+                ..any()
+            },
+            Action::Drop,
+        )
+        .rule(
+            "udp53",
+            Conditions {
+                proto: Some(17),
+                dport: port(53),
+                ..any()
+            },
+            Action::Pass,
+        )
+        .rule(
+            "sctp9",
+            Conditions {
+                proto: Some(132),
+                dport: port(9),
+                ..any()
+            },
+            Action::Drop,
+        )
+        .rule(
+            "echo4",
+            Conditions {
+                proto: Some(1),
+                icmp_type: Some(8),
+                ..any()
+            },
+            Action::Pass,
+        )
+        .rule(
+            "echo6",
+            Conditions {
+                proto: Some(58),
+                icmp_type: Some(128),
+                ..any()
+            },
+            Action::Drop,
+        )
+        .rule(
+            "gre",
+            Conditions {
+                proto: Some(47),
+                ..any()
+            },
+            Action::Pass,
+        )
+        .rule(
+            "v6",
+            Conditions {
+                family: Some(Family::Ipv6),
+                ..any()
+            },
+            Action::Pass,
+        )
 }
 
 #[test]
@@ -23,19 +77,67 @@ fn l4_headers_of_both_families() {
         return;
     }
     let fw = l4_rules().load();
-    assert_eq!(fw.hit(&tcp4("192.0.2.1", "192.0.2.2", 40000, 443)), Some("tcp443"));
+    assert_eq!(
+        fw.hit(&tcp4("192.0.2.1", "192.0.2.2", 40000, 443)),
+        Some("tcp443")
+    );
     assert_eq!(fw.hit(&tcp4("192.0.2.1", "192.0.2.2", 40000, 444)), None);
-    assert_eq!(fw.hit(&udp4("192.0.2.1", "192.0.2.2", 5353, 53)), Some("udp53"));
-    assert_eq!(fw.hit(&ip4("192.0.2.1", "192.0.2.2", L4::Sctp { sport: 1, dport: 9 })), Some("sctp9"));
-    assert_eq!(fw.hit(&ip4("192.0.2.1", "192.0.2.2", L4::Icmp { ty: 8, code: 0 })), Some("echo4"));
-    assert_eq!(fw.hit(&ip4("192.0.2.1", "192.0.2.2", L4::Icmp { ty: 0, code: 0 })), None);
-    assert_eq!(fw.hit(&ip4("192.0.2.1", "192.0.2.2", L4::Other(47))), Some("gre"));
-    assert_eq!(fw.hit(&tcp6("2001:db8::1", "2001:db8::2", 40000, 443)), Some("tcp443"));
-    assert_eq!(fw.hit(&udp6("2001:db8::1", "2001:db8::2", 5353, 53)), Some("udp53"));
-    assert_eq!(fw.hit(&ip6("2001:db8::1", "2001:db8::2", L4::Sctp { sport: 1, dport: 9 })), Some("sctp9"));
-    assert_eq!(fw.hit(&ip6("2001:db8::1", "2001:db8::2", L4::Icmp6 { ty: 128, code: 0 })), Some("echo6"));
-    assert_eq!(fw.hit(&ip6("2001:db8::1", "2001:db8::2", L4::Other(47))), Some("gre"));
-    assert_eq!(fw.hit(&udp6("2001:db8::1", "2001:db8::2", 5353, 54)), Some("v6"));
+    assert_eq!(
+        fw.hit(&udp4("192.0.2.1", "192.0.2.2", 5353, 53)),
+        Some("udp53")
+    );
+    assert_eq!(
+        fw.hit(&ip4(
+            "192.0.2.1",
+            "192.0.2.2",
+            L4::Sctp { sport: 1, dport: 9 }
+        )),
+        Some("sctp9")
+    );
+    assert_eq!(
+        fw.hit(&ip4("192.0.2.1", "192.0.2.2", L4::Icmp { ty: 8, code: 0 })),
+        Some("echo4")
+    );
+    assert_eq!(
+        fw.hit(&ip4("192.0.2.1", "192.0.2.2", L4::Icmp { ty: 0, code: 0 })),
+        None
+    );
+    assert_eq!(
+        fw.hit(&ip4("192.0.2.1", "192.0.2.2", L4::Other(47))),
+        Some("gre")
+    );
+    assert_eq!(
+        fw.hit(&tcp6("2001:db8::1", "2001:db8::2", 40000, 443)),
+        Some("tcp443")
+    );
+    assert_eq!(
+        fw.hit(&udp6("2001:db8::1", "2001:db8::2", 5353, 53)),
+        Some("udp53")
+    );
+    assert_eq!(
+        fw.hit(&ip6(
+            "2001:db8::1",
+            "2001:db8::2",
+            L4::Sctp { sport: 1, dport: 9 }
+        )),
+        Some("sctp9")
+    );
+    assert_eq!(
+        fw.hit(&ip6(
+            "2001:db8::1",
+            "2001:db8::2",
+            L4::Icmp6 { ty: 128, code: 0 }
+        )),
+        Some("echo6")
+    );
+    assert_eq!(
+        fw.hit(&ip6("2001:db8::1", "2001:db8::2", L4::Other(47))),
+        Some("gre")
+    );
+    assert_eq!(
+        fw.hit(&udp6("2001:db8::1", "2001:db8::2", 5353, 54)),
+        Some("v6")
+    );
 }
 
 #[test]
@@ -44,29 +146,77 @@ fn vlan_tags_single_and_qinq() {
         return;
     }
     let fw = Cfg::new()
-        .rule("v100", Conditions { vlan: Some(100), ..any() }, Action::Drop)
-        .rule("v200-tcp80", Conditions { vlan: Some(200), proto: Some(6), dport: port(80), ..any() }, Action::Pass)
-        .rule("v0", Conditions { vlan: Some(0), ..any() }, Action::Pass)
-        .rule("v4095", Conditions { vlan: Some(4095), ..any() }, Action::Drop)
+        .rule(
+            "v100",
+            Conditions {
+                vlan: Some(100),
+                ..any()
+            },
+            Action::Drop,
+        )
+        .rule(
+            "v200-tcp80",
+            Conditions {
+                vlan: Some(200),
+                proto: Some(6),
+                dport: port(80),
+                ..any()
+            },
+            Action::Pass,
+        )
+        .rule(
+            "v0",
+            Conditions {
+                vlan: Some(0),
+                ..any()
+            },
+            Action::Pass,
+        )
+        .rule(
+            "v4095",
+            Conditions {
+                vlan: Some(4095),
+                ..any()
+            },
+            Action::Drop,
+        )
         .load();
     let t = || tcp4("192.0.2.1", "192.0.2.2", 1234, 80);
     assert_eq!(fw.hit(&t()), None, "untagged");
     assert_eq!(fw.hit(&t().vlan(100)), Some("v100"), "802.1Q");
-    assert_eq!(fw.hit(&t().tag(0x88a8, 100)), Some("v100"), "802.1ad single tag");
+    assert_eq!(
+        fw.hit(&t().tag(0x88a8, 100)),
+        Some("v100"),
+        "802.1ad single tag"
+    );
     assert_eq!(fw.hit(&t().vlan(101)), None);
     assert_eq!(fw.hit(&t().qinq(100, 7)), Some("v100"), "outer tag");
     assert_eq!(fw.hit(&t().qinq(7, 100)), Some("v100"), "inner tag");
-    assert_eq!(fw.hit(&t().vlan(7).vlan(100)), Some("v100"), "802.1Q in 802.1Q");
+    assert_eq!(
+        fw.hit(&t().vlan(7).vlan(100)),
+        Some("v100"),
+        "802.1Q in 802.1Q"
+    );
     assert_eq!(fw.hit(&t().qinq(7, 8)), None);
     // L3/L4 behind one and two tags.
     assert_eq!(fw.hit(&t().vlan(200)), Some("v200-tcp80"));
     assert_eq!(fw.hit(&t().qinq(9, 200)), Some("v200-tcp80"));
-    assert_eq!(fw.hit(&tcp6("2001:db8::1", "2001:db8::2", 1, 80).qinq(200, 9)), Some("v200-tcp80"));
-    assert_eq!(fw.hit(&udp4("192.0.2.1", "192.0.2.2", 1234, 80).vlan(200)), None);
+    assert_eq!(
+        fw.hit(&tcp6("2001:db8::1", "2001:db8::2", 1, 80).qinq(200, 9)),
+        Some("v200-tcp80")
+    );
+    assert_eq!(
+        fw.hit(&udp4("192.0.2.1", "192.0.2.2", 1234, 80).vlan(200)),
+        None
+    );
     // Edge ids.
     assert_eq!(fw.hit(&t().vlan(0)), Some("v0"), "priority tag (id 0)");
     assert_eq!(fw.hit(&t().qinq(4095, 5)), Some("v4095"));
-    assert_eq!(fw.hit(&arp().vlan(100)), Some("v100"), "tagged ARP matches a vlan-only rule");
+    assert_eq!(
+        fw.hit(&arp().vlan(100)),
+        Some("v100"),
+        "tagged ARP matches a vlan-only rule"
+    );
     assert_eq!(fw.hit(&arp().qinq(1, 4095)), Some("v4095"));
 }
 
@@ -75,12 +225,27 @@ fn three_vlan_tags_are_vlan_too_deep() {
     if !root("three_vlan_tags_are_vlan_too_deep") {
         return;
     }
-    let fw = Cfg::new().malformed(Verdict::Drop).rule("all", any(), Action::Pass).load();
+    let fw = Cfg::new()
+        .malformed(Verdict::Drop)
+        .rule("all", any(), Action::Pass)
+        .load();
     let frames = [
-        tcp4("192.0.2.1", "192.0.2.2", 1, 2).vlan(1).vlan(2).vlan(3).bytes(),
-        tcp4("192.0.2.1", "192.0.2.2", 1, 2).qinq(1, 2).vlan(3).bytes(),
+        tcp4("192.0.2.1", "192.0.2.2", 1, 2)
+            .vlan(1)
+            .vlan(2)
+            .vlan(3)
+            .bytes(),
+        tcp4("192.0.2.1", "192.0.2.2", 1, 2)
+            .qinq(1, 2)
+            .vlan(3)
+            .bytes(),
         arp().tag(0x88a8, 1).tag(0x88a8, 2).tag(0x88a8, 3).bytes(),
-        tcp6("2001:db8::1", "2001:db8::2", 1, 2).vlan(1).vlan(2).vlan(3).vlan(4).bytes(),
+        tcp6("2001:db8::1", "2001:db8::2", 1, 2)
+            .vlan(1)
+            .vlan(2)
+            .vlan(3)
+            .vlan(4)
+            .bytes(),
     ];
     let mut bytes = 0;
     for f in &frames {
@@ -93,7 +258,10 @@ fn three_vlan_tags_are_vlan_too_deep() {
     assert_eq!((c.packets, c.bytes), (frames.len() as u64, bytes));
     assert_eq!(fw.counter("all").packets, 0);
     // Two tags are fine.
-    assert_eq!(fw.hit(&tcp4("192.0.2.1", "192.0.2.2", 1, 2).qinq(1, 2)), Some("all"));
+    assert_eq!(
+        fw.hit(&tcp4("192.0.2.1", "192.0.2.2", 1, 2).qinq(1, 2)),
+        Some("all")
+    );
 }
 
 #[test]
@@ -102,8 +270,25 @@ fn ipv4_options_are_skipped() {
         return;
     }
     let fw = Cfg::new()
-        .rule("https", Conditions { src: addr(&["198.51.100.0/24"]), proto: Some(6), dport: port(443), ..any() }, Action::Drop)
-        .rule("dns", Conditions { proto: Some(17), sport: port(53), ..any() }, Action::Pass)
+        .rule(
+            "https",
+            Conditions {
+                src: addr(&["198.51.100.0/24"]),
+                proto: Some(6),
+                dport: port(443),
+                ..any()
+            },
+            Action::Drop,
+        )
+        .rule(
+            "dns",
+            Conditions {
+                proto: Some(17),
+                sport: port(53),
+                ..any()
+            },
+            Action::Pass,
+        )
         .load();
     // NOPs (1) then End of Options (0), padded to a multiple of 4.
     for n in [4usize, 8, 12, 20, 36, 40] {
@@ -114,7 +299,10 @@ fn ipv4_options_are_skipped() {
         let u = udp4("192.0.2.2", "198.51.100.9", 53, 5555).options(&o);
         assert_eq!(fw.hit(&u), Some("dns"), "{n} bytes of options");
         // The port field sits right after the options, not at offset 20.
-        assert_eq!(fw.hit(&tcp4("198.51.100.9", "192.0.2.2", 5555, 444).options(&o)), None);
+        assert_eq!(
+            fw.hit(&tcp4("198.51.100.9", "192.0.2.2", 5555, 444).options(&o)),
+            None
+        );
     }
 }
 
@@ -134,7 +322,14 @@ fn ipv6_extension_headers_are_walked() {
         vec![Ext::Fragment(Frag::None)],
         vec![Ext::Ah(1)],
         vec![Ext::Ah(5)],
-        vec![Ext::HopByHop(0), Ext::DestOpts(0), Ext::Routing(1), Ext::Fragment(Frag::First), Ext::Ah(3), Ext::DestOpts(2)],
+        vec![
+            Ext::HopByHop(0),
+            Ext::DestOpts(0),
+            Ext::Routing(1),
+            Ext::Fragment(Frag::First),
+            Ext::Ah(3),
+            Ext::DestOpts(2),
+        ],
     ];
     for chain in chains {
         let with = |mut p: Pkt| {
@@ -145,13 +340,37 @@ fn ipv6_extension_headers_are_walked() {
         };
         let s = "2001:db8::1";
         let d = "2001:db8::2";
-        assert_eq!(fw.hit(&with(tcp6(s, d, 1000, 443))), Some("tcp443"), "{chain:?}");
-        assert_eq!(fw.hit(&with(udp6(s, d, 1000, 53))), Some("udp53"), "{chain:?}");
-        assert_eq!(fw.hit(&with(ip6(s, d, L4::Sctp { sport: 1, dport: 9 }))), Some("sctp9"), "{chain:?}");
-        assert_eq!(fw.hit(&with(ip6(s, d, L4::Icmp6 { ty: 128, code: 0 }))), Some("echo6"), "{chain:?}");
-        assert_eq!(fw.hit(&with(ip6(s, d, L4::Other(47)))), Some("gre"), "{chain:?}");
+        assert_eq!(
+            fw.hit(&with(tcp6(s, d, 1000, 443))),
+            Some("tcp443"),
+            "{chain:?}"
+        );
+        assert_eq!(
+            fw.hit(&with(udp6(s, d, 1000, 53))),
+            Some("udp53"),
+            "{chain:?}"
+        );
+        assert_eq!(
+            fw.hit(&with(ip6(s, d, L4::Sctp { sport: 1, dport: 9 }))),
+            Some("sctp9"),
+            "{chain:?}"
+        );
+        assert_eq!(
+            fw.hit(&with(ip6(s, d, L4::Icmp6 { ty: 128, code: 0 }))),
+            Some("echo6"),
+            "{chain:?}"
+        );
+        assert_eq!(
+            fw.hit(&with(ip6(s, d, L4::Other(47)))),
+            Some("gre"),
+            "{chain:?}"
+        );
         // The protocol is the upper layer's, not the last extension's.
-        assert_eq!(fw.hit(&with(tcp6(s, d, 1000, 444))), Some("v6"), "{chain:?}");
+        assert_eq!(
+            fw.hit(&with(tcp6(s, d, 1000, 444))),
+            Some("v6"),
+            "{chain:?}"
+        );
     }
 }
 
@@ -161,7 +380,17 @@ fn ipv6_extension_chain_depth() {
         return;
     }
     let fw = l4_rules().malformed(Verdict::Drop).load();
-    let kinds = [Ext::HopByHop(0), Ext::DestOpts(1), Ext::Routing(0), Ext::Ah(1), Ext::DestOpts(0), Ext::Routing(1), Ext::Fragment(Frag::First), Ext::DestOpts(0), Ext::Ah(3)];
+    let kinds = [
+        Ext::HopByHop(0),
+        Ext::DestOpts(1),
+        Ext::Routing(0),
+        Ext::Ah(1),
+        Ext::DestOpts(0),
+        Ext::Routing(1),
+        Ext::Fragment(Frag::First),
+        Ext::DestOpts(0),
+        Ext::Ah(3),
+    ];
     let chain = |n: usize| {
         let mut p = tcp6("2001:db8::1", "2001:db8::2", 1000, 443);
         for e in kinds.iter().take(n) {
@@ -188,13 +417,18 @@ fn ipv6_extension_chain_depth() {
     assert_eq!(c.packets, 3);
     // A non-first fragment ends the walk: what follows is not parsed, so a
     // long chain behind it is not too deep.
-    let mut nf = tcp6("2001:db8::1", "2001:db8::2", 1000, 443).ext(Ext::HopByHop(0)).ext(Ext::Fragment(Frag::NonFirst(10)));
+    let mut nf = tcp6("2001:db8::1", "2001:db8::2", 1000, 443)
+        .ext(Ext::HopByHop(0))
+        .ext(Ext::Fragment(Frag::NonFirst(10)));
     for _ in 0..8 {
         nf = nf.ext(Ext::DestOpts(0));
     }
     let v = fw.run(&nf.bytes());
     assert_eq!(v.malformed, None, "non-first fragment stops the walk");
-    assert_eq!(v.rule.map(|r| fw.cfg.rules[r as usize].name.as_str()), Some("v6"));
+    assert_eq!(
+        v.rule.map(|r| fw.cfg.rules[r as usize].name.as_str()),
+        Some("v6")
+    );
 }
 
 /// Shapes for the truncation sweep: every parse path, with the rule that
@@ -220,7 +454,10 @@ fn shapes() -> Vec<Pkt> {
         tcp4("192.0.2.1", "192.0.2.2", 1, 443).frag(Frag::NonFirst(100)),
         tcp4("192.0.2.1", "192.0.2.2", 1, 443).vlan(5),
         udp4("192.0.2.1", "192.0.2.2", 1, 53).qinq(5, 6),
-        tcp4("192.0.2.1", "192.0.2.2", 1, 443).vlan(1).vlan(2).vlan(3),
+        tcp4("192.0.2.1", "192.0.2.2", 1, 443)
+            .vlan(1)
+            .vlan(2)
+            .vlan(3),
         tcp6(s6, d6, 1, 443).payload(4),
         udp6(s6, d6, 1, 53),
         ip6(s6, d6, L4::Icmp6 { ty: 128, code: 0 }),
@@ -232,11 +469,18 @@ fn shapes() -> Vec<Pkt> {
             .ext(Ext::DestOpts(0))
             .ext(Ext::Fragment(Frag::First))
             .ext(Ext::Ah(3)),
-        udp6(s6, d6, 1, 53).ext(Ext::HopByHop(0)).ext(Ext::Fragment(Frag::NonFirst(3))).payload(16),
+        udp6(s6, d6, 1, 53)
+            .ext(Ext::HopByHop(0))
+            .ext(Ext::Fragment(Frag::NonFirst(3)))
+            .payload(16),
         nine,
         arp(),
         arp().vlan(9),
-        Pkt { vlans: vec![], net: Net::Raw(0x88cc, vec![0x02, 0x07, 0x04, 0, 0, 0, 0, 0, 1]), payload: 0 },
+        Pkt {
+            vlans: vec![],
+            net: Net::Raw(0x88cc, vec![0x02, 0x07, 0x04, 0, 0, 0, 0, 0, 1]),
+            payload: 0,
+        },
     ]
 }
 
@@ -251,7 +495,11 @@ fn truncated_at_every_length() {
     for p in shapes() {
         let full = p.bytes();
         let whole = fw.run(&full);
-        assert_eq!(whole.malformed, p.expect_at(full.len()).err(), "whole frame {p:?}");
+        assert_eq!(
+            whole.malformed,
+            p.expect_at(full.len()).err(),
+            "whole frame {p:?}"
+        );
         if let Some(reason) = whole.malformed {
             want[reason as usize].0 += 1;
             want[reason as usize].1 += full.len() as u64;
@@ -261,7 +509,12 @@ fn truncated_at_every_length() {
             runs += 1;
             match p.expect_at(len) {
                 Err(reason) => {
-                    assert_eq!(v.malformed, Some(reason), "cut at {len}/{}: {p:?}", full.len());
+                    assert_eq!(
+                        v.malformed,
+                        Some(reason),
+                        "cut at {len}/{}: {p:?}",
+                        full.len()
+                    );
                     want[reason as usize].0 += 1;
                     want[reason as usize].1 += len as u64;
                 }
@@ -278,7 +531,10 @@ fn truncated_at_every_length() {
     for (i, (name, c)) in s.malformed.iter().enumerate() {
         assert_eq!((c.packets, c.bytes), want[i], "malformed counter {name}");
     }
-    assert!(want[TRUNCATED as usize].0 > 300 && runs > 800, "sweep too small: {want:?}, {runs} runs");
+    assert!(
+        want[TRUNCATED as usize].0 > 300 && runs > 800,
+        "sweep too small: {want:?}, {runs} runs"
+    );
 }
 
 #[test]
@@ -289,7 +545,10 @@ fn too_short_for_the_kernel_is_refused_not_crashed() {
     let fw = l4_rules().load();
     let full = tcp4("192.0.2.1", "192.0.2.2", 1, 443).bytes();
     for len in 0..xdpwall_dataplane::testrun::MIN_FRAME {
-        assert!(fw.inst.test_run(&full[..len]).is_err(), "{len}-byte frame accepted by the kernel");
+        assert!(
+            fw.inst.test_run(&full[..len]).is_err(),
+            "{len}-byte frame accepted by the kernel"
+        );
     }
     // 14 bytes: an Ethernet header announcing IPv4 and nothing else.
     assert_eq!(fw.malformed(&full[..14]), Some(TRUNCATED));
@@ -306,9 +565,14 @@ fn bad_headers() {
     if !root("bad_headers") {
         return;
     }
-    let fw = Cfg::new().malformed(Verdict::Drop).rule("all", any(), Action::Pass).load();
+    let fw = Cfg::new()
+        .malformed(Verdict::Drop)
+        .rule("all", any(), Action::Pass)
+        .load();
     let t4 = tcp4("192.0.2.1", "192.0.2.2", 1, 443).payload(20).bytes();
-    let t6 = tcp6("2001:db8::1", "2001:db8::2", 1, 443).payload(20).bytes();
+    let t6 = tcp6("2001:db8::1", "2001:db8::2", 1, 443)
+        .payload(20)
+        .bytes();
     let with = |base: &[u8], at: usize, b: u8| {
         let mut f = base.to_vec();
         f[at] = b;
@@ -337,9 +601,14 @@ fn bad_headers() {
     // IHL 15 (60-byte header) in a frame that holds only 20 + 40 bytes
     // after Ethernet: the header is cut, so truncated.
     let short = tcp4("192.0.2.1", "192.0.2.2", 1, 443).payload(20).bytes();
-    assert_eq!(fw.malformed(&with(&short, IP4, 0x4f)[..IP4 + 50]), Some(TRUNCATED));
+    assert_eq!(
+        fw.malformed(&with(&short, IP4, 0x4f)[..IP4 + 50]),
+        Some(TRUNCATED)
+    );
     // A non-first fragment's payload is not a TCP header: doff 0 there is fine.
-    let nf = tcp4("192.0.2.1", "192.0.2.2", 1, 443).frag(Frag::NonFirst(8)).bytes();
+    let nf = tcp4("192.0.2.1", "192.0.2.2", 1, 443)
+        .frag(Frag::NonFirst(8))
+        .bytes();
     assert_eq!(fw.run(&with(&nf, TCP4 + 12, 0)).malformed, None);
 }
 
@@ -351,8 +620,22 @@ fn garbage_never_crashes_and_is_always_accounted() {
     let fw = Cfg::new()
         .malformed(Verdict::Drop)
         .rule("c", any(), Action::Count)
-        .rule("tcp", Conditions { proto: Some(6), ..any() }, Action::Drop)
-        .rule("v10", Conditions { vlan: Some(10), ..any() }, Action::Pass)
+        .rule(
+            "tcp",
+            Conditions {
+                proto: Some(6),
+                ..any()
+            },
+            Action::Drop,
+        )
+        .rule(
+            "v10",
+            Conditions {
+                vlan: Some(10),
+                ..any()
+            },
+            Action::Pass,
+        )
         .load();
     let mut rng = Rng::new(0x5eed);
     let types: [u16; 6] = [0x0800, 0x86dd, 0x8100, 0x88a8, 0x0806, 0x1234];
@@ -377,11 +660,21 @@ fn garbage_never_crashes_and_is_always_accounted() {
     // Every frame is counted exactly once: by a terminal rule, the default
     // or a malformed reason (the `count` rule sees every non-malformed one).
     let s = fw.stats();
-    let rules: u64 = s.rules.iter().filter(|r| r.action != "count").map(|r| r.counter.packets).sum();
+    let rules: u64 = s
+        .rules
+        .iter()
+        .filter(|r| r.action != "count")
+        .map(|r| r.counter.packets)
+        .sum();
     let malformed: u64 = s.malformed.iter().map(|(_, c)| c.packets).sum();
     assert_eq!(rules + s.default.packets + malformed, n);
     assert_eq!(s.rules[0].counter.packets, n - malformed);
-    let all_bytes: u64 = s.rules.iter().filter(|r| r.action != "count").map(|r| r.counter.bytes).sum::<u64>()
+    let all_bytes: u64 = s
+        .rules
+        .iter()
+        .filter(|r| r.action != "count")
+        .map(|r| r.counter.bytes)
+        .sum::<u64>()
         + s.default.bytes
         + s.malformed.iter().map(|(_, c)| c.bytes).sum::<u64>();
     assert_eq!(all_bytes, bytes);
@@ -397,22 +690,114 @@ fn non_ip_frames_are_not_malformed() {
     // rule and a rule without conditions can.
     let fw = Cfg::new()
         .default_action(Verdict::Drop)
-        .rule("src-not10", Conditions { src: addr(&["!10.0.0.0/8"]), ..any() }, Action::Pass)
-        .rule("dst-not-v6", Conditions { dst: addr(&["!2001:db8::/32"]), ..any() }, Action::Pass)
-        .rule("proto", Conditions { proto: Some(0), ..any() }, Action::Pass)
-        .rule("ports", Conditions { dport: ports(&[(0, 65535)]), ..any() }, Action::Pass)
-        .rule("flags", Conditions { tcp_flags: flags(0, SYN), ..any() }, Action::Pass)
-        .rule("icmp", Conditions { icmp_code: Some(0), ..any() }, Action::Pass)
-        .rule("fam4", Conditions { family: Some(Family::Ipv4), ..any() }, Action::Pass)
-        .rule("fam6", Conditions { family: Some(Family::Ipv6), ..any() }, Action::Pass)
-        .rule("frag-any", Conditions { fragment: Some(xdpwall_rules::FragMatch::Any), ..any() }, Action::Pass)
-        .rule("vlan7", Conditions { vlan: Some(7), ..any() }, Action::Pass)
-        .rule("vlan8-v4", Conditions { vlan: Some(8), family: Some(Family::Ipv4), ..any() }, Action::Pass)
+        .rule(
+            "src-not10",
+            Conditions {
+                src: addr(&["!10.0.0.0/8"]),
+                ..any()
+            },
+            Action::Pass,
+        )
+        .rule(
+            "dst-not-v6",
+            Conditions {
+                dst: addr(&["!2001:db8::/32"]),
+                ..any()
+            },
+            Action::Pass,
+        )
+        .rule(
+            "proto",
+            Conditions {
+                proto: Some(0),
+                ..any()
+            },
+            Action::Pass,
+        )
+        .rule(
+            "ports",
+            Conditions {
+                dport: ports(&[(0, 65535)]),
+                ..any()
+            },
+            Action::Pass,
+        )
+        .rule(
+            "flags",
+            Conditions {
+                tcp_flags: flags(0, SYN),
+                ..any()
+            },
+            Action::Pass,
+        )
+        .rule(
+            "icmp",
+            Conditions {
+                icmp_code: Some(0),
+                ..any()
+            },
+            Action::Pass,
+        )
+        .rule(
+            "fam4",
+            Conditions {
+                family: Some(Family::Ipv4),
+                ..any()
+            },
+            Action::Pass,
+        )
+        .rule(
+            "fam6",
+            Conditions {
+                family: Some(Family::Ipv6),
+                ..any()
+            },
+            Action::Pass,
+        )
+        .rule(
+            "frag-any",
+            Conditions {
+                fragment: Some(xdpwall_rules::FragMatch::Any),
+                ..any()
+            },
+            Action::Pass,
+        )
+        .rule(
+            "vlan7",
+            Conditions {
+                vlan: Some(7),
+                ..any()
+            },
+            Action::Pass,
+        )
+        .rule(
+            "vlan8-v4",
+            Conditions {
+                vlan: Some(8),
+                family: Some(Family::Ipv4),
+                ..any()
+            },
+            Action::Pass,
+        )
         .load();
-    let lldp = Pkt { vlans: vec![], net: Net::Raw(0x88cc, vec![0x02, 0x07, 0x04, 0, 0, 0, 0, 0, 1]), payload: 30 };
-    for p in [arp(), arp().vlan(5), lldp.clone(), arp().vlan(8), arp().qinq(8, 9)] {
+    let lldp = Pkt {
+        vlans: vec![],
+        net: Net::Raw(0x88cc, vec![0x02, 0x07, 0x04, 0, 0, 0, 0, 0, 1]),
+        payload: 30,
+    };
+    for p in [
+        arp(),
+        arp().vlan(5),
+        lldp.clone(),
+        arp().vlan(8),
+        arp().qinq(8, 9),
+    ] {
         let v = fw.verdict(&p);
-        assert_eq!((v.malformed, v.rule, v.xdp), (None, None, XDP_DROP), "{p:?}");
+        assert_eq!(
+            (v.malformed, v.rule, v.xdp),
+            (None, None, XDP_DROP),
+            "{p:?}"
+        );
     }
     assert_eq!(fw.hit(&arp().vlan(7)), Some("vlan7"));
     assert_eq!(fw.hit(&lldp.qinq(1, 7)), Some("vlan7"));
@@ -421,8 +806,14 @@ fn non_ip_frames_are_not_malformed() {
         assert_eq!(c.packets, 0);
     }
     // And the same rules do see IP traffic.
-    assert_eq!(fw.hit(&tcp4("11.0.0.1", "192.0.2.1", 1, 2)), Some("src-not10"));
-    assert_eq!(fw.hit(&tcp4("10.0.0.1", "192.0.2.1", 1, 2)), Some("dst-not-v6"));
+    assert_eq!(
+        fw.hit(&tcp4("11.0.0.1", "192.0.2.1", 1, 2)),
+        Some("src-not10")
+    );
+    assert_eq!(
+        fw.hit(&tcp4("10.0.0.1", "192.0.2.1", 1, 2)),
+        Some("dst-not-v6")
+    );
 }
 
 #[test]
@@ -445,18 +836,36 @@ fn jumbo_multi_buffer_frame() {
 fn fixture_encodings() {
     // No root needed: the packet builder itself, byte by byte where the
     // data plane depends on a layout (and etherparse 0.19 gets one wrong).
-    let nf = udp6("::1", "::2", 1, 2).ext(Ext::Fragment(Frag::NonFirst(0x1abc))).bytes();
+    let nf = udp6("::1", "::2", 1, 2)
+        .ext(Ext::Fragment(Frag::NonFirst(0x1abc)))
+        .bytes();
     let h = 14 + 40;
     assert_eq!(nf[14 + 6], 44, "next header: fragment");
     assert_eq!(nf[h], 17, "fragment header's next header: UDP");
-    assert_eq!(u16::from_be_bytes([nf[h + 2], nf[h + 3]]), 0x1abc << 3 | 1, "offset << 3 | M");
-    let first = udp6("::1", "::2", 1, 2).ext(Ext::Fragment(Frag::First)).bytes();
+    assert_eq!(
+        u16::from_be_bytes([nf[h + 2], nf[h + 3]]),
+        0x1abc << 3 | 1,
+        "offset << 3 | M"
+    );
+    let first = udp6("::1", "::2", 1, 2)
+        .ext(Ext::Fragment(Frag::First))
+        .bytes();
     assert_eq!(u16::from_be_bytes([first[h + 2], first[h + 3]]), 1);
-    let atomic = udp6("::1", "::2", 1, 2).ext(Ext::Fragment(Frag::None)).bytes();
+    let atomic = udp6("::1", "::2", 1, 2)
+        .ext(Ext::Fragment(Frag::None))
+        .bytes();
     assert_eq!(u16::from_be_bytes([atomic[h + 2], atomic[h + 3]]), 0);
-    let v4 = udp4("1.1.1.1", "2.2.2.2", 1, 2).frag(Frag::NonFirst(0x123)).bytes();
-    assert_eq!(u16::from_be_bytes([v4[14 + 6], v4[14 + 7]]), 0x2000 | 0x123, "IPv4: MF | offset");
-    let t = tcp4("1.1.1.1", "2.2.2.2", 0x1234, 0xfffe).flags(SYN | ECE).bytes();
+    let v4 = udp4("1.1.1.1", "2.2.2.2", 1, 2)
+        .frag(Frag::NonFirst(0x123))
+        .bytes();
+    assert_eq!(
+        u16::from_be_bytes([v4[14 + 6], v4[14 + 7]]),
+        0x2000 | 0x123,
+        "IPv4: MF | offset"
+    );
+    let t = tcp4("1.1.1.1", "2.2.2.2", 0x1234, 0xfffe)
+        .flags(SYN | ECE)
+        .bytes();
     assert_eq!(&t[34..38], &[0x12, 0x34, 0xff, 0xfe]);
     assert_eq!(t[34 + 12] >> 4, 5, "TCP data offset");
     assert_eq!(t[34 + 13], SYN | ECE, "TCP flags byte");
@@ -465,7 +874,10 @@ fn fixture_encodings() {
     let hbh = tcp6("::1", "::2", 1, 2).ext(Ext::HopByHop(2)).bytes();
     assert_eq!(hbh[h + 1], 2, "hop-by-hop length: 8-byte units minus 1");
     let q = arp().qinq(0x123, 0x456).bytes();
-    assert_eq!(&q[12..22], &[0x88, 0xa8, 0x01, 0x23, 0x81, 0x00, 0x04, 0x56, 0x08, 0x06]);
+    assert_eq!(
+        &q[12..22],
+        &[0x88, 0xa8, 0x01, 0x23, 0x81, 0x00, 0x04, 0x56, 0x08, 0x06]
+    );
     let i = ip4("1.1.1.1", "2.2.2.2", L4::Icmp { ty: 3, code: 4 }).bytes();
     assert_eq!((i[14 + 9], i[34], i[35]), (1, 3, 4));
 }

@@ -10,8 +10,24 @@ use xdpwall_rules::{Action, Conditions, Family, FragMatch};
 
 use super::fixtures::*;
 
-const V4: &[&str] = &["10.1.2.3", "10.1.2.4", "10.1.2.200", "10.1.3.1", "10.2.0.1", "192.168.7.1", "192.168.1.1", "8.8.8.8", "200.1.1.1"];
-const V6: &[&str] = &["2001:db8:1::5", "2001:db8:1::6", "2001:db8:2::1", "2001:db9::1", "fe80::1"];
+const V4: &[&str] = &[
+    "10.1.2.3",
+    "10.1.2.4",
+    "10.1.2.200",
+    "10.1.3.1",
+    "10.2.0.1",
+    "192.168.7.1",
+    "192.168.1.1",
+    "8.8.8.8",
+    "200.1.1.1",
+];
+const V6: &[&str] = &[
+    "2001:db8:1::5",
+    "2001:db8:1::6",
+    "2001:db8:2::1",
+    "2001:db9::1",
+    "fe80::1",
+];
 const NETS: &[&str] = &[
     "10.0.0.0/8",
     "10.1.0.0/16",
@@ -28,17 +44,42 @@ const NETS: &[&str] = &[
     "@s2",
 ];
 const PORTS: &[u16] = &[0, 22, 53, 80, 443, 1000, 1500, 2000, 2001, 12345, 65535];
-const RANGES: &[(u16, u16)] = &[(22, 22), (53, 53), (80, 80), (443, 443), (0, 0), (65535, 65535), (1000, 2000), (0, 1023), (1024, 65535), (10000, 20000)];
+const RANGES: &[(u16, u16)] = &[
+    (22, 22),
+    (53, 53),
+    (80, 80),
+    (443, 443),
+    (0, 0),
+    (65535, 65535),
+    (1000, 2000),
+    (0, 1023),
+    (1024, 65535),
+    (10000, 20000),
+];
 const FLAGS: &[u8] = &[FIN, SYN, RST, PSH, ACK, URG];
-const FRAGS: &[FragMatch] = &[FragMatch::Any, FragMatch::First, FragMatch::NonFirst, FragMatch::None];
+const FRAGS: &[FragMatch] = &[
+    FragMatch::Any,
+    FragMatch::First,
+    FragMatch::NonFirst,
+    FragMatch::None,
+];
 
 fn with_sets(c: Cfg) -> Cfg {
-    c.set("s1", &["10.1.0.0/16", "192.168.7.0/24", "2001:db8:1::/48"]).set("s2", &["10.1.2.0/25", "8.8.8.8", "2001:db8::/32"])
+    c.set("s1", &["10.1.0.0/16", "192.168.7.0/24", "2001:db8:1::/48"])
+        .set("s2", &["10.1.2.0/25", "8.8.8.8", "2001:db8::/32"])
 }
 
 fn random_addr(rng: &mut Rng) -> Option<xdpwall_rules::AddrMatch> {
     let n = 1 + rng.below(3) as usize;
-    let items: Vec<String> = (0..n).map(|_| format!("{}{}", if rng.chance(30) { "!" } else { "" }, rng.pick(NETS))).collect();
+    let items: Vec<String> = (0..n)
+        .map(|_| {
+            format!(
+                "{}{}",
+                if rng.chance(30) { "!" } else { "" },
+                rng.pick(NETS)
+            )
+        })
+        .collect();
     let refs: Vec<&str> = items.iter().map(String::as_str).collect();
     addr(&refs)
 }
@@ -51,7 +92,11 @@ fn random_ports(rng: &mut Rng) -> Option<Vec<xdpwall_rules::PortRange>> {
 
 fn random_flags(rng: &mut Rng) -> Option<xdpwall_rules::TcpFlags> {
     let set = if rng.chance(70) { *rng.pick(FLAGS) } else { 0 };
-    let clear = if rng.chance(50) { *rng.pick(FLAGS) & !set } else { 0 };
+    let clear = if rng.chance(50) {
+        *rng.pick(FLAGS) & !set
+    } else {
+        0
+    };
     flags(set, if set == 0 && clear == 0 { ACK } else { clear })
 }
 
@@ -95,7 +140,11 @@ fn random_cond(rng: &mut Rng) -> Conditions {
         c.icmp_code = Some(*rng.pick(&[0u8, 3, 4]));
     }
     if rng.chance(15) {
-        c.family = Some(if rng.chance(50) { Family::Ipv4 } else { Family::Ipv6 });
+        c.family = Some(if rng.chance(50) {
+            Family::Ipv4
+        } else {
+            Family::Ipv6
+        });
     }
     if rng.chance(10) {
         c.vlan = Some(*rng.pick(&[10u16, 20]));
@@ -119,12 +168,26 @@ fn random_action(rng: &mut Rng) -> Action {
 fn random_packet(rng: &mut Rng) -> Pkt {
     let v6 = rng.chance(40);
     let l4 = match rng.below(6) {
-        0 | 1 => L4::Tcp { sport: *rng.pick(PORTS), dport: *rng.pick(PORTS), flags: rng.next() as u8 },
-        2 => L4::Udp { sport: *rng.pick(PORTS), dport: *rng.pick(PORTS) },
-        3 => L4::Sctp { sport: *rng.pick(PORTS), dport: *rng.pick(PORTS) },
+        0 | 1 => L4::Tcp {
+            sport: *rng.pick(PORTS),
+            dport: *rng.pick(PORTS),
+            flags: rng.next() as u8,
+        },
+        2 => L4::Udp {
+            sport: *rng.pick(PORTS),
+            dport: *rng.pick(PORTS),
+        },
+        3 => L4::Sctp {
+            sport: *rng.pick(PORTS),
+            dport: *rng.pick(PORTS),
+        },
         4 => {
             let (ty, code) = (*rng.pick(&[0u8, 3, 8, 128]), *rng.pick(&[0u8, 3, 4]));
-            if rng.chance(80) == v6 { L4::Icmp6 { ty, code } } else { L4::Icmp { ty, code } }
+            if rng.chance(80) == v6 {
+                L4::Icmp6 { ty, code }
+            } else {
+                L4::Icmp { ty, code }
+            }
         }
         _ => L4::Other(47),
     };
@@ -137,7 +200,12 @@ fn random_packet(rng: &mut Rng) -> Pkt {
         let (src, dst) = (rng.pick(V6).to_string(), rng.pick(V6).to_string());
         let mut p = ip6(&src, &dst, l4);
         for _ in 0..rng.below(3) {
-            p = p.ext(*rng.pick(&[Ext::HopByHop(0), Ext::DestOpts(1), Ext::Routing(0), Ext::Ah(1)]));
+            p = p.ext(*rng.pick(&[
+                Ext::HopByHop(0),
+                Ext::DestOpts(1),
+                Ext::Routing(0),
+                Ext::Ah(1),
+            ]));
         }
         if frag != Frag::None {
             p = p.ext(Ext::Fragment(frag));
@@ -174,7 +242,10 @@ fn compare(fw: &Fw, seed: u64, n: usize) {
         e.add(&fw.cfg, &p);
     }
     fw.assert_counters(&e);
-    assert!(decided > n / 4, "too few packets decided by a rule ({decided}/{n}): weak test");
+    assert!(
+        decided > n / 4,
+        "too few packets decided by a rule ({decided}/{n}): weak test"
+    );
 }
 
 #[test]
@@ -189,11 +260,20 @@ fn overflowing_candidate_lists_match_reference() {
     let mut cfg = with_sets(Cfg::new());
     for i in 0..200 {
         let (cond, action) = if i % 2 == 0 {
-            let mut c = Conditions { proto: Some(6), ..any() };
+            let mut c = Conditions {
+                proto: Some(6),
+                ..any()
+            };
             match rng.below(5) {
                 0 => {}
                 1 => c.tcp_flags = random_flags(&mut rng),
-                2 => c.family = Some(if rng.chance(50) { Family::Ipv4 } else { Family::Ipv6 }),
+                2 => {
+                    c.family = Some(if rng.chance(50) {
+                        Family::Ipv4
+                    } else {
+                        Family::Ipv6
+                    })
+                }
                 3 => c.src = addr(&["!10.1.2.0/24"]),
                 _ => c.fragment = Some(FragMatch::None),
             }
@@ -215,7 +295,10 @@ fn overflowing_candidate_lists_match_reference() {
         cfg = cfg.rule(&format!("r{i}"), cond, action);
     }
     let fw = cfg.load();
-    assert!(fw.overflows(), "the test must exercise the bitmap-scan fallback");
+    assert!(
+        fw.overflows(),
+        "the test must exercise the bitmap-scan fallback"
+    );
     compare(&fw, 1, 700);
 }
 
@@ -228,10 +311,17 @@ fn random_rules_in_candidate_mode_match_reference() {
         let mut rng = Rng::new(seed);
         let mut cfg = with_sets(Cfg::new());
         for i in 0..70 {
-            cfg = cfg.rule(&format!("r{i}"), random_cond(&mut rng), random_action(&mut rng));
+            cfg = cfg.rule(
+                &format!("r{i}"),
+                random_cond(&mut rng),
+                random_action(&mut rng),
+            );
         }
         let fw = cfg.load();
-        assert!(!fw.overflows(), "seed {seed}: meant to test candidate lists");
+        assert!(
+            !fw.overflows(),
+            "seed {seed}: meant to test candidate lists"
+        );
         compare(&fw, seed * 7, 400);
     }
 }
@@ -245,14 +335,42 @@ fn many_rules_across_bitmap_words() {
     // and counted rules in words 0..4 of the bitmaps.
     let mut cfg = Cfg::new();
     for i in 0..300u16 {
-        let action = if i % 3 == 1 { Action::Count } else if i % 2 == 0 { Action::Drop } else { Action::Pass };
-        cfg = cfg.rule(&format!("p{i}"), Conditions { dport: ports(&[(i, i), (1000 + i / 2, 1000 + i / 2)]), ..any() }, action);
+        let action = if i % 3 == 1 {
+            Action::Count
+        } else if i % 2 == 0 {
+            Action::Drop
+        } else {
+            Action::Pass
+        };
+        cfg = cfg.rule(
+            &format!("p{i}"),
+            Conditions {
+                dport: ports(&[(i, i), (1000 + i / 2, 1000 + i / 2)]),
+                ..any()
+            },
+            action,
+        );
     }
-    let fw = cfg.rule("udp", Conditions { proto: Some(17), ..any() }, Action::Count).load();
+    let fw = cfg
+        .rule(
+            "udp",
+            Conditions {
+                proto: Some(17),
+                ..any()
+            },
+            Action::Count,
+        )
+        .load();
     assert!(!fw.overflows());
     let mut e = Expected::new(&fw.cfg);
-    for d in [0u16, 1, 62, 63, 64, 65, 127, 128, 191, 192, 255, 256, 299, 300, 1000, 1031, 1032, 1149, 1150] {
-        for p in [tcp4("192.0.2.1", "192.0.2.2", 9, d), udp6("::1", "::2", 9, d)] {
+    for d in [
+        0u16, 1, 62, 63, 64, 65, 127, 128, 191, 192, 255, 256, 299, 300, 1000, 1031, 1032, 1149,
+        1150,
+    ] {
+        for p in [
+            tcp4("192.0.2.1", "192.0.2.2", 9, d),
+            udp6("::1", "::2", 9, d),
+        ] {
             fw.check(&p);
             e.add(&fw.cfg, &p);
         }
@@ -280,15 +398,49 @@ fn hundred_thousand_entry_set() {
         hosts6.insert(0x2001_0db8_abcd_u128 << 80 | u128::from(rng.next() as u32));
     }
     let mut entries: Vec<IpNet> = Vec::with_capacity(100_000);
-    entries.extend(hosts4.iter().map(|&a| IpNet::V4(Ipv4Net::new(Ipv4Addr::from(a), 32).expect("net"))));
-    entries.extend(nets24.iter().map(|&a| IpNet::V4(Ipv4Net::new(Ipv4Addr::from(a), 24).expect("net"))));
-    entries.extend(hosts6.iter().map(|&a| IpNet::V6(Ipv6Net::new(Ipv6Addr::from(a), 128).expect("net"))));
+    entries.extend(
+        hosts4
+            .iter()
+            .map(|&a| IpNet::V4(Ipv4Net::new(Ipv4Addr::from(a), 32).expect("net"))),
+    );
+    entries.extend(
+        nets24
+            .iter()
+            .map(|&a| IpNet::V4(Ipv4Net::new(Ipv4Addr::from(a), 24).expect("net"))),
+    );
+    entries.extend(
+        hosts6
+            .iter()
+            .map(|&a| IpNet::V6(Ipv6Net::new(Ipv6Addr::from(a), 128).expect("net"))),
+    );
     assert_eq!(entries.len(), 100_000);
     let fw = Cfg::new()
         .set_nets("big", entries)
-        .rule("src-big", Conditions { src: addr(&["@big"]), ..any() }, Action::Drop)
-        .rule("dst-not-big", Conditions { dst: addr(&["!@big"]), proto: Some(17), ..any() }, Action::Pass)
-        .rule("c-dst-big", Conditions { dst: addr(&["@big"]), ..any() }, Action::Count)
+        .rule(
+            "src-big",
+            Conditions {
+                src: addr(&["@big"]),
+                ..any()
+            },
+            Action::Drop,
+        )
+        .rule(
+            "dst-not-big",
+            Conditions {
+                dst: addr(&["!@big"]),
+                proto: Some(17),
+                ..any()
+            },
+            Action::Pass,
+        )
+        .rule(
+            "c-dst-big",
+            Conditions {
+                dst: addr(&["@big"]),
+                ..any()
+            },
+            Action::Count,
+        )
         .load();
     let hosts4_v: Vec<u32> = hosts4.iter().copied().collect();
     let nets24_v: Vec<u32> = nets24.iter().copied().collect();
@@ -302,27 +454,57 @@ fn hundred_thousand_entry_set() {
     for _ in 0..300 {
         // Members: hosts, any address in a /24, v6 hosts.
         let h = *rng.pick(&hosts4_v);
-        assert_eq!(fw.hit(&tcp4(&ip4s(h), outside, 1, 2)), Some("src-big"), "{}", ip4s(h));
+        assert_eq!(
+            fw.hit(&tcp4(&ip4s(h), outside, 1, 2)),
+            Some("src-big"),
+            "{}",
+            ip4s(h)
+        );
         let n = *rng.pick(&nets24_v) | rng.below(256) as u32;
-        assert_eq!(fw.hit(&tcp4(&ip4s(n), outside, 1, 2)), Some("src-big"), "{}", ip4s(n));
+        assert_eq!(
+            fw.hit(&tcp4(&ip4s(n), outside, 1, 2)),
+            Some("src-big"),
+            "{}",
+            ip4s(n)
+        );
         let h6 = *rng.pick(&hosts6_v);
-        assert_eq!(fw.hit(&tcp6(&ip6s(h6), "2001:db8::1", 1, 2)), Some("src-big"), "{}", ip6s(h6));
+        assert_eq!(
+            fw.hit(&tcp6(&ip6s(h6), "2001:db8::1", 1, 2)),
+            Some("src-big"),
+            "{}",
+            ip6s(h6)
+        );
         // Non-members next to members.
         let mut m = 0x0a00_0000u32 | (rng.next() as u32 & 0x00ff_ffff);
         while member4.contains(&m) {
             m += 1;
         }
-        assert_eq!(fw.hit(&udp4(&ip4s(m), outside, 1, 2)), Some("dst-not-big"), "{}", ip4s(m));
+        assert_eq!(
+            fw.hit(&udp4(&ip4s(m), outside, 1, 2)),
+            Some("dst-not-big"),
+            "{}",
+            ip4s(m)
+        );
         let mut m24 = 0x6440_0000u32 | (rng.next() as u32 & 0x003f_ffff);
         while in24(m24) {
             m24 = m24.wrapping_add(256);
         }
-        assert_eq!(fw.hit(&udp4(&ip4s(m24), outside, 1, 2)), Some("dst-not-big"), "{}", ip4s(m24));
+        assert_eq!(
+            fw.hit(&udp4(&ip4s(m24), outside, 1, 2)),
+            Some("dst-not-big"),
+            "{}",
+            ip4s(m24)
+        );
         let mut m6 = h6 + 1;
         while hosts6.contains(&m6) {
             m6 += 1;
         }
-        assert_eq!(fw.hit(&udp6(&ip6s(m6), "2001:db8::1", 1, 2)), Some("dst-not-big"), "{}", ip6s(m6));
+        assert_eq!(
+            fw.hit(&udp6(&ip6s(m6), "2001:db8::1", 1, 2)),
+            Some("dst-not-big"),
+            "{}",
+            ip6s(m6)
+        );
         // Destination side: a member destination is not `!@big`.
         assert_eq!(fw.hit(&udp4(&ip4s(m), &ip4s(h), 1, 2)), None);
         dst_hits += 1;
@@ -342,22 +524,56 @@ fn the_largest_rule_ids() {
     let n = xdpwall_rules::MAX_RULES as u16;
     let mut cfg = Cfg::new();
     for i in 0..n - 2 {
-        let action = if i % 2 == 0 { Action::Drop } else { Action::Count };
-        cfg = cfg.rule(&format!("p{i}"), Conditions { dport: port(i), ..any() }, action);
+        let action = if i % 2 == 0 {
+            Action::Drop
+        } else {
+            Action::Count
+        };
+        cfg = cfg.rule(
+            &format!("p{i}"),
+            Conditions {
+                dport: port(i),
+                ..any()
+            },
+            action,
+        );
     }
     let fw = cfg
-        .rule("c-last2", Conditions { dport: ports(&[(n - 2, n - 1)]), ..any() }, Action::Count)
-        .rule("last", Conditions { dport: ports(&[(n - 1, n - 1)]), proto: Some(17), ..any() }, Action::Drop)
+        .rule(
+            "c-last2",
+            Conditions {
+                dport: ports(&[(n - 2, n - 1)]),
+                ..any()
+            },
+            Action::Count,
+        )
+        .rule(
+            "last",
+            Conditions {
+                dport: ports(&[(n - 1, n - 1)]),
+                proto: Some(17),
+                ..any()
+            },
+            Action::Drop,
+        )
         .load();
     assert!(!fw.overflows());
     let mut e = Expected::new(&fw.cfg);
-    for d in [0u16, 1, 4095, 4096, 8191, 16380, 16381, 16382, 16383, 16384, 65535] {
-        for p in [udp4("192.0.2.1", "192.0.2.2", 9, d), tcp6("::1", "::2", 9, d)] {
+    for d in [
+        0u16, 1, 4095, 4096, 8191, 16380, 16381, 16382, 16383, 16384, 65535,
+    ] {
+        for p in [
+            udp4("192.0.2.1", "192.0.2.2", 9, d),
+            tcp6("::1", "::2", 9, d),
+        ] {
             fw.check(&p);
             e.add(&fw.cfg, &p);
         }
     }
-    assert_eq!(fw.hit(&udp4("192.0.2.1", "192.0.2.2", 9, n - 1)), Some("last"));
+    assert_eq!(
+        fw.hit(&udp4("192.0.2.1", "192.0.2.2", 9, n - 1)),
+        Some("last")
+    );
     e.add(&fw.cfg, &udp4("192.0.2.1", "192.0.2.2", 9, n - 1));
     fw.assert_counters(&e);
     assert_eq!(fw.counter("c-last2").packets, 5);

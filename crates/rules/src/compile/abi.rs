@@ -80,7 +80,8 @@ pub const ACT_DROP: u32 = 1;
 pub const ACT_COUNT: u32 = 2;
 
 /// Malformed-reason names by index (`enum xw_malformed_reason`).
-pub const MALFORMED_REASONS: [&str; 4] = ["truncated", "bad_header", "ext_too_deep", "vlan_too_deep"];
+pub const MALFORMED_REASONS: [&str; 4] =
+    ["truncated", "bad_header", "ext_too_deep", "vlan_too_deep"];
 /// Slots in the malformed counter map.
 pub const MAL_MAX: usize = 8;
 

@@ -85,7 +85,11 @@ pub(super) fn compile_addr(cfg: &Config, field: Field, int: &mut Interner) -> Ad
         }
     }
     if !used {
-        return AddrTables { v4: Vec::new(), v6: Vec::new(), nonip: 0 };
+        return AddrTables {
+            v4: Vec::new(),
+            v6: Vec::new(),
+            nonip: 0,
+        };
     }
 
     let mut v4: Vec<(u128, u8, u32)> = Vec::new();
@@ -96,10 +100,20 @@ pub(super) fn compile_addr(cfg: &Config, field: Field, int: &mut Interner) -> Ad
             IpNet::V6(n6) => v6.push((u128::from(n6.network()), n6.prefix_len(), g)),
         }
     }
-    let mut classes = PathClasses { groups: &groups, base: &base, field, cache: HashMap::new() };
+    let mut classes = PathClasses {
+        groups: &groups,
+        base: &base,
+        field,
+        cache: HashMap::new(),
+    };
     let v4 = walk(v4, 32, &mut classes, int)
         .into_iter()
-        .map(|(a, l, c)| (Ipv4Net::new(Ipv4Addr::from(a as u32), l).unwrap_or_default(), c))
+        .map(|(a, l, c)| {
+            (
+                Ipv4Net::new(Ipv4Addr::from(a as u32), l).unwrap_or_default(),
+                c,
+            )
+        })
         .collect();
     let v6 = walk(v6, 128, &mut classes, int)
         .into_iter()

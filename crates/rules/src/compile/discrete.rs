@@ -107,8 +107,12 @@ fn icmp_indices(c: &Conditions) -> Vec<usize> {
     if c.icmp_type.is_none() && c.icmp_code.is_none() {
         return Vec::new();
     }
-    let types: Vec<usize> = c.icmp_type.map_or_else(|| (0..256).collect(), |t| vec![usize::from(t)]);
-    let codes: Vec<usize> = c.icmp_code.map_or_else(|| (0..256).collect(), |t| vec![usize::from(t)]);
+    let types: Vec<usize> = c
+        .icmp_type
+        .map_or_else(|| (0..256).collect(), |t| vec![usize::from(t)]);
+    let codes: Vec<usize> = c
+        .icmp_code
+        .map_or_else(|| (0..256).collect(), |t| vec![usize::from(t)]);
     let mut out = Vec::with_capacity(2 * types.len() * codes.len());
     for v6 in 0..2usize {
         for &t in &types {
@@ -126,11 +130,17 @@ fn ports(cfg: &Config, field: Field, base: &Bitmap, int: &mut Interner) -> Vec<u
     // boundary -> (rule, +1 | -1)
     let mut events: BTreeMap<u32, Vec<(usize, i32)>> = BTreeMap::new();
     for (r, rule) in cfg.rules.iter().enumerate() {
-        let ranges: Option<&Vec<PortRange>> =
-            if field == Field::Sport { rule.cond.sport.as_ref() } else { rule.cond.dport.as_ref() };
+        let ranges: Option<&Vec<PortRange>> = if field == Field::Sport {
+            rule.cond.sport.as_ref()
+        } else {
+            rule.cond.dport.as_ref()
+        };
         for pr in ranges.into_iter().flatten() {
             events.entry(u32::from(pr.lo)).or_default().push((r, 1));
-            events.entry(u32::from(pr.hi) + 1).or_default().push((r, -1));
+            events
+                .entry(u32::from(pr.hi) + 1)
+                .or_default()
+                .push((r, -1));
         }
     }
     events.entry(0).or_default();

@@ -16,7 +16,11 @@ use crate::model::{AddrItem, AddrMatch, Conditions, Config, FragMatch};
 
 /// The fields a rule's conditions constrain.
 pub(super) fn fields_of(c: &Conditions) -> Vec<Field> {
-    Field::ALL.iter().copied().filter(|&f| constrains(c, f)).collect()
+    Field::ALL
+        .iter()
+        .copied()
+        .filter(|&f| constrains(c, f))
+        .collect()
 }
 
 fn net_share(net: &IpNet) -> f64 {
@@ -52,9 +56,16 @@ fn share(cfg: &Config, c: &Conditions, f: Field) -> f64 {
         // Few protocols carry most traffic.
         Field::Proto => 0.3,
         Field::Sport | Field::Dport => {
-            let ranges = if f == Field::Sport { &c.sport } else { &c.dport };
-            let n: u32 =
-                ranges.iter().flatten().map(|r| u32::from(r.hi) - u32::from(r.lo) + 1).sum();
+            let ranges = if f == Field::Sport {
+                &c.sport
+            } else {
+                &c.dport
+            };
+            let n: u32 = ranges
+                .iter()
+                .flatten()
+                .map(|r| u32::from(r.hi) - u32::from(r.lo) + 1)
+                .sum();
             // A single port is a strong key; wide ranges are not.
             (f64::from(n) / 65_536.0).max(1.0 / 4096.0)
         }

@@ -194,7 +194,13 @@ pub struct CompileError {
 
 impl fmt::Display for CompileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:1: {}", self.path.display(), self.line, self.message)
+        write!(
+            f,
+            "{}:{}:1: {}",
+            self.path.display(),
+            self.line,
+            self.message
+        )
     }
 }
 
@@ -224,7 +230,11 @@ struct Interner {
 
 impl Interner {
     fn new() -> Self {
-        Self { classes: Vec::new(), field_of: Vec::new(), ids: HashMap::new() }
+        Self {
+            classes: Vec::new(),
+            field_of: Vec::new(),
+            ids: HashMap::new(),
+        }
     }
 
     fn intern(&mut self, field: Option<Field>, bits: Bitmap) -> u32 {
@@ -232,7 +242,11 @@ impl Interner {
             return id;
         }
         let id = u32::try_from(self.classes.len()).unwrap_or(u32::MAX);
-        self.classes.push(Class { bits: bits.clone(), cands: Vec::new(), overflow: false });
+        self.classes.push(Class {
+            bits: bits.clone(),
+            cands: Vec::new(),
+            overflow: false,
+        });
         self.field_of.push(field);
         self.ids.insert((field, bits), id);
         id
@@ -241,7 +255,11 @@ impl Interner {
     /// A class that is not shared (always/count lists).
     fn unique(&mut self, bits: Bitmap) -> u32 {
         let id = u32::try_from(self.classes.len()).unwrap_or(u32::MAX);
-        self.classes.push(Class { bits, cands: Vec::new(), overflow: false });
+        self.classes.push(Class {
+            bits,
+            cands: Vec::new(),
+            overflow: false,
+        });
         self.field_of.push(None);
         id
     }
@@ -368,12 +386,17 @@ pub fn compile(cfg: &Config) -> Result<Compiled, CompileError> {
     let dst6: Vec<(Ipv6Net, u32)> = tag_lpm6(dst.v6);
     let dir4 = |v: &[(Ipv4Net, u32)]| {
         addr::directory(
-            v.iter().map(|(n, id)| (u128::from(u32::from(n.network())), n.prefix_len(), *id)),
+            v.iter()
+                .map(|(n, id)| (u128::from(u32::from(n.network())), n.prefix_len(), *id)),
             32,
         )
     };
     let dir6 = |v: &[(Ipv6Net, u32)]| {
-        addr::directory(v.iter().map(|(n, id)| (u128::from(n.network()), n.prefix_len(), *id)), 128)
+        addr::directory(
+            v.iter()
+                .map(|(n, id)| (u128::from(n.network()), n.prefix_len(), *id)),
+            128,
+        )
     };
 
     Ok(Compiled {
@@ -385,7 +408,11 @@ pub fn compile(cfg: &Config) -> Result<Compiled, CompileError> {
         used_fields,
         index_fields,
         nwords: u32::try_from(n.div_ceil(64).max(1)).unwrap_or(u32::MAX),
-        tail_mask: if n.is_multiple_of(64) && n > 0 { u64::MAX } else { (1u64 << (n % 64)) - 1 },
+        tail_mask: if n.is_multiple_of(64) && n > 0 {
+            u64::MAX
+        } else {
+            (1u64 << (n % 64)) - 1
+        },
         classes: int.classes,
         src4,
         dst4,

@@ -42,12 +42,19 @@ fn exclusions_win_over_inclusions_and_ipv6_matches_v4_only_exclusions() {
     );
     let find = |addr: [u8; 4], len: u8| {
         let net = ipnet::Ipv4Net::new(addr.into(), len).expect("valid");
-        c.src4.iter().find(|(n, _)| *n == net).map(|(_, id)| class(&c, *id).clone())
+        c.src4
+            .iter()
+            .find(|(n, _)| *n == net)
+            .map(|(_, id)| class(&c, *id).clone())
     };
     let excluded = find([10, 1, 0, 0], 16).expect("entry for the exclusion");
     assert!(!excluded.bits.get(0), "10.1/16 is excluded from rule a");
     assert!(excluded.bits.get(1), "rule b only excludes 192.0.2/24");
-    let v6_root = c.src6.iter().find(|(n, _)| n.prefix_len() == 0).expect("v6 /0");
+    let v6_root = c
+        .src6
+        .iter()
+        .find(|(n, _)| n.prefix_len() == 0)
+        .expect("v6 /0");
     let v6 = class(&c, v6_root.1);
     assert!(!v6.bits.get(0), "rule a has plain v4 entries only");
     assert!(v6.bits.get(1), "`!v4` alone matches every IPv6 source");
@@ -74,13 +81,24 @@ fn candidates_carry_the_fields_left_to_check() {
         "[[rule]]\nname = \"a\"\nsrc = \"192.0.2.1\"\nproto = \"udp\"\ndport = 53\naction = \"drop\"\n\
          [[rule]]\nname = \"b\"\nsrc = \"192.0.2.0/24\"\naction = \"count\"\n",
     );
-    assert_eq!(c.index_fields, Field::Src.bit(), "the /32 and /24 are the most selective");
-    let host = c.src4.iter().find(|(n, _)| n.prefix_len() == 32).expect("/32 entry");
+    assert_eq!(
+        c.index_fields,
+        Field::Src.bit(),
+        "the /32 and /24 are the most selective"
+    );
+    let host = c
+        .src4
+        .iter()
+        .find(|(n, _)| n.prefix_len() == 32)
+        .expect("/32 entry");
     let list = &class(&c, host.1).cands;
     assert_eq!(list.len(), 2);
     let a = list[0];
     assert_eq!(a & CAND_ID_MASK, 0);
-    assert_eq!(a >> CAND_CHECK_SHIFT, Field::Proto.bit() | Field::Dport.bit());
+    assert_eq!(
+        a >> CAND_CHECK_SHIFT,
+        Field::Proto.bit() | Field::Dport.bit()
+    );
     assert_eq!(list[1] & CAND_COUNT, CAND_COUNT, "rule b is a count rule");
     assert!(host.1 & abi::ID_TERMINALS != 0 && host.1 & abi::ID_COUNTS != 0);
 }
@@ -89,7 +107,9 @@ fn candidates_carry_the_fields_left_to_check() {
 fn long_candidate_lists_overflow_to_the_bitmap_scan() {
     let mut toml = String::new();
     for i in 0..(abi::MAX_CANDS + 1) {
-        toml.push_str(&format!("[[rule]]\nname = \"r{i}\"\nproto = \"tcp\"\naction = \"drop\"\n"));
+        toml.push_str(&format!(
+            "[[rule]]\nname = \"r{i}\"\nproto = \"tcp\"\naction = \"drop\"\n"
+        ));
     }
     let c = compiled(&toml);
     let tcp = c.proto[6];
@@ -101,7 +121,9 @@ fn long_candidate_lists_overflow_to_the_bitmap_scan() {
 #[test]
 fn a_million_entry_set_costs_one_class() {
     let entries: Vec<ipnet::IpNet> = (0..1_000_000u32)
-        .map(|i| ipnet::IpNet::V4(ipnet::Ipv4Net::new((0x6440_0000 + i).into(), 32).expect("valid")))
+        .map(|i| {
+            ipnet::IpNet::V4(ipnet::Ipv4Net::new((0x6440_0000 + i).into(), 32).expect("valid"))
+        })
         .collect();
     let mut cfg = parse_config(
         "[sets]\nbig = []\n[[rule]]\nname = \"a\"\nsrc = \"@big\"\naction = \"drop\"\n",
