@@ -92,11 +92,21 @@ pub fn classify_parsed(cfg: &Config, pkt: &Parsed) -> Outcome {
             continue;
         }
         if rule.action.is_terminal() {
-            return Outcome { verdict: Verdict::of_action(&rule.action), rule: Some(i), malformed: None, counted };
+            return Outcome {
+                verdict: Verdict::of_action(&rule.action),
+                rule: Some(i),
+                malformed: None,
+                counted,
+            };
         }
         counted.push(i);
     }
-    Outcome { verdict: Verdict::of_policy(cfg.xdp.default), rule: None, malformed: None, counted }
+    Outcome {
+        verdict: Verdict::of_policy(cfg.xdp.default),
+        rule: None,
+        malformed: None,
+        counted,
+    }
 }
 
 /// Whether a rule's conditions all hold for a well-formed frame (a rule
@@ -133,18 +143,39 @@ pub fn matches(cfg: &Config, c: &Conditions, pkt: &Parsed) -> bool {
     c.src.as_ref().is_none_or(|m| addr_matches(cfg, m, ip.src))
         && c.dst.as_ref().is_none_or(|m| addr_matches(cfg, m, ip.dst))
         && c.proto.is_none_or(|p| p == ip.proto)
-        && c.sport.as_ref().is_none_or(|r| ip.ports.is_some_and(|(s, _)| in_ranges(r, s)))
-        && c.dport.as_ref().is_none_or(|r| ip.ports.is_some_and(|(_, d)| in_ranges(r, d)))
-        && c.tcp_flags.is_none_or(|f| ip.tcp_flags.is_some_and(|x| x & f.set == f.set && x & f.clear == 0))
-        && c.icmp_type.is_none_or(|t| ip.icmp.is_some_and(|(ty, _)| ty == t))
-        && c.icmp_code.is_none_or(|k| ip.icmp.is_some_and(|(_, code)| code == k))
+        && c.sport
+            .as_ref()
+            .is_none_or(|r| ip.ports.is_some_and(|(s, _)| in_ranges(r, s)))
+        && c.dport
+            .as_ref()
+            .is_none_or(|r| ip.ports.is_some_and(|(_, d)| in_ranges(r, d)))
+        && c.tcp_flags.is_none_or(|f| {
+            ip.tcp_flags
+                .is_some_and(|x| x & f.set == f.set && x & f.clear == 0)
+        })
+        && c.icmp_type
+            .is_none_or(|t| ip.icmp.is_some_and(|(ty, _)| ty == t))
+        && c.icmp_code
+            .is_none_or(|k| ip.icmp.is_some_and(|(_, code)| code == k))
         && c.family.is_none_or(|f| f == ip.family())
         && c.fragment.is_none_or(|f| frag_matches(f, ip.fragment))
 }
 
 /// Whether `c` has a condition on anything beyond L2 (everything but `vlan`).
 fn has_l3_l4(c: &Conditions) -> bool {
-    let Conditions { src, dst, proto, sport, dport, tcp_flags, icmp_type, icmp_code, family, vlan: _, fragment } = c;
+    let Conditions {
+        src,
+        dst,
+        proto,
+        sport,
+        dport,
+        tcp_flags,
+        icmp_type,
+        icmp_code,
+        family,
+        vlan: _,
+        fragment,
+    } = c;
     src.is_some()
         || dst.is_some()
         || proto.is_some()
@@ -180,7 +211,10 @@ fn in_ranges(ranges: &[PortRange], port: u16) -> bool {
 pub fn addr_matches(cfg: &Config, m: &AddrMatch, a: IpAddr) -> bool {
     let in_item = |item: &AddrItem| match item {
         AddrItem::Net(n) => n.contains(&a),
-        AddrItem::Set(name) => cfg.sets.get(name).is_some_and(|s| s.entries.iter().any(|n| n.contains(&a))),
+        AddrItem::Set(name) => cfg
+            .sets
+            .get(name)
+            .is_some_and(|s| s.entries.iter().any(|n| n.contains(&a))),
     };
     (m.include.is_empty() || m.include.iter().any(in_item)) && !m.exclude.iter().any(in_item)
 }
@@ -217,7 +251,11 @@ impl Tally {
     /// All zero, for `cfg`'s rules.
     #[must_use]
     pub fn new(cfg: &Config) -> Self {
-        Tally { rules: vec![Counter::default(); cfg.rules.len()], default: Counter::default(), malformed: [Counter::default(); 4] }
+        Tally {
+            rules: vec![Counter::default(); cfg.rules.len()],
+            default: Counter::default(),
+            malformed: [Counter::default(); 4],
+        }
     }
 
     /// Accounts a frame of `len` bytes that got `o`.

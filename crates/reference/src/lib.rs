@@ -24,8 +24,10 @@ mod parse;
 #[cfg(test)]
 mod tests;
 
-pub use classify::{addr_matches, classify, classify_parsed, matches, Counter, Outcome, Tally, Verdict};
+pub use classify::{
+    addr_matches, classify, classify_parsed, matches, Counter, Outcome, Tally, Verdict,
+};
 pub use parse::{
-    parse, Fragment, Ip, Parsed, Reason, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6, MAX_IPV6_EXT,
-    MAX_VLAN_TAGS,
+    parse, Fragment, Ip, Parsed, Reason, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6,
+    MAX_IPV6_EXT, MAX_VLAN_TAGS,
 };

@@ -70,7 +70,12 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in counter order.
-    pub const ALL: [Reason; 4] = [Reason::Truncated, Reason::BadHeader, Reason::ExtTooDeep, Reason::VlanTooDeep];
+    pub const ALL: [Reason; 4] = [
+        Reason::Truncated,
+        Reason::BadHeader,
+        Reason::ExtTooDeep,
+        Reason::VlanTooDeep,
+    ];
 
     /// Index of the malformed counter (and the data plane's reason code).
     #[must_use]
@@ -167,7 +172,10 @@ struct Cursor<'a> {
 impl<'a> Cursor<'a> {
     /// The next `n` bytes without consuming them, or `Truncated`.
     fn peek(&self, n: usize) -> Result<&'a [u8], Reason> {
-        self.frame.get(self.pos..self.pos.saturating_add(n)).filter(|b| b.len() == n).ok_or(Reason::Truncated)
+        self.frame
+            .get(self.pos..self.pos.saturating_add(n))
+            .filter(|b| b.len() == n)
+            .ok_or(Reason::Truncated)
     }
 
     /// The next `n` bytes, consumed, or `Truncated`.
@@ -250,7 +258,15 @@ fn parse_into(frame: &[u8], p: &mut Parsed) -> Result<Option<Ip>, Reason> {
 }
 
 fn ip_facts(src: IpAddr, dst: IpAddr, proto: u8, fragment: Fragment) -> Ip {
-    Ip { src, dst, proto, fragment, ports: None, tcp_flags: None, icmp: None }
+    Ip {
+        src,
+        dst,
+        proto,
+        fragment,
+        ports: None,
+        tcp_flags: None,
+        icmp: None,
+    }
 }
 
 fn parse_ipv4(c: &mut Cursor<'_>) -> Result<Ip, Reason> {
@@ -275,7 +291,10 @@ fn parse_ipv4(c: &mut Cursor<'_>) -> Result<Ip, Reason> {
 }
 
 fn is_ipv6_ext(nh: u8) -> bool {
-    matches!(nh, IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_FRAGMENT | IPPROTO_AH | IPPROTO_DSTOPTS)
+    matches!(
+        nh,
+        IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_FRAGMENT | IPPROTO_AH | IPPROTO_DSTOPTS
+    )
 }
 
 /// IPv6 and its extension headers.

@@ -44,7 +44,14 @@ fn v6addr(s: &str) -> [u8; 16] {
 }
 
 /// An IPv4 header (checksum left 0: nobody checks it) and its payload.
-fn ipv4_raw(src: &str, dst: &str, proto: u8, frag_word: u16, options: &[u8], payload: &[u8]) -> Vec<u8> {
+fn ipv4_raw(
+    src: &str,
+    dst: &str,
+    proto: u8,
+    frag_word: u16,
+    options: &[u8],
+    payload: &[u8],
+) -> Vec<u8> {
     assert_eq!(options.len() % 4, 0);
     let ihl = 5 + options.len() / 4;
     let total = (ihl * 4 + payload.len()) as u16;
@@ -61,7 +68,11 @@ fn ipv4_raw(src: &str, dst: &str, proto: u8, frag_word: u16, options: &[u8], pay
 }
 
 fn ip4(src: &str, dst: &str, proto: u8, payload: &[u8]) -> Vec<u8> {
-    frame(&[], 0x0800, &ipv4_raw(src, dst, proto, 0x4000, &[], payload))
+    frame(
+        &[],
+        0x0800,
+        &ipv4_raw(src, dst, proto, 0x4000, &[], payload),
+    )
 }
 
 fn ipv6_raw(src: &str, dst: &str, next: u8, payload: &[u8]) -> Vec<u8> {
@@ -130,7 +141,13 @@ fn icmp(ty: u8, code: u8) -> Vec<u8> {
 }
 
 fn arp() -> Vec<u8> {
-    frame(&[], 0x0806, &[0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 0xaa, 10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 10, 0, 0, 2])
+    frame(
+        &[],
+        0x0806,
+        &[
+            0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 0xaa, 10, 0, 0, 1, 0, 0, 0, 0, 0, 0, 10, 0, 0, 2,
+        ],
+    )
 }
 
 fn ip(s: &str) -> IpAddr {
@@ -145,7 +162,9 @@ fn cfg(text: &str) -> Config {
 
 /// A config of one `drop` rule with the given condition lines, default pass.
 fn one(cond: &str) -> Config {
-    cfg(&format!("[[rule]]\nname = \"r\"\n{cond}\naction = \"drop\"\n"))
+    cfg(&format!(
+        "[[rule]]\nname = \"r\"\n{cond}\naction = \"drop\"\n"
+    ))
 }
 
 /// Whether the single rule of `c` decides `f`.
@@ -185,7 +204,11 @@ fn vlan_tags_outer_and_inner() {
     // The PCP/DEI bits are not part of the id.
     assert_eq!(p.vlans, vec![100, 200]);
     assert_eq!(p.malformed, None);
-    let p = parse(&frame(&[(0x8100, 7)], 0x0800, &ipv4_raw("10.0.0.1", "10.0.0.2", GRE, 0, &[], &[])));
+    let p = parse(&frame(
+        &[(0x8100, 7)],
+        0x0800,
+        &ipv4_raw("10.0.0.1", "10.0.0.2", GRE, 0, &[], &[]),
+    ));
     assert_eq!(p.vlans, vec![7]);
     assert!(p.ip.is_some());
 }
@@ -215,7 +238,10 @@ fn ipv4_header_checks() {
     let good = ip4("10.0.0.1", "10.0.0.2", GRE, &[]);
     let p = parse(&good);
     let i = p.ip.unwrap();
-    assert_eq!((i.src, i.dst, i.proto, i.family()), (ip("10.0.0.1"), ip("10.0.0.2"), GRE, Family::Ipv4));
+    assert_eq!(
+        (i.src, i.dst, i.proto, i.family()),
+        (ip("10.0.0.1"), ip("10.0.0.2"), GRE, Family::Ipv4)
+    );
     // Shorter than 20 bytes: truncated, whatever the version nibble says.
     for n in 14..34 {
         assert_eq!(malformed(&good[..n]), Some(Reason::Truncated));
@@ -232,7 +258,11 @@ fn ipv4_header_checks() {
 #[test]
 fn ipv4_options_are_skipped_and_must_be_present() {
     let opts = [1u8; 12];
-    let f = frame(&[], 0x0800, &ipv4_raw("10.0.0.1", "10.0.0.2", UDP, 0, &opts, &udp(53, 5353)));
+    let f = frame(
+        &[],
+        0x0800,
+        &ipv4_raw("10.0.0.1", "10.0.0.2", UDP, 0, &opts, &udp(53, 5353)),
+    );
     assert_eq!(parse(&f).ip.unwrap().ports, Some((53, 5353)));
     // Cut inside the options.
     assert_eq!(malformed(&f[..14 + 20 + 11]), Some(Reason::Truncated));
@@ -245,20 +275,34 @@ fn ipv4_options_are_skipped_and_must_be_present() {
 #[test]
 fn ipv4_fragment_states() {
     let at = |word: u16, payload: &[u8]| {
-        let f = frame(&[], 0x0800, &ipv4_raw("10.0.0.1", "10.0.0.2", TCP, word, &[], payload));
+        let f = frame(
+            &[],
+            0x0800,
+            &ipv4_raw("10.0.0.1", "10.0.0.2", TCP, word, &[], payload),
+        );
         parse(&f)
     };
     let t = tcp(1, 2, SYN);
     assert_eq!(at(0x0000, &t).ip.unwrap().fragment, Fragment::None);
-    assert_eq!(at(0x4000, &t).ip.unwrap().fragment, Fragment::None, "DF is not a fragment");
+    assert_eq!(
+        at(0x4000, &t).ip.unwrap().fragment,
+        Fragment::None,
+        "DF is not a fragment"
+    );
     let first = at(0x2000, &t).ip.unwrap();
-    assert_eq!((first.fragment, first.ports), (Fragment::First, Some((1, 2))));
+    assert_eq!(
+        (first.fragment, first.ports),
+        (Fragment::First, Some((1, 2)))
+    );
     // Offset > 0, with or without MF: non-first, no L4 read at all.
     for word in [0x2001, 0x0001, 0x1fff, 0x3fff] {
         let p = at(word, &[]);
         assert_eq!(p.malformed, None, "{word:#x}");
         let i = p.ip.unwrap();
-        assert_eq!((i.fragment, i.ports, i.tcp_flags, i.proto), (Fragment::NonFirst, None, None, TCP));
+        assert_eq!(
+            (i.fragment, i.ports, i.tcp_flags, i.proto),
+            (Fragment::NonFirst, None, None, TCP)
+        );
     }
     // A first fragment still needs its L4 header.
     assert_eq!(at(0x2000, &t[..10]).malformed, Some(Reason::Truncated));
@@ -268,7 +312,10 @@ fn ipv4_fragment_states() {
 fn ipv6_header_checks() {
     let f = ip6("2001:db8::1", "2001:db8::2", GRE, &[]);
     let i = parse(&f).ip.unwrap();
-    assert_eq!((i.src, i.dst, i.proto, i.family()), (ip("2001:db8::1"), ip("2001:db8::2"), GRE, Family::Ipv6));
+    assert_eq!(
+        (i.src, i.dst, i.proto, i.family()),
+        (ip("2001:db8::1"), ip("2001:db8::2"), GRE, Family::Ipv6)
+    );
     for n in 14..54 {
         assert_eq!(malformed(&f[..n]), Some(Reason::Truncated));
     }
@@ -304,10 +351,16 @@ fn ipv6_extension_headers_to_a_depth_of_eight() {
         assert_eq!((i.proto, i.ports), (UDP, Some((1000, 53))), "{n} headers");
     }
     let (first, body) = chain(9, UDP, &udp(1000, 53));
-    assert_eq!(malformed(&ip6("2001:db8::1", "2001:db8::2", first, &body)), Some(Reason::ExtTooDeep));
+    assert_eq!(
+        malformed(&ip6("2001:db8::1", "2001:db8::2", first, &body)),
+        Some(Reason::ExtTooDeep)
+    );
     // The ninth header is refused before its bytes are needed.
     let (first, body) = chain(8, 60, &[]);
-    assert_eq!(malformed(&ip6("2001:db8::1", "2001:db8::2", first, &body)), Some(Reason::ExtTooDeep));
+    assert_eq!(
+        malformed(&ip6("2001:db8::1", "2001:db8::2", first, &body)),
+        Some(Reason::ExtTooDeep)
+    );
 }
 
 #[test]
@@ -318,8 +371,19 @@ fn ipv6_extension_header_lengths() {
     body.extend_from_slice(&tcp(5, 6, ACK));
     let f = ip6("::1", "::2", 51, &body);
     assert_eq!(parse(&f).ip.unwrap().ports, Some((5, 6)));
-    for cut in [54 + 7, 54 + 8, 54 + 23, 54 + 24 + 7, 54 + 24 + 23, 54 + 48 + 19] {
-        assert_eq!(malformed(&f[..cut]), Some(Reason::Truncated), "cut at {cut}");
+    for cut in [
+        54 + 7,
+        54 + 8,
+        54 + 23,
+        54 + 24 + 7,
+        54 + 24 + 23,
+        54 + 48 + 19,
+    ] {
+        assert_eq!(
+            malformed(&f[..cut]),
+            Some(Reason::Truncated),
+            "cut at {cut}"
+        );
     }
 }
 
@@ -332,14 +396,23 @@ fn ipv6_fragment_header_states() {
     };
     let t = tcp(1, 2, SYN);
     let first = with(0, true, &t).ip.unwrap();
-    assert_eq!((first.fragment, first.ports), (Fragment::First, Some((1, 2))));
+    assert_eq!(
+        (first.fragment, first.ports),
+        (Fragment::First, Some((1, 2)))
+    );
     let atomic = with(0, false, &t).ip.unwrap();
-    assert_eq!((atomic.fragment, atomic.ports), (Fragment::None, Some((1, 2))));
+    assert_eq!(
+        (atomic.fragment, atomic.ports),
+        (Fragment::None, Some((1, 2)))
+    );
     for (offset, more) in [(1, true), (1, false), (8191, true)] {
         let p = with(offset, more, &[]);
         assert_eq!(p.malformed, None);
         let i = p.ip.unwrap();
-        assert_eq!((i.fragment, i.proto, i.ports), (Fragment::NonFirst, TCP, None));
+        assert_eq!(
+            (i.fragment, i.proto, i.ports),
+            (Fragment::NonFirst, TCP, None)
+        );
     }
 }
 
@@ -353,9 +426,15 @@ fn non_first_fragment_ends_the_extension_walk() {
     assert_eq!((i.fragment, i.proto), (Fragment::NonFirst, next));
     // …but the headers before it count towards the depth.
     let (first, body) = chain(8, 44, &frag_ext(UDP, 100, true));
-    assert_eq!(malformed(&ip6("::1", "::2", first, &body)), Some(Reason::ExtTooDeep));
+    assert_eq!(
+        malformed(&ip6("::1", "::2", first, &body)),
+        Some(Reason::ExtTooDeep)
+    );
     let (first, body) = chain(7, 44, &frag_ext(UDP, 100, true));
-    assert_eq!(parse(&ip6("::1", "::2", first, &body)).ip.unwrap().fragment, Fragment::NonFirst);
+    assert_eq!(
+        parse(&ip6("::1", "::2", first, &body)).ip.unwrap().fragment,
+        Fragment::NonFirst
+    );
 }
 
 #[test]
@@ -364,10 +443,16 @@ fn two_fragment_headers() {
     let mut body = frag_ext(44, 0, true);
     body.extend_from_slice(&frag_ext(UDP, 0, false));
     body.extend_from_slice(&udp(1, 2));
-    assert_eq!(parse(&ip6("::1", "::2", 44, &body)).ip.unwrap().fragment, Fragment::First);
+    assert_eq!(
+        parse(&ip6("::1", "::2", 44, &body)).ip.unwrap().fragment,
+        Fragment::First
+    );
     let mut body = frag_ext(44, 0, true);
     body.extend_from_slice(&frag_ext(UDP, 3, false));
-    assert_eq!(parse(&ip6("::1", "::2", 44, &body)).ip.unwrap().fragment, Fragment::NonFirst);
+    assert_eq!(
+        parse(&ip6("::1", "::2", 44, &body)).ip.unwrap().fragment,
+        Fragment::NonFirst
+    );
 }
 
 #[test]
@@ -382,18 +467,32 @@ fn tcp_needs_twenty_bytes_and_a_sane_offset() {
     assert_eq!(malformed(&ip4("10.0.0.1", "10.0.0.2", TCP, &t)), None);
     for doff in 0..5u8 {
         t[12] = doff << 4;
-        assert_eq!(malformed(&ip4("10.0.0.1", "10.0.0.2", TCP, &t)), Some(Reason::BadHeader));
-        assert_eq!(malformed(&ip6("::1", "::2", TCP, &t)), Some(Reason::BadHeader));
+        assert_eq!(
+            malformed(&ip4("10.0.0.1", "10.0.0.2", TCP, &t)),
+            Some(Reason::BadHeader)
+        );
+        assert_eq!(
+            malformed(&ip6("::1", "::2", TCP, &t)),
+            Some(Reason::BadHeader)
+        );
     }
 }
 
 #[test]
 fn udp_sctp_icmp_header_sizes() {
-    let cases: [(u8, Vec<u8>, usize); 3] = [(UDP, udp(1, 2), 8), (SCTP, sctp(3, 4), 12), (ICMP, icmp(8, 0), 4)];
+    let cases: [(u8, Vec<u8>, usize); 3] = [
+        (UDP, udp(1, 2), 8),
+        (SCTP, sctp(3, 4), 12),
+        (ICMP, icmp(8, 0), 4),
+    ];
     for (proto, l4, need) in cases {
         let f = ip4("10.0.0.1", "10.0.0.2", proto, &l4);
         assert_eq!(malformed(&f[..34 + need]), None, "proto {proto}");
-        assert_eq!(malformed(&f[..34 + need - 1]), Some(Reason::Truncated), "proto {proto}");
+        assert_eq!(
+            malformed(&f[..34 + need - 1]),
+            Some(Reason::Truncated),
+            "proto {proto}"
+        );
     }
     let f = ip6("::1", "::2", SCTP, &sctp(3, 4));
     assert_eq!(parse(&f).ip.unwrap().ports, Some((3, 4)));
@@ -441,7 +540,10 @@ name = "c"
 proto = "tcp"
 action = "drop"
 "#);
-    assert_eq!(classify(&c, &tcp4("1.1.1.1", "2.2.2.2", 1, 22)).rule, Some(1));
+    assert_eq!(
+        classify(&c, &tcp4("1.1.1.1", "2.2.2.2", 1, 22)).rule,
+        Some(1)
+    );
     let o = classify(&c, &tcp4("1.1.1.1", "2.2.2.2", 1, 23));
     assert_eq!((o.rule, o.verdict), (Some(2), Verdict::Drop));
     let o = classify(&c, &ip4("1.1.1.1", "2.2.2.2", UDP, &udp(1, 22)));
@@ -450,11 +552,24 @@ action = "drop"
 
 #[test]
 fn default_action_when_nothing_terminal_matches() {
-    let c = cfg("[xdp]\ndefault = \"drop\"\n[[rule]]\nname = \"a\"\nproto = \"udp\"\naction = \"pass\"\n");
+    let c = cfg(
+        "[xdp]\ndefault = \"drop\"\n[[rule]]\nname = \"a\"\nproto = \"udp\"\naction = \"pass\"\n",
+    );
     let o = classify(&c, &tcp4("1.1.1.1", "2.2.2.2", 1, 22));
-    assert_eq!(o, Outcome { verdict: Verdict::Drop, rule: None, malformed: None, counted: vec![] });
+    assert_eq!(
+        o,
+        Outcome {
+            verdict: Verdict::Drop,
+            rule: None,
+            malformed: None,
+            counted: vec![]
+        }
+    );
     let c = cfg("[[rule]]\nname = \"a\"\nproto = \"udp\"\naction = \"drop\"\n");
-    assert_eq!(classify(&c, &tcp4("1.1.1.1", "2.2.2.2", 1, 22)).verdict, Verdict::Pass);
+    assert_eq!(
+        classify(&c, &tcp4("1.1.1.1", "2.2.2.2", 1, 22)).verdict,
+        Verdict::Pass
+    );
 }
 
 #[test]
@@ -488,13 +603,27 @@ action = "count"
     assert_eq!((o.rule, o.counted), (Some(2), vec![0]));
     let u = ip4("1.1.1.1", "2.2.2.2", UDP, &udp(1, 2));
     let o = classify(&c, &u);
-    assert_eq!((o.rule, o.counted, o.verdict), (None, vec![0, 1, 3], Verdict::Pass));
+    assert_eq!(
+        (o.rule, o.counted, o.verdict),
+        (None, vec![0, 1, 3], Verdict::Pass)
+    );
 
     let mut t = Tally::new(&c);
     t.add(&classify(&c, &f), f.len());
     t.add(&classify(&c, &u), u.len());
-    let n = |p: u64, b: usize| Counter { packets: p, bytes: b as u64 };
-    assert_eq!(t.rules, vec![n(2, f.len() + u.len()), n(1, u.len()), n(1, f.len()), n(1, u.len())]);
+    let n = |p: u64, b: usize| Counter {
+        packets: p,
+        bytes: b as u64,
+    };
+    assert_eq!(
+        t.rules,
+        vec![
+            n(2, f.len() + u.len()),
+            n(1, u.len()),
+            n(1, f.len()),
+            n(1, u.len())
+        ]
+    );
     assert_eq!(t.default, n(1, u.len()));
 }
 
@@ -504,11 +633,28 @@ fn malformed_policy_and_no_rule_no_count() {
     let f = tcp4("1.1.1.1", "2.2.2.2", 1, 22);
     let cut = &f[..40];
     let o = classify(&c, cut);
-    assert_eq!(o, Outcome { verdict: Verdict::Drop, rule: None, malformed: Some(Reason::Truncated), counted: vec![] });
+    assert_eq!(
+        o,
+        Outcome {
+            verdict: Verdict::Drop,
+            rule: None,
+            malformed: Some(Reason::Truncated),
+            counted: vec![]
+        }
+    );
     let mut t = Tally::new(&c);
     t.add(&o, cut.len());
-    assert_eq!(t.malformed[0], Counter { packets: 1, bytes: 40 });
-    assert_eq!((t.rules[0], t.default), (Counter::default(), Counter::default()));
+    assert_eq!(
+        t.malformed[0],
+        Counter {
+            packets: 1,
+            bytes: 40
+        }
+    );
+    assert_eq!(
+        (t.rules[0], t.default),
+        (Counter::default(), Counter::default())
+    );
     // Default malformed policy: pass.
     let c = cfg("[[rule]]\nname = \"d\"\naction = \"drop\"\n");
     assert_eq!(classify(&c, cut).verdict, Verdict::Pass);
@@ -541,7 +687,10 @@ fn only_negated_entries_match_everything_else_including_the_other_family() {
     assert!(!hits(&c, &tcp4("10.1.1.1", "1.1.1.1", 1, 2)));
     assert!(hits(&c, &tcp4("11.1.1.1", "1.1.1.1", 1, 2)));
     assert!(hits(&c, &ip6("2001:db8::1", "::2", GRE, &[])));
-    assert!(hits(&c, &ip6("::ffff:10.0.0.1", "::2", GRE, &[])), "a v4-mapped v6 address is IPv6");
+    assert!(
+        hits(&c, &ip6("::ffff:10.0.0.1", "::2", GRE, &[])),
+        "a v4-mapped v6 address is IPv6"
+    );
     // …and `family` restricts it.
     let c = one("src = \"!10.0.0.0/8\"\nfamily = \"ipv4\"");
     assert!(!hits(&c, &ip6("2001:db8::1", "::2", GRE, &[])));
@@ -566,13 +715,32 @@ name = "host6"
 dst = "2001:db8::ffff/128"
 action = "count"
 "#);
-    assert_eq!(classify(&c, &tcp4("10.1.1.1", "1.1.1.1", 1, 2)).rule, Some(0));
-    assert_eq!(classify(&c, &tcp4("10.5.1.1", "1.1.1.1", 1, 2)).rule, Some(1));
-    assert_eq!(classify(&c, &tcp4("255.255.255.255", "1.1.1.1", 1, 2)).rule, Some(0));
-    assert_eq!(classify(&c, &tcp4("0.0.0.0", "1.1.1.1", 1, 2)).rule, Some(1));
-    assert_eq!(classify(&c, &ip6("2001:db8::5", "::2", GRE, &[])).rule, Some(0));
+    assert_eq!(
+        classify(&c, &tcp4("10.1.1.1", "1.1.1.1", 1, 2)).rule,
+        Some(0)
+    );
+    assert_eq!(
+        classify(&c, &tcp4("10.5.1.1", "1.1.1.1", 1, 2)).rule,
+        Some(1)
+    );
+    assert_eq!(
+        classify(&c, &tcp4("255.255.255.255", "1.1.1.1", 1, 2)).rule,
+        Some(0)
+    );
+    assert_eq!(
+        classify(&c, &tcp4("0.0.0.0", "1.1.1.1", 1, 2)).rule,
+        Some(1)
+    );
+    assert_eq!(
+        classify(&c, &ip6("2001:db8::5", "::2", GRE, &[])).rule,
+        Some(0)
+    );
     let o = classify(&c, &ip6("2001:db9::5", "2001:db8::ffff", GRE, &[]));
-    assert_eq!((o.rule, o.counted), (None, vec![2]), "0.0.0.0/0 holds no IPv6 address");
+    assert_eq!(
+        (o.rule, o.counted),
+        (None, vec![2]),
+        "0.0.0.0/0 holds no IPv6 address"
+    );
 }
 
 #[test]
@@ -613,7 +781,10 @@ fn port_ranges_are_inclusive_and_only_tcp_udp_sctp_have_ports() {
     let c = one(r#"sport = [0, "1000-2000", 65535]"#);
     for p in [0, 1000, 1500, 2000, 65535] {
         assert!(hits(&c, &tcp4("1.1.1.1", "2.2.2.2", p, 9)), "port {p}");
-        assert!(hits(&c, &ip4("1.1.1.1", "2.2.2.2", UDP, &udp(p, 9))), "port {p}");
+        assert!(
+            hits(&c, &ip4("1.1.1.1", "2.2.2.2", UDP, &udp(p, 9))),
+            "port {p}"
+        );
         assert!(hits(&c, &ip6("::1", "::2", SCTP, &sctp(p, 9))), "port {p}");
     }
     for p in [1, 999, 2001, 65534] {
@@ -626,17 +797,33 @@ fn port_ranges_are_inclusive_and_only_tcp_udp_sctp_have_ports() {
     assert!(hits(&c, &tcp4("1.1.1.1", "2.2.2.2", 0, 0)));
     // A non-first fragment carries none either.
     let c = one("dport = \"0-65535\"\nproto = \"udp\"");
-    assert!(!hits(&c, &frame(&[], 0x0800, &ipv4_raw("1.1.1.1", "2.2.2.2", UDP, 0x2010, &[], &udp(1, 2)))));
+    assert!(!hits(
+        &c,
+        &frame(
+            &[],
+            0x0800,
+            &ipv4_raw("1.1.1.1", "2.2.2.2", UDP, 0x2010, &[], &udp(1, 2))
+        )
+    ));
 }
 
 #[test]
 fn tcp_flags_set_and_clear_masks() {
     let c = one("tcp_flags = \"syn,!ack\"");
     assert!(hits(&c, &ip4("1.1.1.1", "2.2.2.2", TCP, &tcp(1, 2, SYN))));
-    assert!(hits(&c, &ip4("1.1.1.1", "2.2.2.2", TCP, &tcp(1, 2, SYN | FIN | 0x80))));
-    assert!(!hits(&c, &ip4("1.1.1.1", "2.2.2.2", TCP, &tcp(1, 2, SYN | ACK))));
+    assert!(hits(
+        &c,
+        &ip4("1.1.1.1", "2.2.2.2", TCP, &tcp(1, 2, SYN | FIN | 0x80))
+    ));
+    assert!(!hits(
+        &c,
+        &ip4("1.1.1.1", "2.2.2.2", TCP, &tcp(1, 2, SYN | ACK))
+    ));
     assert!(!hits(&c, &ip4("1.1.1.1", "2.2.2.2", TCP, &tcp(1, 2, 0))));
-    assert!(!hits(&c, &ip4("1.1.1.1", "2.2.2.2", UDP, &udp(1, 2))), "UDP has no flags");
+    assert!(
+        !hits(&c, &ip4("1.1.1.1", "2.2.2.2", UDP, &udp(1, 2))),
+        "UDP has no flags"
+    );
     let c = one("tcp_flags = \"!fin,!syn,!rst,!psh,!ack,!urg,!ece,!cwr\"");
     assert!(hits(&c, &ip6("::1", "::2", TCP, &tcp(1, 2, 0))));
     assert!(!hits(&c, &ip6("::1", "::2", TCP, &tcp(1, 2, 0x40))));
@@ -669,29 +856,56 @@ fn vlan_matches_outer_or_inner_tag() {
     let c = one("vlan = 100");
     let body = ipv4_raw("1.1.1.1", "2.2.2.2", GRE, 0, &[], &[]);
     assert!(hits(&c, &frame(&[(0x8100, 100)], 0x0800, &body)));
-    assert!(hits(&c, &frame(&[(0x88a8, 100), (0x8100, 5)], 0x0800, &body)));
-    assert!(hits(&c, &frame(&[(0x88a8, 5), (0x8100, 0x3064)], 0x0800, &body)));
-    assert!(!hits(&c, &frame(&[(0x88a8, 5), (0x8100, 6)], 0x0800, &body)));
+    assert!(hits(
+        &c,
+        &frame(&[(0x88a8, 100), (0x8100, 5)], 0x0800, &body)
+    ));
+    assert!(hits(
+        &c,
+        &frame(&[(0x88a8, 5), (0x8100, 0x3064)], 0x0800, &body)
+    ));
+    assert!(!hits(
+        &c,
+        &frame(&[(0x88a8, 5), (0x8100, 6)], 0x0800, &body)
+    ));
     assert!(!hits(&c, &frame(&[], 0x0800, &body)));
     let c = one("vlan = 0");
-    assert!(hits(&c, &frame(&[(0x8100, 0xe000)], 0x0800, &body)), "a priority tag has id 0");
+    assert!(
+        hits(&c, &frame(&[(0x8100, 0xe000)], 0x0800, &body)),
+        "a priority tag has id 0"
+    );
     assert!(!hits(&c, &frame(&[], 0x0800, &body)), "no tag is not id 0");
 }
 
 #[test]
 fn fragment_conditions() {
-    let v4 = |word: u16| frame(&[], 0x0800, &ipv4_raw("1.1.1.1", "2.2.2.2", UDP, word, &[], &udp(1, 2)));
+    let v4 = |word: u16| {
+        frame(
+            &[],
+            0x0800,
+            &ipv4_raw("1.1.1.1", "2.2.2.2", UDP, word, &[], &udp(1, 2)),
+        )
+    };
     let v6 = |off: u16, more: bool| {
         let mut b = frag_ext(UDP, off, more);
         b.extend_from_slice(&udp(1, 2));
         ip6("::1", "::2", 44, &b)
     };
-    let none = [v4(0), v4(0x4000), v6(0, false), ip6("::1", "::2", UDP, &udp(1, 2))];
+    let none = [
+        v4(0),
+        v4(0x4000),
+        v6(0, false),
+        ip6("::1", "::2", UDP, &udp(1, 2)),
+    ];
     let first = [v4(0x2000), v6(0, true)];
     let later = [v4(0x2001), v4(0x0100), v6(1, true), v6(77, false)];
     let check = |cond: &str, want: [bool; 3]| {
         let c = one(&format!("fragment = \"{cond}\""));
-        for (frames, w) in [(&none[..], want[0]), (&first[..], want[1]), (&later[..], want[2])] {
+        for (frames, w) in [
+            (&none[..], want[0]),
+            (&first[..], want[1]),
+            (&later[..], want[2]),
+        ] {
             for f in frames {
                 assert_eq!(hits(&c, f), w, "fragment = {cond} on {f:02x?}");
             }
@@ -717,9 +931,17 @@ src = "10.0.0.0/8"
 proto = "tcp"
 action = "pass"
 "#);
-    let later = frame(&[], 0x0800, &ipv4_raw("10.1.1.1", "2.2.2.2", TCP, 0x2008, &[], &tcp(1, 80, SYN)));
+    let later = frame(
+        &[],
+        0x0800,
+        &ipv4_raw("10.1.1.1", "2.2.2.2", TCP, 0x2008, &[], &tcp(1, 80, SYN)),
+    );
     assert_eq!(classify(&c, &later).rule, Some(1));
-    let first = frame(&[], 0x0800, &ipv4_raw("10.1.1.1", "2.2.2.2", TCP, 0x2000, &[], &tcp(1, 80, SYN)));
+    let first = frame(
+        &[],
+        0x0800,
+        &ipv4_raw("10.1.1.1", "2.2.2.2", TCP, 0x2000, &[], &tcp(1, 80, SYN)),
+    );
     assert_eq!(classify(&c, &first).rule, Some(0));
 }
 

@@ -16,7 +16,9 @@ use std::path::Path;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use proptest::collection::vec;
 use proptest::prelude::*;
-use xdpwall_rules::{AddrItem, AddrMatch, Conditions, Config, Family, FragMatch, PortRange, TcpFlags, Verdict};
+use xdpwall_rules::{
+    AddrItem, AddrMatch, Conditions, Config, Family, FragMatch, PortRange, TcpFlags, Verdict,
+};
 
 /// Names of the sets every generated config defines (`[sets]`).
 pub const SET_NAMES: [&str; 3] = ["small", "mixed", "big"];
@@ -87,19 +89,39 @@ fn prefix(max: u8) -> impl Strategy<Value = u8> {
 }
 
 pub fn net4() -> impl Strategy<Value = Ipv4Net> {
-    (0..ANCHORS4.len(), noise_bits(32), any::<u32>(), prefix(32)).prop_map(|(a, bits, noise, len)| {
-        let mask = if bits >= 32 { u32::MAX } else { (1u32 << bits) - 1 };
-        let addr = ANCHORS4[a] ^ (noise & mask);
-        Ipv4Net::new(Ipv4Addr::from(addr), len).expect("prefix <= 32").trunc()
-    })
+    (0..ANCHORS4.len(), noise_bits(32), any::<u32>(), prefix(32)).prop_map(
+        |(a, bits, noise, len)| {
+            let mask = if bits >= 32 {
+                u32::MAX
+            } else {
+                (1u32 << bits) - 1
+            };
+            let addr = ANCHORS4[a] ^ (noise & mask);
+            Ipv4Net::new(Ipv4Addr::from(addr), len)
+                .expect("prefix <= 32")
+                .trunc()
+        },
+    )
 }
 
 pub fn net6() -> impl Strategy<Value = Ipv6Net> {
-    (0..ANCHORS6.len(), noise_bits(128), any::<u128>(), prefix(128)).prop_map(|(a, bits, noise, len)| {
-        let mask = if bits >= 128 { u128::MAX } else { (1u128 << bits) - 1 };
-        let addr = ANCHORS6[a] ^ (noise & mask);
-        Ipv6Net::new(Ipv6Addr::from(addr), len).expect("prefix <= 128").trunc()
-    })
+    (
+        0..ANCHORS6.len(),
+        noise_bits(128),
+        any::<u128>(),
+        prefix(128),
+    )
+        .prop_map(|(a, bits, noise, len)| {
+            let mask = if bits >= 128 {
+                u128::MAX
+            } else {
+                (1u128 << bits) - 1
+            };
+            let addr = ANCHORS6[a] ^ (noise & mask);
+            Ipv6Net::new(Ipv6Addr::from(addr), len)
+                .expect("prefix <= 128")
+                .trunc()
+        })
 }
 
 pub fn net() -> impl Strategy<Value = IpNet> {
@@ -170,18 +192,26 @@ fn ports() -> impl Strategy<Value = Vec<PortRange>> {
 }
 
 fn tcp_flags() -> impl Strategy<Value = TcpFlags> {
-    (any::<u8>(), any::<u8>())
-        .prop_map(|(set, clear)| {
-            // Mostly one to three flags, like real rules.
-            let thin = |x: u8| if x.count_ones() > 3 { x & x.rotate_left(3) } else { x };
-            let set = thin(set);
-            let clear = thin(clear) & !set;
-            if set | clear == 0 {
-                TcpFlags { set: 0x02, clear: 0 }
+    (any::<u8>(), any::<u8>()).prop_map(|(set, clear)| {
+        // Mostly one to three flags, like real rules.
+        let thin = |x: u8| {
+            if x.count_ones() > 3 {
+                x & x.rotate_left(3)
             } else {
-                TcpFlags { set, clear }
+                x
             }
-        })
+        };
+        let set = thin(set);
+        let clear = thin(clear) & !set;
+        if set | clear == 0 {
+            TcpFlags {
+                set: 0x02,
+                clear: 0,
+            }
+        } else {
+            TcpFlags { set, clear }
+        }
+    })
 }
 
 fn icmp_value() -> impl Strategy<Value = u8> {
@@ -210,7 +240,12 @@ fn vlan() -> impl Strategy<Value = u16> {
 }
 
 fn fragment() -> impl Strategy<Value = FragMatch> {
-    prop_oneof![Just(FragMatch::Any), Just(FragMatch::First), Just(FragMatch::NonFirst), Just(FragMatch::None)]
+    prop_oneof![
+        Just(FragMatch::Any),
+        Just(FragMatch::First),
+        Just(FragMatch::NonFirst),
+        Just(FragMatch::None)
+    ]
 }
 
 /// `Some` with probability `p` in 100.
@@ -220,30 +255,56 @@ fn maybe<S: Strategy>(p: u32, s: S) -> impl Strategy<Value = Option<S::Value>> {
 
 // ------------------------------------------------------------ rules
 
-fn conditions() -> impl Strategy<Value = Conditions> {
+/// Conditions; `density` (percent) scales how often each key is present.
+fn conditions(density: u32) -> impl Strategy<Value = Conditions> {
+    let p = |percent: u32| (percent * density / 100).max(1);
+    let proto = prop_oneof![100 - p(50) => Just(None), p(50) => proto()];
     (
-        (maybe(40, addr_match()), maybe(30, addr_match()), proto()),
-        (maybe(25, ports()), maybe(30, ports()), maybe(15, tcp_flags())),
-        (maybe(12, icmp_value()), maybe(8, icmp_value()), maybe(20, family())),
-        (maybe(10, vlan()), maybe(12, fragment()), any::<bool>()),
+        (
+            maybe(p(40), addr_match()),
+            maybe(p(30), addr_match()),
+            proto,
+        ),
+        (
+            maybe(p(25), ports()),
+            maybe(p(30), ports()),
+            maybe(p(15), tcp_flags()),
+        ),
+        (
+            maybe(p(12), icmp_value()),
+            maybe(p(8), icmp_value()),
+            maybe(p(20), family()),
+        ),
+        (
+            maybe(p(10), vlan()),
+            maybe(p(12), fragment()),
+            any::<bool>(),
+        ),
     )
-        .prop_map(|((src, dst, proto), (sport, dport, tcp_flags), (icmp_type, icmp_code, family), (vlan, fragment, keep_icmp))| {
-            let mut c = Conditions {
-                src,
-                dst,
-                proto,
-                sport,
-                dport,
-                tcp_flags,
-                icmp_type,
-                icmp_code,
-                family,
-                vlan,
-                fragment,
-            };
-            make_valid(&mut c, keep_icmp);
-            c
-        })
+        .prop_map(
+            |(
+                (src, dst, proto),
+                (sport, dport, tcp_flags),
+                (icmp_type, icmp_code, family),
+                (vlan, fragment, keep_icmp),
+            )| {
+                let mut c = Conditions {
+                    src,
+                    dst,
+                    proto,
+                    sport,
+                    dport,
+                    tcp_flags,
+                    icmp_type,
+                    icmp_code,
+                    family,
+                    vlan,
+                    fragment,
+                };
+                make_valid(&mut c, keep_icmp);
+                c
+            },
+        )
 }
 
 /// Removes the combinations the validator refuses (DESIGN.md "Config file").
@@ -318,7 +379,11 @@ fn literal_family(m: &AddrMatch) -> Option<Family> {
     let mut family = None;
     for item in &m.include {
         let AddrItem::Net(n) = item else { return None };
-        let this = if n.addr().is_ipv4() { Family::Ipv4 } else { Family::Ipv6 };
+        let this = if n.addr().is_ipv4() {
+            Family::Ipv4
+        } else {
+            Family::Ipv6
+        };
         if family.is_some_and(|f| f != this) {
             return None;
         }
@@ -335,24 +400,66 @@ fn verdict() -> impl Strategy<Value = Verdict> {
     prop_oneof![Just(Verdict::Pass), Just(Verdict::Drop)]
 }
 
-fn rule() -> impl Strategy<Value = RuleSpec> {
-    (conditions(), action()).prop_map(|(cond, action)| RuleSpec { cond, action })
+fn rule(density: u32) -> impl Strategy<Value = RuleSpec> {
+    (conditions(density), action()).prop_map(|(cond, action)| RuleSpec { cond, action })
 }
 
-/// A whole config: 1–40 rules, three sets, default and malformed policies.
+/// A crowd: rules that share one condition (none, `proto = 6`,
+/// `family = "ipv4"` or `fragment = "none"`) and rarely have another, so
+/// more than 32 of them (`XW_MAX_CANDS`) land in one candidate list, which
+/// overflows, and the data plane falls back to its bitmap scan.
+fn crowd(n: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = Vec<RuleSpec>> {
+    (0u8..4, vec((conditions(5), action(), any::<bool>()), n)).prop_map(|(theme, rules)| {
+        rules
+            .into_iter()
+            .map(|(mut cond, action, keep_icmp)| {
+                match theme {
+                    0 => {}
+                    1 => cond.proto = Some(6),
+                    2 => cond.family = Some(Family::Ipv4),
+                    _ => cond.fragment = Some(FragMatch::None),
+                }
+                make_valid(&mut cond, keep_icmp);
+                RuleSpec { cond, action }
+            })
+            .collect()
+    })
+}
+
+/// The rules of a config: mostly 1–40 independent rules; sometimes a crowd
+/// of 36–40 (candidate lists overflow); now and then 41–150 rules, so that
+/// bitmaps span several 64-bit words (independent rules, or a crowd).
+fn rules() -> impl Strategy<Value = Vec<RuleSpec>> {
+    prop_oneof![
+        12 => vec(rule(100), 1..=40),
+        3 => crowd(36..=40),
+        1 => vec(rule(40), 41..=150),
+        1 => crowd(41..=150),
+    ]
+}
+
+/// A whole config: its rules, three sets, default and malformed policies.
 pub fn config() -> impl Strategy<Value = ConfigSpec> {
-    (verdict(), verdict(), set_entries(false), set_entries(false), set_entries(true), vec(rule(), 1..=40)).prop_map(
-        |(default, malformed, small, mixed, big, rules)| ConfigSpec {
-            default,
-            malformed,
-            sets: vec![
-                (SET_NAMES[0].to_string(), small),
-                (SET_NAMES[1].to_string(), mixed),
-                (SET_NAMES[2].to_string(), big),
-            ],
-            rules,
-        },
+    (
+        verdict(),
+        verdict(),
+        set_entries(false),
+        set_entries(false),
+        set_entries(true),
+        rules(),
     )
+        .prop_map(
+            |(default, malformed, small, mixed, big, rules)| ConfigSpec {
+                default,
+                malformed,
+                sets: vec![
+                    (SET_NAMES[0].to_string(), small),
+                    (SET_NAMES[1].to_string(), mixed),
+                    (SET_NAMES[2].to_string(), big),
+                ],
+                rules,
+            },
+        )
 }
 
 // ------------------------------------------------------------ TOML
@@ -377,7 +484,13 @@ fn addr_toml(m: &AddrMatch) -> String {
 fn ports_toml(rs: &[PortRange]) -> String {
     let items: Vec<String> = rs
         .iter()
-        .map(|r| if r.lo == r.hi { r.lo.to_string() } else { format!("\"{}-{}\"", r.lo, r.hi) })
+        .map(|r| {
+            if r.lo == r.hi {
+                r.lo.to_string()
+            } else {
+                format!("\"{}-{}\"", r.lo, r.hi)
+            }
+        })
         .collect();
     format!("[{}]", items.join(", "))
 }
@@ -408,7 +521,12 @@ impl ConfigSpec {
     /// The config as `rules.toml` text.
     pub fn toml(&self) -> String {
         let mut t = String::new();
-        let _ = writeln!(t, "[xdp]\ndefault = \"{}\"\nmalformed = \"{}\"\n", verdict_name(self.default), verdict_name(self.malformed));
+        let _ = writeln!(
+            t,
+            "[xdp]\ndefault = \"{}\"\nmalformed = \"{}\"\n",
+            verdict_name(self.default),
+            verdict_name(self.malformed)
+        );
         t.push_str("[sets]\n");
         for (name, entries) in &self.sets {
             let items: Vec<String> = entries.iter().map(|n| format!("\"{n}\"")).collect();
@@ -442,7 +560,11 @@ impl ConfigSpec {
                 let _ = writeln!(t, "icmp_code = {x}");
             }
             if let Some(f) = c.family {
-                let _ = writeln!(t, "family = \"{}\"", if f == Family::Ipv4 { "ipv4" } else { "ipv6" });
+                let _ = writeln!(
+                    t,
+                    "family = \"{}\"",
+                    if f == Family::Ipv4 { "ipv4" } else { "ipv6" }
+                );
             }
             if let Some(v) = c.vlan {
                 let _ = writeln!(t, "vlan = {v}");
@@ -470,6 +592,7 @@ impl ConfigSpec {
 /// Reads config text the way `xdpwall` does; panics with the diagnostics
 /// (a generator bug, or a validator stricter than DESIGN.md).
 pub fn config_of(toml: &str) -> Config {
-    xdpwall_rules::parse_config(toml, Path::new("differential.toml"))
-        .unwrap_or_else(|e| panic!("generated config refused by the validator:\n{e}\n--- config ---\n{toml}"))
+    xdpwall_rules::parse_config(toml, Path::new("differential.toml")).unwrap_or_else(|e| {
+        panic!("generated config refused by the validator:\n{e}\n--- config ---\n{toml}")
+    })
 }
