@@ -96,6 +96,10 @@ pub enum Command {
         /// JSON lines (one per packet, then totals).
         #[arg(long)]
         json: bool,
+        /// Use the pure-Rust reference classifier instead of the XDP
+        /// program (no BPF, no root): compare the two on the same capture.
+        #[arg(long)]
+        reference: bool,
     },
     /// Capture at the XDP hook, like tcpdump: taps the running xdpwall
     /// program, or loads a pass-through one while capturing.

@@ -49,7 +49,8 @@ fn main() {
             config,
             capture,
             json,
-        } => cmd::replay::replay(&config, &capture, json),
+            reference,
+        } => cmd::replay::replay(&config, &capture, json, reference),
         Command::Bench(BenchCmd::Classify {
             rules,
             set_entries,

@@ -25,15 +25,29 @@ fn action_name(xdp: u32) -> &'static str {
     }
 }
 
-/// Replays `capture` against `config`.
-pub fn replay(config: &Path, capture: &Path, json_out: bool) -> Result<()> {
+/// The reference classifier's verdict name.
+fn reference_action(v: &xdpwall_reference::Verdict) -> &'static str {
+    match v {
+        xdpwall_reference::Verdict::Pass => "pass",
+        xdpwall_reference::Verdict::Drop => "drop",
+        xdpwall_reference::Verdict::Redirect(_) => "redirect",
+        xdpwall_reference::Verdict::RateLimit => "rate_limit",
+    }
+}
+
+/// Replays `capture` against `config`, through the XDP program or, with
+/// `reference`, through the pure-Rust reference classifier (no BPF, no root).
+pub fn replay(config: &Path, capture: &Path, json_out: bool, reference: bool) -> Result<()> {
     let (cfg, compiled) = load_compiled(config)?;
     let cap = capture_file::read(capture).map_err(|e| Failure {
         code: 2,
         message: format!("{e:#}"),
     })?;
-    let inst =
-        load(&compiled, LoadOptions { trace: true }).context("cannot load the XDP program")?;
+    let inst = if reference {
+        None
+    } else {
+        Some(load(&compiled, LoadOptions { trace: true }).context("cannot load the XDP program")?)
+    };
     let malformed_action = if cfg.xdp.malformed == CfgVerdict::Drop {
         "drop"
     } else {
@@ -46,7 +60,7 @@ pub fn replay(config: &Path, capture: &Path, json_out: bool) -> Result<()> {
         let (rule, action, malformed) = if pkt.len() < MIN_FRAME {
             // The kernel will not run XDP on less than an Ethernet header.
             (None, malformed_action, Some("truncated"))
-        } else {
+        } else if let Some(inst) = &inst {
             let v = inst.test_run(pkt).with_context(|| format!("packet {n}"))?;
             let rule = v
                 .rule
@@ -56,6 +70,16 @@ pub fn replay(config: &Path, capture: &Path, json_out: bool) -> Result<()> {
                 .malformed
                 .and_then(|m| MALFORMED_REASONS.get(m as usize).copied());
             (rule, action_name(v.xdp), mal)
+        } else {
+            let o = xdpwall_reference::classify(&cfg, pkt);
+            let rule = o
+                .rule
+                .and_then(|r| cfg.rules.get(r))
+                .map(|r| r.name.as_str());
+            let mal = o
+                .malformed
+                .and_then(|m| MALFORMED_REASONS.get(m as usize).copied());
+            (rule, reference_action(&o.verdict), mal)
         };
         *totals.entry(action).or_default() += 1;
         if json_out {

@@ -347,3 +347,43 @@ fn replay_rejects_a_file_that_is_no_capture() {
         out.describe()
     );
 }
+
+/// `replay --reference` needs no root: the reference classifier gives the
+/// same verdicts as documented for the test capture.
+#[test]
+fn replay_reference_gives_the_documented_verdicts_without_bpf() {
+    let dir = TempDir::new("replay-reference");
+    let cfg = dir.write("rules.toml", REPLAY_RULES);
+    let pkts = packets();
+    let raw: Vec<Vec<u8>> = pkts.iter().map(|p| p.bytes.clone()).collect();
+    let cap = dir.path().join("trace.pcapng");
+    write_pcapng(&cap, &raw);
+    let out = xdpwall(&[
+        "replay",
+        cfg.to_str().expect("utf-8"),
+        cap.to_str().expect("utf-8"),
+        "--json",
+        "--reference",
+    ]);
+    out.assert_code(0);
+    assert_verdicts(&pkts, &parse_lines(&out.stdout), &out.describe());
+}
+
+/// The XDP program and the reference agree line for line on the capture.
+#[test]
+fn replay_program_and_reference_agree() {
+    if !require_root("replay_program_and_reference_agree") {
+        return;
+    }
+    let dir = TempDir::new("replay-agree");
+    let cfg = dir.write("rules.toml", REPLAY_RULES);
+    let raw: Vec<Vec<u8>> = packets().into_iter().map(|p| p.bytes).collect();
+    let cap = dir.path().join("trace.pcap");
+    write_pcap(&cap, &raw);
+    let args = [cfg.to_str().expect("utf-8"), cap.to_str().expect("utf-8")];
+    let prog = xdpwall(&["replay", args[0], args[1], "--json"]);
+    let reference = xdpwall(&["replay", args[0], args[1], "--json", "--reference"]);
+    prog.assert_code(0);
+    reference.assert_code(0);
+    assert_eq!(prog.stdout, reference.stdout);
+}
