@@ -589,6 +589,11 @@ fn bad_headers() {
     bad(with(&t4, IP4, 0x05), "IPv4 version 0");
     bad(with(&t4, IP4, 0x44), "IPv4 IHL 4 (< 5)");
     bad(with(&t4, IP4, 0x40), "IPv4 IHL 0");
+    // The same over UDP: nothing after the IP header would reject the frame
+    // for another reason (TCP's data offset did, hiding an IHL check off by
+    // one; found by scripts/mutation-check.sh, mutant 4).
+    let u4 = udp4("192.0.2.1", "192.0.2.2", 1, 53).payload(20).bytes();
+    bad(with(&u4, IP4, 0x44), "IPv4 IHL 4 (< 5) over UDP");
     // Byte 0 of the IPv6 header: version in the high nibble.
     bad(with(&t6, IP6, 0x40), "IPv6 ethertype, version 4");
     bad(with(&t6, IP6, 0x00), "IPv6 version 0");

@@ -1,0 +1,242 @@
+#!/usr/bin/env bash
+# Mutation check of the C data plane (issue 6, item 3): shows that the
+# differential and data-plane tests catch planted bugs.
+#
+# In a throwaway clone of the repository (never in this checkout), applies ONE
+# mutant at a time from the fixed list below to bpf/parse.h, bpf/classify.h or
+# bpf/xdpwall.bpf.c, rebuilds, runs
+#     cargo test -p xdpwall-dataplane --test differential --test dataplane
+# (as root, CI=true so privileged tests fail instead of skipping), restores the
+# file and goes on. A build failure or verifier rejection is "killed
+# (build/load)", a failing test "killed (tests)", a timeout "killed (timeout)",
+# all green "SURVIVED". Prints a table and the kill rate; exits 0 (a report,
+# not a gate) unless the unmutated baseline itself fails.
+#
+# Usage: scripts/mutation-check.sh [--first N] [--only 1,5,7] [--list]
+#                                  [--timeout SECS] [--no-baseline] [--keep]
+#   --first N      run only the first N mutants of the list
+#   --only LIST    run only these mutant numbers (comma-separated)
+#   --list         print the mutants and exit
+#   --timeout S    per-mutant limit for the build and for the test run (300)
+#   --no-baseline  skip the unmutated build + test run
+#   --keep         keep the clone (its path is printed)
+# Environment: XW_MUT_TARGET (shared CARGO_TARGET_DIR, default
+# /tmp/xw-mut-target: reused across runs so rebuilds are incremental),
+# XW_MUT_LOGS (per-mutant logs, default /tmp/xw-mut-logs).
+#
+# The clone is of HEAD: uncommitted changes are not tested.
+set -uo pipefail
+
+REPO="$(cd "$(dirname "$0")/.." && pwd)"
+export PATH="$HOME/.cargo/bin:$PATH"
+
+# --- The mutants: file @@ fixed-string line pattern @@ sed expression -----
+# The pattern must match exactly one line of the file; the sed expression is
+# applied to that line only and must change it.
+MUTANTS=(
+	# parse.h: Ethernet / VLAN
+	'bpf/parse.h @@ if ((void *)(eth + 1) > c->end) @@ s/> c->end/>= c->end/'
+	'bpf/parse.h @@ if (t != ETH_P_8021Q && t != ETH_P_8021AD) @@ s/t != ETH_P_8021AD/t != ETH_P_8021Q/'
+	'bpf/parse.h @@ if (i == 0) @@ s/i == 0/i != 0/'
+	# parse.h: IPv4
+	'bpf/parse.h @@ if (ip->version != 4 || ip->ihl < 5) @@ s/ihl < 5/ihl < 4/'
+	'bpf/parse.h @@ if (c->pos + hlen > c->end) @@ s/> c->end/>= c->end/'
+	'bpf/parse.h @@ __builtin_memcpy(p->saddr, &ip->saddr, 4); @@ s/&ip->saddr/\&ip->daddr/'
+	'bpf/parse.h @@ else if (frag & 0x2000) @@ s/0x2000/0x4000/'
+	# parse.h: IPv6 extension headers
+	'bpf/parse.h @@ nh == IPPROTO_FRAGMENT || nh == IPPROTO_AH; @@ s/nh == IPPROTO_AH/nh == IPPROTO_FRAGMENT/'
+	'bpf/parse.h @@ if (!is_ipv6_ext(nh)) @@ s/!is_ipv6_ext/is_ipv6_ext/'
+	'bpf/parse.h @@ len = ((__u32)h[1] + 2) * 4; @@ s/+ 2)/+ 1)/'
+	'bpf/parse.h @@ if (is_ipv6_ext(nh) && p->frag != XW_FRAG_NON_FIRST) @@ s/&&/||/'
+	# parse.h: L4
+	'bpf/parse.h @@ if (th->doff < 5) @@ s/< 5/< 4/'
+	'bpf/parse.h @@ p->sport = bpf_ntohs(th->source); @@ s/th->source/th->dest/'
+	'bpf/parse.h @@ p->tcpflags = ((__u8 *)th)[13]; @@ s/\[13\]/[12]/'
+	'bpf/parse.h @@ p->dport = bpf_ntohs(uh->dest); @@ s/uh->dest/uh->source/'
+	'bpf/parse.h @@ p->sport = bpf_ntohs(sh->source); @@ s/sh->source/sh->dest/'
+	'bpf/parse.h @@ if ((void *)(ic + 4) > c->end) @@ s/ic + 4/ic + 2/'
+	'bpf/parse.h @@ p->icmp = (v6 << 16) @@ s/ic\[1\]/ic[2]/'
+	'bpf/parse.h @@ p->frag = XW_FRAG_NOT_IP; @@ s/XW_FRAG_NOT_IP/XW_FRAG_NONE/'
+	# classify.h
+	'bpf/classify.h @@ d = class_at(dir4, ((__u32)addr[0] << 8) | addr[1]); @@ s/addr\[1\]/addr[2]/'
+	'bpf/classify.h @@ struct xw_lpm4 k = { .prefixlen = 32 }; @@ s/= 32/= 31/'
+	'bpf/classify.h @@ return class_at(&xw_sport, p->sport); @@ s/p->sport/p->dport/'
+	'bpf/classify.h @@ return class_at(&xw_vlan, p->vlan_outer); @@ s/vlan_outer/vlan_inner/'
+	'bpf/classify.h @@ x &= word_of(m->cls[f], w) | word_of(m->cls[XW_F_MAX], w); @@ s/w) | word_of/w) \& word_of/'
+	'bpf/classify.h @@ if (!USED(f) || !(check & (1u << f))) @@ s/ || / \&\& /'
+	'bpf/classify.h @@ if (r >= m->best) @@ s/>=/>/'
+	'bpf/classify.h @@ if (!(e & XW_CAND_COUNT) && rule_matches @@ s/if (!(e/if ((e/'
+	'bpf/classify.h @@ if (ahead(XW_F_MAX) && m->cls[XW_F_MAX] != m->cls[XW_F_VLAN]) @@ s/!= m->cls/== m->cls/'
+	'bpf/classify.h @@ return (o & XW_ID_OVERFLOW) != 0; @@ s/!= 0/== 0/'
+	# xdpwall.bpf.c
+	'bpf/xdpwall.bpf.c @@ if (r && r->action == XW_ACT_DROP) @@ s/==/!=/'
+)
+
+FIRST=0
+ONLY=""
+LIST=0
+TIMEOUT=300
+BASELINE=1
+KEEP=0
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--first) FIRST="$2"; shift 2 ;;
+	--only) ONLY=",$2,"; shift 2 ;;
+	--list) LIST=1; shift ;;
+	--timeout) TIMEOUT="$2"; shift 2 ;;
+	--no-baseline) BASELINE=0; shift ;;
+	--keep) KEEP=1; shift ;;
+	-h | --help) sed -n '2,27p' "$0"; exit 0 ;;
+	*) echo "unknown argument: $1" >&2; exit 2 ;;
+	esac
+done
+
+field() { # field N STRING: the N-th ' @@ '-separated field
+	local n="$1" s="$2"
+	case "$n" in
+	1) printf '%s' "${s%% @@ *}" ;;
+	2) s="${s#* @@ }"; printf '%s' "${s%% @@ *}" ;;
+	3) s="${s#* @@ }"; printf '%s' "${s#* @@ }" ;;
+	esac
+}
+
+selected() {
+	local i="$1"
+	if [ -n "$ONLY" ]; then
+		[[ "$ONLY" == *",$i,"* ]]
+	elif [ "$FIRST" -gt 0 ]; then
+		[ "$i" -le "$FIRST" ]
+	fi
+}
+
+if [ "$LIST" = 1 ]; then
+	for i in "${!MUTANTS[@]}"; do
+		m="${MUTANTS[$i]}"
+		printf '%2d  %-18s %-58s %s\n' $((i + 1)) "$(field 1 "$m")" "$(field 2 "$m")" "$(field 3 "$m")"
+	done
+	exit 0
+fi
+
+if [ "$(id -u)" != 0 ]; then
+	echo "mutation-check: needs root (the data-plane tests load XDP programs)" >&2
+	exit 2
+fi
+
+WORK="$(mktemp -d /tmp/xw-mut.XXXXXX)"
+export CARGO_TARGET_DIR="${XW_MUT_TARGET:-/tmp/xw-mut-target}"
+LOGS="${XW_MUT_LOGS:-/tmp/xw-mut-logs}"
+export CI=true
+mkdir -p "$LOGS"
+CUR_FILE=""
+cleanup() {
+	# Restore a file left mutated by an interrupt (the clone only, anyway).
+	if [ -n "$CUR_FILE" ] && [ -f "$WORK/.pristine" ]; then
+		cp "$WORK/.pristine" "$WORK/$CUR_FILE"
+	fi
+	if [ "$KEEP" = 1 ]; then
+		echo "clone kept at $WORK"
+	else
+		rm -rf "$WORK"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+git clone -q --no-hardlinks "$REPO" "$WORK" || { echo "clone failed" >&2; exit 2; }
+cd "$WORK" || exit 2
+echo "clone: $WORK (HEAD $(git rev-parse --short HEAD)), target: $CARGO_TARGET_DIR, logs: $LOGS"
+
+TEST=(cargo test -p xdpwall-dataplane --test differential --test dataplane)
+
+# build_and_test LOG: prints build, load, tests, timeout or ok.
+build_and_test() {
+	local log="$1" rc
+	timeout "$TIMEOUT" "${TEST[@]}" --no-run >"$log" 2>&1
+	rc=$?
+	[ $rc = 124 ] && { echo timeout; return; }
+	[ $rc != 0 ] && { echo build; return; }
+	timeout "$TIMEOUT" "${TEST[@]}" -- --test-threads="${XDPWALL_TEST_THREADS:-2}" >>"$log" 2>&1
+	rc=$?
+	[ $rc = 124 ] && { echo timeout; return; }
+	[ $rc = 0 ] && { echo ok; return; }
+	if grep -q "kernel refused to load the XDP program" "$log"; then
+		echo load
+	else
+		echo tests
+	fi
+}
+
+if [ "$BASELINE" = 1 ]; then
+	echo "baseline (unmutated) ..."
+	r="$(build_and_test "$LOGS/baseline.log")"
+	if [ "$r" != ok ]; then
+		echo "baseline is not green ($r): see $LOGS/baseline.log; no mutant run" >&2
+		exit 1
+	fi
+	echo "baseline green"
+fi
+
+ROWS=()
+killed=0
+survived=0
+skipped=0
+run=0
+for i in "${!MUTANTS[@]}"; do
+	n=$((i + 1))
+	selected "$n" || continue
+	m="${MUTANTS[$i]}"
+	file="$(field 1 "$m")"
+	pat="$(field 2 "$m")"
+	expr="$(field 3 "$m")"
+	lines="$(grep -nF -- "$pat" "$file" | cut -d: -f1)"
+	count="$(printf '%s' "$lines" | grep -c . || true)"
+	desc="${expr}"
+	if [ "$count" != 1 ]; then
+		res="SKIPPED (pattern matches $count lines)"
+		ROWS+=("$(printf '%2d | %-18s | %-5s | %-38s | %s' "$n" "$file" "-" "$desc" "$res")")
+		skipped=$((skipped + 1))
+		echo "[$n] $res"
+		continue
+	fi
+	ln="$lines"
+	cp "$file" "$WORK/.pristine"
+	CUR_FILE="$file"
+	sed -i "${ln}${expr}" "$file"
+	if cmp -s "$file" "$WORK/.pristine"; then
+		res="SKIPPED (sed changed nothing)"
+		CUR_FILE=""
+		ROWS+=("$(printf '%2d | %-18s | %-5s | %-38s | %s' "$n" "$file" "$ln" "$desc" "$res")")
+		skipped=$((skipped + 1))
+		echo "[$n] $res"
+		continue
+	fi
+	echo "[$n] $file:$ln  $(sed -n "${ln}p" "$file" | sed 's/^[[:space:]]*//')"
+	start=$SECONDS
+	r="$(build_and_test "$LOGS/mutant-$n.log")"
+	cp "$WORK/.pristine" "$file"
+	CUR_FILE=""
+	cmp -s "$file" "$WORK/.pristine" || { echo "restore failed" >&2; exit 2; }
+	case "$r" in
+	ok) res="SURVIVED"; survived=$((survived + 1)) ;;
+	build | load) res="killed (build/load)"; killed=$((killed + 1)) ;;
+	tests) res="killed (tests)"; killed=$((killed + 1)) ;;
+	timeout) res="killed (timeout)"; killed=$((killed + 1)) ;;
+	esac
+	run=$((run + 1))
+	echo "[$n] $res ($((SECONDS - start)) s)"
+	ROWS+=("$(printf '%2d | %-18s | %-5s | %-38s | %s' "$n" "$file" "$ln" "$desc" "$res")")
+done
+
+echo
+printf '%2s | %-18s | %-5s | %-38s | %s\n' "#" "file" "line" "mutation (sed)" "result"
+printf -- '---|--------------------|-------|----------------------------------------|--------------------\n'
+for row in "${ROWS[@]}"; do
+	printf '%s\n' "$row"
+done
+echo
+if [ "$run" -gt 0 ]; then
+	echo "kill rate: $killed/$run ($((100 * killed / run))%), survived: $survived, skipped: $skipped"
+else
+	echo "no mutant run (skipped: $skipped)"
+fi
+exit 0
