@@ -354,9 +354,9 @@ static long scan_step(__u64 w, void *arg)
 }
 
 /* The first terminal rule that matches, or XW_NO_RULE; counts `count` hits. */
-static __always_inline __u32 classify(struct pkt *p, __u64 bytes, struct match_ctx *m)
+/* Classifies the packet parsed into m->p. */
+static __always_inline __u32 classify(__u64 bytes, struct match_ctx *m)
 {
-	m->p = *p;
 	m->best = XW_NO_RULE;
 	m->bytes = bytes;
 	gather_index(m);

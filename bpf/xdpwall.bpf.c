@@ -50,13 +50,13 @@ int xdpwall_main(struct xdp_md *ctx)
 		.pos = (void *)(long)ctx->data,
 		.end = (void *)(long)ctx->data_end,
 	};
-	struct pkt p = {};
 	struct match_ctx m = {};
 	__u64 bytes = bpf_xdp_get_buff_len(ctx);
 	__u32 rule = XW_NO_RULE, verdict, malformed = 0;
 	int err;
 
-	err = parse_packet(&c, &p);
+	/* Parsed straight into the classifier's context: no copy. */
+	err = parse_packet(&c, &m.p);
 	if (err) {
 		malformed = (__u32)(-err);
 		count_malformed((malformed - 1) & (XW_MAL_MAX - 1), bytes);
@@ -64,7 +64,7 @@ int xdpwall_main(struct xdp_md *ctx)
 		goto out;
 	}
 
-	rule = classify(&p, bytes, &m);
+	rule = classify(bytes, &m);
 	if (rule == XW_NO_RULE) {
 		bump(XW_STAT_DEFAULT, bytes);
 		verdict = default_verdict;

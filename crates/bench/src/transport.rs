@@ -311,7 +311,6 @@ pub fn transport(
 /// the consumer CPU (memory columns are not measured for it).
 fn run_cell_c(cell: &Cell, opts: &TransportOptions, bin: &Path) -> anyhow::Result<TransportRow> {
     let (inst, pkt, quotas) = setup_cell(cell, opts)?;
-    let np = quotas.len();
     let perf = cell.transport == Transport::Perfbuf;
     let map = if perf {
         &inst.maps.perf
@@ -356,48 +355,23 @@ fn run_cell_c(cell: &Cell, opts: &TransportOptions, bin: &Path) -> anyhow::Resul
             k.lost
         );
     }
-    let us = |ns: u64| ns as f64 / 1e3;
-    let secs = |d: Duration| d.as_secs_f64().max(1e-9);
     let memlock = fdinfo_memlock(map.as_fd().as_raw_fd())?;
-    Ok(TransportRow {
-        transport: cell.transport,
-        producers: u32::try_from(np).unwrap_or(u32::MAX),
-        producer_cpus: cell.producer_cpus.clone(),
-        consumer_cpu: cell.consumer_cpu,
-        consumer_shares_cpu: cell.producer_cpus.contains(&cell.consumer_cpu),
-        snaplen: cell.snaplen,
-        record_bytes: u32::try_from(HEADER).unwrap_or(u32::MAX) + cell.snaplen,
-        wakeup: cell.wakeup,
-        consumer: format!("C {}", poll_name(cell.poll)),
+    let times = Times { produce, elapsed };
+    let side = ConsumerSide {
+        name: format!("C {}", poll_name(cell.poll)),
         epoll_timeout_ms: 10,
         nice: None,
-        runs_per_call: quotas
-            .iter()
-            .copied()
-            .max()
-            .unwrap_or(0)
-            .min(u64::from(opts.repeat)),
-        produced: k.produced,
         delivered: rep.delivered,
-        lost: k.lost,
-        loss_ratio: k.lost as f64 / k.produced.max(1) as f64,
-        perf_lost_reported: rep.lost_cb,
-        produce_s: produce.as_secs_f64(),
-        elapsed_s: elapsed.as_secs_f64(),
-        offered_per_s: k.produced as f64 / secs(produce),
-        delivered_per_s: rep.delivered as f64 / secs(elapsed),
-        latency_p50_us: us(rep.p50_ns),
-        latency_p99_us: us(rep.p99_ns),
-        latency_max_us: us(rep.max_ns),
-        map_memlock_bytes: memlock,
-        perf_mmap_bytes: 0,
-        held_bytes: memlock,
-        rss_delta_bytes: 0,
-        wakeups: (cell.transport == Transport::Ringbuf).then_some(k.wakeups),
-        order_violations: rep.order,
-        max_backwards_us: us(rep.maxback_ns),
-        per_cpu_order_violations: rep.percpu,
-    })
+        perf_lost: rep.lost_cb,
+        latency_ns: [rep.p50_ns, rep.p99_ns, rep.max_ns],
+        memlock,
+        perf_mmap: 0,
+        rss_delta: 0,
+        order: rep.order,
+        max_back_ns: rep.maxback_ns,
+        per_cpu_order: rep.percpu,
+    };
+    Ok(row(cell, opts, &quotas, &k, times, side))
 }
 
 struct Cell {
@@ -533,7 +507,6 @@ fn setup_cell(
 #[allow(clippy::too_many_lines)]
 fn run_cell(cell: &Cell, opts: &TransportOptions) -> anyhow::Result<TransportRow> {
     let (inst, pkt, quotas) = setup_cell(cell, opts)?;
-    let np = quotas.len();
 
     let seen = Rc::new(RefCell::new(Seen::new()));
     let rss0 = rss_bytes()?;
@@ -618,21 +591,81 @@ fn run_cell(cell: &Cell, opts: &TransportOptions) -> anyhow::Result<TransportRow
             k.lost
         );
     }
+    let side = ConsumerSide {
+        name: poll_name(cell.poll).into(),
+        epoll_timeout_ms: u64::try_from(opts.epoll_timeout.as_millis()).unwrap_or(u64::MAX),
+        nice: opts.nice,
+        delivered: d.delivered,
+        perf_lost: d.perf_lost,
+        latency_ns: [
+            seen.hist.quantile(0.50),
+            seen.hist.quantile(0.99),
+            seen.hist.max,
+        ],
+        memlock,
+        perf_mmap,
+        rss_delta: i64::try_from(rss1).unwrap_or(i64::MAX)
+            - i64::try_from(rss0).unwrap_or(i64::MAX),
+        order: seen.violations,
+        max_back_ns: seen.max_back_ns,
+        per_cpu_order: seen.cpu_violations,
+    };
+    Ok(row(
+        cell,
+        opts,
+        &quotas,
+        &k,
+        Times { produce, elapsed },
+        side,
+    ))
+}
+
+/// When the producers were done, and when everything was delivered.
+struct Times {
+    produce: Duration,
+    elapsed: Duration,
+}
+
+/// What a consumer (xdpwall's or the C reference) measured in one cell.
+struct ConsumerSide {
+    name: String,
+    epoll_timeout_ms: u64,
+    nice: Option<i32>,
+    delivered: u64,
+    perf_lost: u64,
+    /// p50, p99, max.
+    latency_ns: [u64; 3],
+    memlock: u64,
+    perf_mmap: u64,
+    rss_delta: i64,
+    order: u64,
+    max_back_ns: u64,
+    per_cpu_order: u64,
+}
+
+/// One table row: the cell, the kernel's counters, and the consumer's side.
+fn row(
+    cell: &Cell,
+    opts: &TransportOptions,
+    quotas: &[u64],
+    k: &stats::EventCounters,
+    t: Times,
+    c: ConsumerSide,
+) -> TransportRow {
     let us = |ns: u64| ns as f64 / 1e3;
     let secs = |d: Duration| d.as_secs_f64().max(1e-9);
-    let np32 = u32::try_from(np).unwrap_or(u32::MAX);
-    Ok(TransportRow {
+    TransportRow {
         transport: cell.transport,
-        producers: np32,
+        producers: u32::try_from(quotas.len()).unwrap_or(u32::MAX),
         producer_cpus: cell.producer_cpus.clone(),
         consumer_cpu: cell.consumer_cpu,
         consumer_shares_cpu: cell.producer_cpus.contains(&cell.consumer_cpu),
         snaplen: cell.snaplen,
         record_bytes: u32::try_from(HEADER).unwrap_or(u32::MAX) + cell.snaplen,
         wakeup: cell.wakeup,
-        consumer: poll_name(cell.poll).into(),
-        epoll_timeout_ms: u64::try_from(opts.epoll_timeout.as_millis()).unwrap_or(u64::MAX),
-        nice: opts.nice,
+        consumer: c.name,
+        epoll_timeout_ms: c.epoll_timeout_ms,
+        nice: c.nice,
         runs_per_call: quotas
             .iter()
             .copied()
@@ -640,27 +673,26 @@ fn run_cell(cell: &Cell, opts: &TransportOptions) -> anyhow::Result<TransportRow
             .unwrap_or(0)
             .min(u64::from(opts.repeat)),
         produced: k.produced,
-        delivered: d.delivered,
+        delivered: c.delivered,
         lost: k.lost,
         loss_ratio: k.lost as f64 / k.produced.max(1) as f64,
-        perf_lost_reported: d.perf_lost,
-        produce_s: produce.as_secs_f64(),
-        elapsed_s: elapsed.as_secs_f64(),
-        offered_per_s: k.produced as f64 / secs(produce),
-        delivered_per_s: d.delivered as f64 / secs(elapsed),
-        latency_p50_us: us(seen.hist.quantile(0.50)),
-        latency_p99_us: us(seen.hist.quantile(0.99)),
-        latency_max_us: us(seen.hist.max),
-        map_memlock_bytes: memlock,
-        perf_mmap_bytes: perf_mmap,
-        held_bytes: memlock + perf_mmap,
-        rss_delta_bytes: i64::try_from(rss1).unwrap_or(i64::MAX)
-            - i64::try_from(rss0).unwrap_or(i64::MAX),
+        perf_lost_reported: c.perf_lost,
+        produce_s: t.produce.as_secs_f64(),
+        elapsed_s: t.elapsed.as_secs_f64(),
+        offered_per_s: k.produced as f64 / secs(t.produce),
+        delivered_per_s: c.delivered as f64 / secs(t.elapsed),
+        latency_p50_us: us(c.latency_ns[0]),
+        latency_p99_us: us(c.latency_ns[1]),
+        latency_max_us: us(c.latency_ns[2]),
+        map_memlock_bytes: c.memlock,
+        perf_mmap_bytes: c.perf_mmap,
+        held_bytes: c.memlock + c.perf_mmap,
+        rss_delta_bytes: c.rss_delta,
         wakeups: (cell.transport == Transport::Ringbuf).then_some(k.wakeups),
-        order_violations: seen.violations,
-        max_backwards_us: us(seen.max_back_ns),
-        per_cpu_order_violations: seen.cpu_violations,
-    })
+        order_violations: c.order,
+        max_backwards_us: us(c.max_back_ns),
+        per_cpu_order_violations: c.per_cpu_order,
+    }
 }
 
 /// Runs the producers of `cell` (threads pinned to their CPUs, each calling

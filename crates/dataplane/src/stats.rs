@@ -79,10 +79,9 @@ fn percpu_sum(map: &libbpf_rs::MapHandle, name: &'static str, key: u32) -> Resul
     Ok(c)
 }
 
-/// Reads rule names from `xw_rules`.
-fn rules(inst: &Instance) -> Result<Vec<types::xw_rule>> {
+/// Reads the rules from `xw_rules` (`info.nrules` of them when known).
+fn rules(inst: &Instance, info: &types::xw_info) -> Result<Vec<types::xw_rule>> {
     let n = libbpf_rs::MapCore::max_entries(&inst.maps.rules);
-    let info = inst.info()?;
     let n = if info.nrules > 0 {
         info.nrules.min(n)
     } else {
@@ -119,6 +118,17 @@ pub fn c_name(name: &[i8]) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
+/// The names of `inst`'s rules, by id.
+///
+/// # Errors
+/// A map cannot be read.
+pub fn rule_names(inst: &Instance) -> Result<Vec<String>> {
+    Ok(rules(inst, &inst.info()?)?
+        .iter()
+        .map(|r| c_name(&r.name))
+        .collect())
+}
+
 /// Reads every counter of `inst`.
 ///
 /// # Errors
@@ -132,7 +142,7 @@ pub fn read(inst: &Instance) -> Result<Stats> {
         malformed: Vec::new(),
         malformed_action: verdict_name(info.malformed_action),
     };
-    for (i, r) in rules(inst)?.iter().enumerate() {
+    for (i, r) in rules(inst, &info)?.iter().enumerate() {
         out.rules.push(RuleStats {
             name: c_name(&r.name),
             action: action_name(r.action),
@@ -179,9 +189,8 @@ fn copy_percpu(
 /// # Errors
 /// A map cannot be read or written.
 pub fn carry(old: &Instance, new: &Instance) -> Result<()> {
-    let old_rules: Vec<String> = rules(old)?.iter().map(|r| c_name(&r.name)).collect();
-    for (i, r) in rules(new)?.iter().enumerate() {
-        let name = c_name(&r.name);
+    let old_rules = rule_names(old)?;
+    for (i, name) in rule_names(new)?.into_iter().enumerate() {
         if let Some(j) = old_rules.iter().position(|n| *n == name) {
             copy_percpu(&old.maps.stats, j as u32, &new.maps.stats, i as u32)?;
         }

@@ -159,13 +159,14 @@ impl<'a> Consumer<'a> {
         F: FnMut(&Record<'_>) + 'a,
     {
         let counts = Rc::new(Counts::default());
-        let cb = Rc::new(std::cell::RefCell::new(on_record));
-        let handle = {
+        // Only one of the two transports below takes `handle`.
+        let mut on_record = on_record;
+        let mut handle = {
             let counts = Rc::clone(&counts);
             move |data: &[u8]| match decode(data) {
                 Ok(r) => {
                     counts.delivered.set(counts.delivered.get() + 1);
-                    (cb.borrow_mut())(&r);
+                    on_record(&r);
                 }
                 Err(_) => counts.malformed.set(counts.malformed.get() + 1),
             }

@@ -187,9 +187,7 @@ pub fn capture(args: &CaptureArgs) -> Result<()> {
 }
 
 fn rule_names(inst: &Instance) -> Vec<String> {
-    stats::read(inst)
-        .map(|s| s.rules.into_iter().map(|r| r.name).collect())
-        .unwrap_or_default()
+    stats::rule_names(inst).unwrap_or_default()
 }
 
 /// Turns the tap off and detaches a pass-through program, also on error.
