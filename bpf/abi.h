@@ -94,9 +94,13 @@ enum xw_malformed_reason {
 	XW_MAL_MAX = 8,
 };
 
-/* Counter slots in xw_stats after the rules. */
-#define XW_STAT_DEFAULT XW_MAX_RULES
-#define XW_STAT_ENTRIES (XW_MAX_RULES + 1)
+/* Rule counter slots in xw_stats, then the default action's. A rule's slot
+ * follows its name across reloads (the map is shared by the old and the new
+ * program), so twice the rules: a reload can give every new name a slot the
+ * running program does not use. */
+#define XW_COUNTER_SLOTS (2 * XW_MAX_RULES)
+#define XW_STAT_DEFAULT XW_COUNTER_SLOTS
+#define XW_STAT_ENTRIES (XW_COUNTER_SLOTS + 1)
 
 /*
  * An equivalence class of one field's values: every value mapped to it
@@ -136,6 +140,8 @@ struct xw_rule {
 	__u32 sample;   /* 1 in N matches emits (with XW_RULE_SAMPLE) */
 	__u64 every_ns; /* at most one event per interval (0: no limit) */
 	char name[XW_NAME_LEN];
+	__u32 slot;     /* its counters in xw_stats (< XW_COUNTER_SLOTS) */
+	__u32 pad;
 };
 
 /* ---- Events ---------------------------------------------------------- */

@@ -214,10 +214,19 @@ static __always_inline void bump(__u32 slot, __u64 bytes)
 	}
 }
 
+/* Counts a hit of rule `r` in the rule's slot (see XW_COUNTER_SLOTS). */
+static __always_inline void bump_rule(__u32 r, __u64 bytes)
+{
+	struct xw_rule *rule = bpf_map_lookup_elem(&xw_rules, &r);
+
+	if (rule)
+		bump(rule->slot, bytes);
+}
+
 /* Counts a `count` rule's hit and remembers it for its events. */
 static __always_inline void count_hit(struct match_ctx *m, __u32 r)
 {
-	bump(r, m->bytes);
+	bump_rule(r, m->bytes);
 	if (!has_events)
 		return;
 	if (m->nhits < XW_MAX_HITS) {

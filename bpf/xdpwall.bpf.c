@@ -12,11 +12,15 @@
 #include "classify.h"
 #include "events.h"
 
-static __always_inline __u32 verdict_of(__u32 rule)
+/* Counts the deciding rule's hit and returns its verdict. */
+static __always_inline __u32 apply_rule(__u32 rule, __u64 bytes)
 {
 	struct xw_rule *r = bpf_map_lookup_elem(&xw_rules, &rule);
 
-	if (r && r->action == XW_ACT_DROP)
+	if (!r)
+		return XDP_PASS;
+	bump(r->slot, bytes);
+	if (r->action == XW_ACT_DROP)
 		return XDP_DROP;
 	return XDP_PASS;
 }
@@ -69,8 +73,7 @@ int xdpwall_main(struct xdp_md *ctx)
 		bump(XW_STAT_DEFAULT, bytes);
 		verdict = default_verdict;
 	} else {
-		bump(rule, bytes);
-		verdict = verdict_of(rule);
+		verdict = apply_rule(rule, bytes);
 	}
 out:
 	if (has_events) {

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
   xdpwall demo                                  # throwaway lab, real traffic, live counters
   xdpwall check rules.toml                      # validate and print the normalised rule table
   xdpwall run rules.toml --iface eth0           # attach and stay in the foreground
+  xdpwall reload --iface eth0                   # re-read the config, swap rules atomically
   xdpwall stats --iface eth0 --json             # counters of the running instance
   xdpwall replay rules.toml capture.pcapng      # verdict for every packet of a capture
   xdpwall detach --iface eth0                   # remove xdpwall from an interface")]
@@ -70,6 +71,17 @@ pub enum Command {
         /// loopback), e.g. 127.0.0.1:9477. Off unless given.
         #[arg(long, value_name = "ADDR")]
         metrics: Option<String>,
+    },
+    /// Make the running `xdpwall run` re-read its config and swap the rules
+    /// atomically (like SIGHUP, but it waits and reports the outcome: exit
+    /// 0, or 2 with the config's errors while the old rules stay in force).
+    #[command(
+        after_help = "Examples:\n  xdpwall reload --iface eth0\n  ip netns exec blue xdpwall reload"
+    )]
+    Reload {
+        /// Interface (default: the only one running xdpwall in this netns).
+        #[arg(short, long)]
+        iface: Option<String>,
     },
     /// Per-rule packets/bytes, default-action and malformed counts.
     #[command(

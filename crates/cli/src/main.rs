@@ -4,6 +4,7 @@ mod capture_file;
 mod cli;
 mod cmd;
 mod config;
+mod control;
 mod event_out;
 mod exit;
 mod metrics_server;
@@ -45,6 +46,7 @@ fn main() {
             metrics,
         }),
         Command::Stats { iface, json } => cmd::stats::stats(iface, json),
+        Command::Reload { iface } => cmd::reload::reload(iface),
         Command::Replay {
             config,
             capture,

@@ -5,6 +5,7 @@
 //! * `replay` — BPF_PROG_TEST_RUN over captures written here (needs root).
 //! * `lab` — real `run`/`stats`/`detach` in network namespaces with real
 //!   traffic (needs root; under `CI=true` a missing privilege fails).
+//! * `reload` — `xdpwall reload` against a real `run` (needs root).
 //! * `demo` — the built-in demo end to end (needs root).
 //! * `events` — `run --events` with real traffic: JSON lines, terminal
 //!   lines and pcapng read back (needs root).
@@ -23,6 +24,9 @@ mod replay;
 
 #[path = "cli/lab.rs"]
 mod lab;
+
+#[path = "cli/reload.rs"]
+mod reload;
 
 #[path = "cli/demo.rs"]
 mod demo;

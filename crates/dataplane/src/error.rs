@@ -67,6 +67,15 @@ pub enum Error {
         /// Map name.
         map: &'static str,
     },
+    /// The running program's counter maps have another layout (another
+    /// xdpwall version): they cannot be shared with a new program.
+    #[error("the running xdpwall program's {map} has another layout ({what}); it is from another xdpwall version, so its counters cannot be carried over")]
+    Incompatible {
+        /// Map name.
+        map: &'static str,
+        /// What differs.
+        what: String,
+    },
     /// A system call failed.
     #[error("{what}: {source}")]
     Sys {

@@ -20,6 +20,7 @@ pub mod error;
 pub mod instance;
 pub mod load;
 mod pod;
+mod slots;
 pub mod stats;
 pub mod testrun;
 

@@ -79,6 +79,23 @@ fn entries(n: usize) -> u32 {
 /// # Errors
 /// The kernel refuses the program or a map (the error carries the log).
 pub fn load(c: &Compiled, opts: LoadOptions) -> Result<Instance> {
+    load_with(c, opts, None)
+}
+
+/// Loads the program for `c` as the successor of `prev` (a reload, or a
+/// restarted `run` taking over): the new program shares `prev`'s counter
+/// maps, and each rule keeps the counter slot its name had, so not one
+/// packet counted by either program is lost across the swap. Not attached.
+///
+/// # Errors
+/// `prev` comes from an incompatible xdpwall version
+/// ([`Error::Incompatible`]: load with [`load`] instead), or as [`load`].
+pub fn load_next(c: &Compiled, opts: LoadOptions, prev: &Instance) -> Result<Instance> {
+    crate::slots::check_compatible(prev)?;
+    load_with(c, opts, Some(prev))
+}
+
+fn load_with(c: &Compiled, opts: LoadOptions, prev: Option<&Instance>) -> Result<Instance> {
     libbpf_rs::set_print(Some((PrintLevel::Debug, capture_log)));
     if let Ok(mut log) = LOG.lock() {
         log.clear();
@@ -109,6 +126,27 @@ pub fn load(c: &Compiled, opts: LoadOptions) -> Result<Instance> {
         ro.wakeup_watermark = (ring_size(c) / 4) as u64;
     }
     let m = &mut open.maps;
+    if let Some(prev) = prev {
+        for (map, fd, name) in [
+            (&mut m.xw_stats, prev.maps.stats.as_fd(), "xw_stats"),
+            (
+                &mut m.xw_malformed,
+                prev.maps.malformed.as_fd(),
+                "xw_malformed",
+            ),
+            (&mut m.xw_evstats, prev.maps.evstats.as_fd(), "xw_evstats"),
+        ] {
+            map.reuse_fd(fd).map_err(|source| Error::Map {
+                op: "share",
+                map: name,
+                source,
+            })?;
+        }
+    }
+    let slots = match prev {
+        Some(prev) => crate::slots::assign(prev, c)?,
+        None => crate::slots::fresh(c.rules.len()),
+    };
     let sizes = [
         (&mut m.xw_src4, c.src4.len(), "xw_src4"),
         (&mut m.xw_dst4, c.dst4.len(), "xw_dst4"),
@@ -133,7 +171,11 @@ pub fn load(c: &Compiled, opts: LoadOptions) -> Result<Instance> {
     })?;
     let inst = Instance::from_loaded(&skel)?;
     bind_unused_maps(&inst)?;
-    fill(&inst.maps, c)?;
+    if prev.is_some() {
+        // Slots new to this generation may hold counts of an older one.
+        crate::slots::zero(&inst, &slots)?;
+    }
+    fill(&inst.maps, c, &slots.of_rule)?;
     Ok(inst)
 }
 
@@ -172,11 +214,16 @@ fn bind_unused_maps(inst: &Instance) -> Result<()> {
 }
 
 /// Writes all compiled tables into the maps.
-fn fill(maps: &Maps, c: &Compiled) -> Result<()> {
+fn fill(maps: &Maps, c: &Compiled, slots: &[u32]) -> Result<()> {
     let classes: Vec<types::xw_class> = c.classes.iter().map(to_class).collect();
     update_array(&maps.classes, "xw_classes", &classes)?;
 
-    let rules: Vec<types::xw_rule> = c.rules.iter().map(to_rule).collect();
+    let rules: Vec<types::xw_rule> = c
+        .rules
+        .iter()
+        .zip(slots)
+        .map(|(r, &slot)| to_rule(r, slot))
+        .collect();
     update_array(&maps.rules, "xw_rules", &rules)?;
 
     for (map, name, vals) in [
@@ -222,8 +269,9 @@ fn fill(maps: &Maps, c: &Compiled) -> Result<()> {
 }
 
 /// Builds the ABI rule record (name truncated to fit, NUL-terminated).
-pub(crate) fn to_rule(e: &xdpwall_rules::compile::RuleEntry) -> types::xw_rule {
+pub(crate) fn to_rule(e: &xdpwall_rules::compile::RuleEntry, slot: u32) -> types::xw_rule {
     let mut r = types::xw_rule {
+        slot,
         action: e.action,
         flags: e.flags,
         snaplen: e.snaplen,

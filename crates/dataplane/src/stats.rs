@@ -80,7 +80,7 @@ fn percpu_sum(map: &libbpf_rs::MapHandle, name: &'static str, key: u32) -> Resul
 }
 
 /// Reads the rules from `xw_rules` (`info.nrules` of them when known).
-fn rules(inst: &Instance, info: &types::xw_info) -> Result<Vec<types::xw_rule>> {
+pub(crate) fn rules(inst: &Instance, info: &types::xw_info) -> Result<Vec<types::xw_rule>> {
     let n = libbpf_rs::MapCore::max_entries(&inst.maps.rules);
     let n = if info.nrules > 0 {
         info.nrules.min(n)
@@ -138,15 +138,15 @@ pub fn read(inst: &Instance) -> Result<Stats> {
     let mut out = Stats {
         rules: Vec::new(),
         default_action: verdict_name(info.default_action),
-        default: percpu_sum(&inst.maps.stats, "xw_stats", abi::MAX_RULES as u32)?,
+        default: percpu_sum(&inst.maps.stats, "xw_stats", abi::STAT_DEFAULT)?,
         malformed: Vec::new(),
         malformed_action: verdict_name(info.malformed_action),
     };
-    for (i, r) in rules(inst, &info)?.iter().enumerate() {
+    for r in &rules(inst, &info)? {
         out.rules.push(RuleStats {
             name: c_name(&r.name),
             action: action_name(r.action),
-            counter: percpu_sum(&inst.maps.stats, "xw_stats", i as u32)?,
+            counter: percpu_sum(&inst.maps.stats, "xw_stats", r.slot)?,
         });
     }
     for (i, reason) in abi::MALFORMED_REASONS.iter().enumerate() {
@@ -156,51 +156,6 @@ pub fn read(inst: &Instance) -> Result<Stats> {
         ));
     }
     Ok(out)
-}
-
-fn copy_percpu(
-    from: &libbpf_rs::MapHandle,
-    fk: u32,
-    to: &libbpf_rs::MapHandle,
-    tk: u32,
-) -> Result<()> {
-    let vals = from
-        .lookup_percpu(&fk.to_ne_bytes(), MapFlags::ANY)
-        .map_err(|source| Error::Map {
-            op: "read",
-            map: "xw_stats",
-            source,
-        })?;
-    if let Some(vals) = vals {
-        to.update_percpu(&tk.to_ne_bytes(), &vals, MapFlags::ANY)
-            .map_err(|source| Error::Map {
-                op: "write",
-                map: "xw_stats",
-                source,
-            })?;
-    }
-    Ok(())
-}
-
-/// Copies counters from `old` into `new` (not yet attached): rules by name,
-/// the default and the malformed counters. Packets counted by `old` between
-/// this copy and the swap are not carried.
-///
-/// # Errors
-/// A map cannot be read or written.
-pub fn carry(old: &Instance, new: &Instance) -> Result<()> {
-    let old_rules = rule_names(old)?;
-    for (i, name) in rule_names(new)?.into_iter().enumerate() {
-        if let Some(j) = old_rules.iter().position(|n| *n == name) {
-            copy_percpu(&old.maps.stats, j as u32, &new.maps.stats, i as u32)?;
-        }
-    }
-    let d = abi::MAX_RULES as u32;
-    copy_percpu(&old.maps.stats, d, &new.maps.stats, d)?;
-    for k in 0..abi::MAL_MAX as u32 {
-        copy_percpu(&old.maps.malformed, k, &new.maps.malformed, k)?;
-    }
-    Ok(())
 }
 
 /// The program's event counters, summed over CPUs.

@@ -28,7 +28,9 @@ const STRUCTS: &[(&str, &[&str])] = &[
     ("xw_lpm6", &["prefixlen", "addr"]),
     (
         "xw_rule",
-        &["action", "flags", "snaplen", "sample", "every_ns", "name"],
+        &[
+            "action", "flags", "snaplen", "sample", "every_ns", "name", "slot", "pad",
+        ],
     ),
     ("xw_counter", &["packets", "bytes"]),
     (
@@ -114,6 +116,7 @@ const NAMES: &[&str] = &[
     "XW_MAL_EXT_TOO_DEEP",
     "XW_MAL_VLAN_TOO_DEEP",
     "XW_MAL_MAX",
+    "XW_COUNTER_SLOTS",
     "XW_STAT_DEFAULT",
     "XW_STAT_ENTRIES",
     "XW_NAME_LEN",
@@ -238,7 +241,9 @@ fn rust_view() -> BTreeMap<String, u64> {
         snaplen,
         sample,
         every_ns,
-        name
+        name,
+        slot,
+        pad
     });
     st!(xw_counter { packets, bytes });
     st!(xw_info {
@@ -412,8 +417,9 @@ fn constants_agree() {
         ("XW_CAND_ID_MASK", (abi::MAX_RULES - 1) as u64),
         ("XW_CAND_ID_MASK", u64::from(abi::CAND_ID_MASK)),
         ("XW_CAND_CHECK_SHIFT", u64::from(abi::CAND_CHECK_SHIFT)),
-        ("XW_STAT_DEFAULT", abi::MAX_RULES as u64),
-        ("XW_STAT_ENTRIES", abi::MAX_RULES as u64 + 1),
+        ("XW_COUNTER_SLOTS", abi::COUNTER_SLOTS as u64),
+        ("XW_STAT_DEFAULT", u64::from(abi::STAT_DEFAULT)),
+        ("XW_STAT_ENTRIES", abi::COUNTER_SLOTS as u64 + 1),
         ("XW_NO_RULE", u64::from(u32::MAX)),
         ("XW_INFO_MAGIC", u64::from_be_bytes(*b"xwall001")),
         ("XW_RULE_LOG", u64::from(abi::RULE_LOG)),

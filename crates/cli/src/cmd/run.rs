@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use xdpwall_dataplane::attach::{self, AttachMode, Attached};
-use xdpwall_dataplane::load::{load, LoadOptions};
+use xdpwall_dataplane::load::{load, load_next, LoadOptions};
 use xdpwall_dataplane::types::xw_info;
 use xdpwall_dataplane::{stats, Instance};
 use xdpwall_events::{Consumer, ConsumerOptions, Poll};
@@ -20,6 +20,7 @@ use xdpwall_rules::{Config, Mode, Verdict};
 use xdpwall_sinks::SinkKind;
 
 use crate::config::{load_compiled, load_compiled_timed};
+use crate::control;
 use crate::event_out::EventWriter;
 use crate::output::{stats_table, EventCounts, Header};
 
@@ -71,14 +72,46 @@ fn info(cfg: &Config, c: &Compiled, ifindex: u32, a: &Attached, path: &Path) -> 
     i
 }
 
-/// Loads, attaches and writes the instance facts.
-fn start(args: &RunArgs, iface: &str, cfg: &Config, c: &Compiled) -> Result<(Instance, Attached)> {
-    let inst = load(c, LoadOptions::default())?;
+/// Loads the program for `c`: as the successor of `prev` when there is one
+/// (counters continue by rule name), else fresh. A predecessor from an
+/// incompatible version only costs its counters, and says so.
+fn load_after(c: &Compiled, prev: Option<&Instance>) -> Result<Instance> {
+    let Some(prev) = prev else {
+        return Ok(load(c, LoadOptions::default())?);
+    };
+    match load_next(c, LoadOptions::default(), prev) {
+        Err(e @ xdpwall_dataplane::Error::Incompatible { .. }) => {
+            eprintln!("xdpwall: warning: {e}; counters start from zero");
+            Ok(load(c, LoadOptions::default())?)
+        }
+        r => Ok(r?),
+    }
+}
+
+/// Loads, attaches and writes the instance facts. A running xdpwall on
+/// `iface` (a previous `run`, perhaps killed) is taken over atomically and
+/// its counters continue.
+fn start(
+    args: &RunArgs,
+    iface: &str,
+    cfg: &Config,
+    c: &Compiled,
+) -> Result<(Instance, Attached, u64)> {
+    let prev = attach::find(iface).ok();
+    let inst = load_after(c, prev.as_ref())?;
+    // Events the predecessor's readers delivered, so produced = delivered +
+    // lost keeps holding across the takeover.
+    let delivered = prev
+        .as_ref()
+        .and_then(|p| p.info().ok())
+        .map_or(0, |i| i.delivered);
     let mode = args.mode.unwrap_or(cfg.xdp.mode);
     let attached = attach::attach(&inst, iface, mode, args.force)?;
     let idx = xdpwall_dataplane::instance::ifindex(iface)?;
-    inst.set_info(&info(cfg, c, idx, &attached, &args.config))?;
-    Ok((inst, attached))
+    let mut facts = info(cfg, c, idx, &attached, &args.config);
+    facts.delivered = delivered;
+    inst.set_info(&facts)?;
+    Ok((inst, attached, delivered))
 }
 
 /// Rule names by id.
@@ -153,7 +186,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         Signals::new([SIGINT, SIGTERM, SIGHUP]).context("cannot install signal handlers")?;
 
     let t = Instant::now();
-    let (mut inst, attached) = start(args, &iface, &cfg, &compiled)?;
+    let (mut inst, attached, delivered_before) = start(args, &iface, &cfg, &compiled)?;
     let set_entries: usize = cfg.sets.values().map(|s| s.entries.len()).sum();
     eprintln!(
         "xdpwall: {} rules, {} set entries -> {} classes, {} trie entries; parse {} ms, compile {} ms, load+attach {} ms",
@@ -195,8 +228,15 @@ pub fn run(args: &RunArgs) -> Result<()> {
             abi::WAKE_BATCH => compiled.events.wakeup_batch,
             _ => 64,
         },
-        delivered: 0,
+        delivered: delivered_before,
         counters: &counters,
+        control: match control::Server::bind(&iface) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("xdpwall: warning: {e:#}; `xdpwall reload` will not reach this process (SIGHUP still works)");
+                None
+            }
+        },
     };
     loop {
         match session.serve(&inst, writer.as_ref(), &mut signals)? {
@@ -298,6 +338,9 @@ struct Session<'a> {
     delivered: u64,
     /// Reload counts for metrics.
     counters: &'a crate::metrics_server::RunCounters,
+    /// Where `xdpwall reload` reaches us (None: it could not be opened, or
+    /// a newer `run` took over).
+    control: Option<control::Server>,
 }
 
 impl Session<'_> {
@@ -359,10 +402,27 @@ impl Session<'_> {
                     eprint!("{}", stats_table(&h, &s, None));
                 }
             }
-            let Some(sig) = signals.pending().next() else {
-                continue;
+            let request = self.control.as_ref().and_then(control::Server::poll);
+            let request = match request {
+                Some(r) if r.cmd == control::Cmd::Yield => {
+                    // A newer `run` took the interface over: it serves now.
+                    self.control = None;
+                    r.reply(Ok("yielded".into()));
+                    eprintln!("xdpwall: a newer `xdpwall run` took over {}; `xdpwall reload` now reaches it", self.iface);
+                    continue;
+                }
+                r => r,
             };
-            if sig == SIGHUP {
+            let sig = signals.pending().next();
+            if sig.is_none() && request.is_none() {
+                continue;
+            }
+            let stopping = matches!(sig, Some(s) if s != SIGHUP);
+            if stopping {
+                if let Some(r) = request {
+                    r.reply(Err((1, "xdpwall run is shutting down".into())));
+                }
+            } else {
                 match reload(self.args, self.iface, inst) {
                     Ok((new, names)) => {
                         self.counters
@@ -373,11 +433,16 @@ impl Session<'_> {
                         }
                         self.delivered = delivered(&consumer);
                         publish_delivered(&new, self.delivered);
-                        eprintln!(
-                            "xdpwall: reloaded {} (program id {})",
+                        let msg = format!(
+                            "reloaded {} (program id {}, {} rules)",
                             self.args.config.display(),
-                            new.prog_id
+                            new.prog_id,
+                            names.len()
                         );
+                        eprintln!("xdpwall: {msg}");
+                        if let Some(r) = request {
+                            r.reply(Ok(msg));
+                        }
                         return Ok(Next::Reload(Box::new(new), names));
                     }
                     Err(e) => {
@@ -387,6 +452,12 @@ impl Session<'_> {
                         eprintln!(
                             "xdpwall: reload failed, the previous rules stay in force:\n{e:#}"
                         );
+                        if let Some(r) = request {
+                            r.reply(Err((
+                                crate::exit::code_of(&e),
+                                format!("reload failed, the previous rules stay in force:\n{e:#}"),
+                            )));
+                        }
                     }
                 }
                 continue;
@@ -409,12 +480,11 @@ fn publish_delivered(inst: &Instance, n: u64) {
     }
 }
 
-/// Re-reads the config and swaps the program atomically; counters follow
-/// rule names into the new program (copied just before the swap).
+/// Re-reads the config and swaps the program atomically; the new program
+/// shares the old one's counters, so they follow rule names exactly.
 fn reload(args: &RunArgs, iface: &str, old: &Instance) -> Result<(Instance, Vec<String>)> {
     let (cfg, compiled) = load_compiled(&args.config)?;
-    let inst = load(&compiled, LoadOptions::default())?;
-    stats::carry(old, &inst).context("cannot carry counters into the new rules")?;
+    let inst = load_after(&compiled, Some(old))?;
     let mode = args.mode.unwrap_or(cfg.xdp.mode);
     let attached = attach::attach(&inst, iface, mode, args.force)?;
     let idx = xdpwall_dataplane::instance::ifindex(iface)?;

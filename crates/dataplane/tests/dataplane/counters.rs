@@ -359,3 +359,87 @@ fn only_unconditioned_count_rules_in_bitmap_scan() {
     e.add(&fw.cfg, &p);
     fw.assert_counters(&e);
 }
+
+/// A reload shares the counter maps: a rule's counts continue under its name
+/// whatever its new position, packets the old program judges after the new
+/// one is loaded (before the swap) are not lost, a new rule starts at zero
+/// even in a slot an older generation used, and default and malformed
+/// counters continue.
+#[test]
+fn counters_follow_rule_names_exactly_across_reloads() {
+    if !root("counters_follow_rule_names_exactly_across_reloads") {
+        return;
+    }
+    let udp = |p: u16| Conditions {
+        proto: Some(17),
+        dport: port(p),
+        ..any()
+    };
+    let g1 = Cfg::new()
+        .rule("a", udp(1), Action::Drop)
+        .rule("b", udp(2), Action::Drop)
+        .load();
+    let (a, b, other) = (
+        udp4("192.0.2.1", "192.0.2.2", 9, 1),
+        udp4("192.0.2.1", "192.0.2.2", 9, 2),
+        udp4("192.0.2.1", "192.0.2.2", 9, 3),
+    );
+    let (la, lb, lo) = (
+        a.bytes().len() as u64,
+        b.bytes().len() as u64,
+        other.bytes().len() as u64,
+    );
+    for _ in 0..3 {
+        g1.verdict(&a);
+    }
+    g1.verdict(&b);
+    g1.verdict(&other);
+    assert!(
+        g1.malformed(&a.bytes()[..20]).is_some(),
+        "a truncated IPv4 header"
+    );
+
+    // Generation 2: "b" removed, "c" added in front, "a" moved to the end.
+    let g2 = g1.successor(
+        Cfg::new()
+            .rule("c", udp(3), Action::Drop)
+            .rule("a", udp(1), Action::Drop)
+            .0,
+    );
+    // The old program still runs until the swap: its counts must survive.
+    g1.verdict(&a);
+    g2.verdict(&a);
+    g2.verdict(&other);
+    assert_eq!(
+        g2.counter("a").packets,
+        5,
+        "3 + 1 (old, after load) + 1 (new)"
+    );
+    assert_eq!(g2.counter("a").bytes, 5 * la);
+    assert_eq!(g2.counter("c").packets, 1, "c starts at zero");
+    assert_eq!(g2.counter("c").bytes, lo);
+    let s = g2.stats();
+    assert_eq!(s.default.packets, 1, "default continues");
+    assert_eq!(s.malformed.iter().map(|(_, c)| c.packets).sum::<u64>(), 1);
+
+    // Generation 3: "b" comes back; the slot it had in generation 1 may be
+    // reused, but counts from then must not reappear.
+    let g3 = g2.successor(
+        Cfg::new()
+            .rule("a", udp(1), Action::Drop)
+            .rule("b", udp(2), Action::Drop)
+            .rule("d", udp(4), Action::Drop)
+            .0,
+    );
+    g3.verdict(&b);
+    assert_eq!(
+        g3.counter("b").packets,
+        1,
+        "a returning name starts at zero"
+    );
+    assert_eq!(g3.counter("b").bytes, lb);
+    assert_eq!(g3.counter("d").packets, 0);
+    assert_eq!(g3.counter("a").packets, 5);
+    let names: Vec<String> = g3.stats().rules.into_iter().map(|r| r.name).collect();
+    assert_eq!(names, ["a", "b", "d"], "c is gone from the table");
+}

@@ -870,6 +870,19 @@ impl Fw {
     pub fn new(cfg: Config) -> Self {
         let c = compile::compile(&cfg).expect("compile");
         let inst = load(&c, LoadOptions { trace: true }).unwrap_or_else(|e| panic!("load: {e}"));
+        Self::with(cfg, c, inst)
+    }
+
+    /// Loads `cfg` as this program's successor (what a reload does): the new
+    /// program shares this one's counters, rule slots follow names.
+    pub fn successor(&self, cfg: Config) -> Self {
+        let c = compile::compile(&cfg).expect("compile");
+        let inst = xdpwall_dataplane::load::load_next(&c, LoadOptions { trace: true }, &self.inst)
+            .unwrap_or_else(|e| panic!("load_next: {e}"));
+        Self::with(cfg, c, inst)
+    }
+
+    fn with(cfg: Config, c: compile::Compiled, inst: Instance) -> Self {
         // The instance facts are written by whoever runs the program (as
         // `xdpwall run` does); `stats` reads the policies and nrules there.
         let info = xw_info {

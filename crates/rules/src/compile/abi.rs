@@ -5,6 +5,10 @@
 
 /// Rule-id space (bits per class bitmap).
 pub const MAX_RULES: usize = crate::model::MAX_RULES;
+/// Rule counter slots in `xw_stats` (a rule keeps its slot across reloads).
+pub const COUNTER_SLOTS: usize = 2 * MAX_RULES;
+/// The default action's counter slot in `xw_stats`.
+pub const STAT_DEFAULT: u32 = COUNTER_SLOTS as u32;
 /// 64-bit words per class bitmap.
 pub const BITMAP_WORDS: usize = MAX_RULES / 64;
 /// Candidate slots per class.

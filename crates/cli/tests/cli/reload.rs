@@ -1,0 +1,191 @@
+//! `xdpwall reload`: the control channel to `run` (under `ip netns exec` and
+//! `nsenter --net`), config errors reported with the old rules in force,
+//! reloads under traffic leaking nothing, and what happens after `kill -9`.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use xdpwall_lab::{require_root, Lab, LabOptions, IFNAME_B};
+
+use crate::fixtures::{
+    assert_udp_arrives, assert_udp_dropped, config_dir, link_show, listen_udp, prog_id_after,
+    rule_packets, send_udp, stats_json, xdpwall_in, Running, Via, DROP_UDP, LAB_RULES, PASS_UDP,
+    WAIT,
+};
+
+const BROKEN: &str = "[[rule]]\nname = \"x\"\nsrc = \"10.0.0.300/8\"\naction = \"drop\"\n";
+
+/// LAB_RULES with DNS dropped and the high UDP ports passed.
+const SWAPPED: &str = r#"[xdp]
+default = "pass"
+
+[[rule]]
+name = "dns"
+proto = "udp"
+dport = 53
+action = "drop"
+"#;
+
+fn lab() -> Lab {
+    Lab::new(LabOptions::default()).expect("building the lab")
+}
+
+#[test]
+fn reload_reports_errors_applies_changes_and_survives_kill_9() {
+    if !require_root("reload_reports_errors_applies_changes_and_survives_kill_9") {
+        return;
+    }
+    let lab = lab();
+    let (_dir, cfg) = config_dir("reload-cmd", LAB_RULES);
+    let mut run = Running::start(lab.b().ns(), &cfg, &[]);
+    let id1 = prog_id_after(&run.stderr(), "attached to").expect("program id");
+
+    // Unchanged config, under `ip netns exec`: a new program, same rules.
+    let out = xdpwall_in(
+        lab.b().ns(),
+        Via::IpNetnsExec,
+        &["reload", "--iface", IFNAME_B],
+    );
+    out.assert_ok();
+    let id2 = prog_id_after(&out.stdout, "reloaded").expect("reload names the new program");
+    assert_ne!(id1, id2, "{}", out.describe());
+    assert_udp_dropped(&lab, DROP_UDP, 5);
+
+    // A broken config, under `nsenter --net`, without --iface: exit 2 with
+    // the error's location; the running rules stay.
+    std::fs::write(&cfg, BROKEN).expect("write broken config");
+    let out = xdpwall_in(lab.b().ns(), Via::Nsenter, &["reload"]);
+    out.assert_code(2);
+    assert!(
+        out.stderr.contains(&format!("{}:3:7:", cfg.display()))
+            && out.stderr.contains("previous rules stay in force"),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        link_show(lab.b().ns()).contains(&format!("prog/xdp id {id2} ")),
+        "a failed reload replaced the program"
+    );
+    assert_udp_dropped(&lab, DROP_UDP, 5);
+
+    // A valid change applies at once.
+    std::fs::write(&cfg, SWAPPED).expect("write changed config");
+    xdpwall_in(lab.b().ns(), Via::IpNetnsExec, &["reload"]).assert_ok();
+    assert_udp_arrives(&lab, DROP_UDP, 5);
+    assert_udp_dropped(&lab, PASS_UDP, 7);
+    let before = rule_packets(
+        &stats_json(lab.b().ns(), Via::IpNetnsExec).expect("stats"),
+        "dns",
+    );
+    assert!(before >= 7, "dns dropped {before}");
+
+    // No xdpwall in namespace a: a clear error, not a hang.
+    let out = xdpwall_in(lab.a().ns(), Via::IpNetnsExec, &["reload"]);
+    assert_eq!(out.code(), Some(1), "{}", out.describe());
+    assert!(out.stderr.contains("not running"), "{}", out.describe());
+
+    // After kill -9 the rules stay, nobody serves reload, and the message
+    // says how to take over; a new run does, and the counters continue.
+    run.signal(libc::SIGKILL);
+    let _ = run.wait_exit(WAIT);
+    let out = xdpwall_in(lab.b().ns(), Via::IpNetnsExec, &["reload"]);
+    assert_eq!(out.code(), Some(1), "{}", out.describe());
+    assert!(
+        out.stderr.contains("no `xdpwall run` process serves") && out.stderr.contains("takes over"),
+        "{}",
+        out.describe()
+    );
+    assert_udp_dropped(&lab, PASS_UDP, 3);
+    let mut run2 = Running::start(lab.b().ns(), &cfg, &[]);
+    assert!(run2.stderr().contains("took over"), "{}", run2.stderr());
+    let after = rule_packets(
+        &stats_json(lab.b().ns(), Via::Nsenter).expect("stats"),
+        "dns",
+    );
+    assert_eq!(
+        after,
+        before + 3,
+        "counters continue across kill -9 and restart"
+    );
+    xdpwall_in(lab.b().ns(), Via::Nsenter, &["reload"]).assert_ok();
+    run2.signal(libc::SIGTERM);
+    run2.wait_exit(WAIT).assert_code(0);
+}
+
+/// Alternates two configs that both drop the high UDP ports and both pass
+/// DNS, reloading through the control channel while a sender streams to
+/// both: not one datagram to the dropped port may arrive, every reload
+/// must succeed, and the drop rule's counter must keep growing across the
+/// swaps (it is shared by every generation).
+#[test]
+fn reloads_under_traffic_leak_nothing() {
+    if !require_root("reloads_under_traffic_leak_nothing") {
+        return;
+    }
+    const RELOADS: usize = 10;
+    let lab = lab();
+    let (_dir, cfg) = config_dir("reload-traffic", LAB_RULES);
+    // The second config reorders and renames around the kept rule.
+    let alt = LAB_RULES.replace("name = \"ssh-drop\"", "name = \"ssh-drop-2\"")
+        + "\n[[rule]]\nname = \"extra\"\nproto = \"sctp\"\naction = \"drop\"\n";
+    let mut run = Running::start(lab.b().ns(), &cfg, &[]);
+    let dropped = listen_udp(&lab, DROP_UDP);
+    let passed = listen_udp(&lab, PASS_UDP);
+
+    let stop = AtomicBool::new(false);
+    let (sent_drop, sent_pass) = (AtomicU64::new(0), AtomicU64::new(0));
+    let mut last = 0;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                sent_drop.fetch_add(send_udp(&lab, DROP_UDP, 200), Ordering::Relaxed);
+                sent_pass.fetch_add(send_udp(&lab, PASS_UDP, 20), Ordering::Relaxed);
+            }
+        });
+        for i in 0..RELOADS {
+            let text = if i % 2 == 0 { alt.as_str() } else { LAB_RULES };
+            std::fs::write(&cfg, text).expect("write config");
+            let out = xdpwall_in(lab.b().ns(), Via::IpNetnsExec, &["reload"]);
+            if out.code() != Some(0) {
+                stop.store(true, Ordering::Relaxed);
+                panic!("reload {i} failed:\n{}", out.describe());
+            }
+            let now = rule_packets(
+                &stats_json(lab.b().ns(), Via::IpNetnsExec).expect("stats"),
+                "udp-high-drop",
+            );
+            if now < last {
+                stop.store(true, Ordering::Relaxed);
+                panic!("the drop counter went back from {last} to {now} at reload {i}");
+            }
+            last = now;
+        }
+        stop.store(true, Ordering::Relaxed);
+    });
+    // Everything sent before the marker went through XDP.
+    assert_udp_dropped(&lab, DROP_UDP + 1, 5);
+    let (sd, sp) = (
+        sent_drop.load(Ordering::Relaxed),
+        sent_pass.load(Ordering::Relaxed),
+    );
+    let counted = rule_packets(
+        &stats_json(lab.b().ns(), Via::IpNetnsExec).expect("stats"),
+        "udp-high-drop",
+    );
+    eprintln!(
+        "{RELOADS} reloads: sent {sd} to the dropped port, {sp} to the passed one; \
+         counted {counted} drops, {} passed datagrams arrived",
+        passed.count()
+    );
+    assert!(
+        counted > last && counted <= sd + 5,
+        "counted {counted}, sent {sd}"
+    );
+    assert!(passed.count() > 0, "the passed flow never arrived");
+    run.signal(libc::SIGTERM);
+    run.wait_exit(WAIT).assert_code(0);
+    assert_eq!(
+        dropped.stop(),
+        0,
+        "datagrams to the dropped port {DROP_UDP} passed during reloads"
+    );
+}
