@@ -115,7 +115,12 @@ struct xw_class {
 	__u64 bits[XW_BITMAP_WORDS];
 };
 
-/* LPM trie keys (prefixlen in bits, address in network order). */
+/* IPv4 prefixes this long or longer are looked up in the exact-match tables
+ * (shorter ones are expanded into the /16 directory). */
+#define XW_LONG4_MIN 17
+
+/* LPM trie keys (prefixlen in bits, address in network order); also the
+ * keys of the IPv4 exact-match tables (address masked to prefixlen). */
 struct xw_lpm4 {
 	__u32 prefixlen;
 	__u8 addr[4];

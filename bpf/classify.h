@@ -15,6 +15,8 @@
 #include "parse.h"
 #include "events.h"
 
+#include <bpf/bpf_endian.h>
+
 /* `count` rules per packet whose events we can emit. */
 #define XW_MAX_HITS 4
 
@@ -51,27 +53,52 @@ static __always_inline __u32 class_at(void *map, __u32 idx)
 	return id ? *id : XW_NO_RULE;
 }
 
-static __always_inline __u32 addr_class(void *dir4, void *map4, void *dir6, void *map6,
-					struct pkt *p, __u8 *addr, __u32 nonip)
+/* The class of IPv4 address `a` (host order) in a /16 whose directory entry
+ * `d` flags longer prefixes: the longest of them that holds `a`, else the
+ * class of the /16 itself (the entry without the flag). */
+static __always_inline __u32 long4_class(void *lens4, void *map4, __u32 a, __u32 d)
+{
+	__u32 lens = class_at(lens4, a >> 16);
+	struct xw_lpm4 k;
+	__u32 *id;
+
+	if (lens == XW_NO_RULE)
+		lens = 0;
+	/* Constant bounds: unrolled, and only the present lengths cost. */
+#pragma unroll
+	for (int i = 15; i >= 0; i--) {
+		if (!(lens & (1u << i)))
+			continue;
+		k.prefixlen = XW_LONG4_MIN + i;
+		*(__u32 *)k.addr = bpf_htonl(a & (~0u << (32 - (XW_LONG4_MIN + i))));
+		id = bpf_map_lookup_elem(map4, &k);
+		if (id)
+			return *id;
+	}
+	return d & ~XW_ID_TRIE;
+}
+
+static __always_inline __u32 addr_class(void *dir4, void *lens4, void *map4, void *dir6,
+					void *map6, struct pkt *p, __u8 *addr, __u32 nonip)
 {
 	__u32 *id = NULL;
-	__u32 d;
+	__u32 d, a;
 
 	if (p->family == XW_FAMILY_NONE)
 		return nonip;
 	/* One call site per map keeps each lookup inlined by the verifier. */
-	if (p->family == XW_FAMILY_IPV4)
-		d = class_at(dir4, ((__u32)addr[0] << 8) | addr[1]);
-	else
-		d = class_at(dir6, ((__u32)addr[0] << 8) | addr[1]);
+	if (p->family == XW_FAMILY_IPV4) {
+		a = ((__u32)addr[0] << 24) | ((__u32)addr[1] << 16) | ((__u32)addr[2] << 8) |
+		    addr[3];
+		d = class_at(dir4, a >> 16);
+		if (!(d & XW_ID_TRIE))
+			return d;
+		return long4_class(lens4, map4, a, d);
+	}
+	d = class_at(dir6, ((__u32)addr[0] << 8) | addr[1]);
 	if (!(d & XW_ID_TRIE))
 		return d;
-	if (p->family == XW_FAMILY_IPV4) {
-		struct xw_lpm4 k = { .prefixlen = 32 };
-
-		__builtin_memcpy(k.addr, addr, 4);
-		id = bpf_map_lookup_elem(map4, &k);
-	} else if (p->family == XW_FAMILY_IPV6) {
+	if (p->family == XW_FAMILY_IPV6) {
 		struct xw_lpm6 k = { .prefixlen = 128 };
 
 		__builtin_memcpy(k.addr, addr, 16);
@@ -87,11 +114,11 @@ static __always_inline __u32 lookup_field(struct pkt *p, int f)
 {
 	switch (f) {
 	case XW_F_SRC:
-		return addr_class(&xw_src4_dir, &xw_src4, &xw_src6_dir, &xw_src6, p, p->saddr,
-				  src_nonip_class);
+		return addr_class(&xw_src4_dir, &xw_src4_lens, &xw_src4, &xw_src6_dir, &xw_src6,
+				  p, p->saddr, src_nonip_class);
 	case XW_F_DST:
-		return addr_class(&xw_dst4_dir, &xw_dst4, &xw_dst6_dir, &xw_dst6, p, p->daddr,
-				  dst_nonip_class);
+		return addr_class(&xw_dst4_dir, &xw_dst4_lens, &xw_dst4, &xw_dst6_dir, &xw_dst6,
+				  p, p->daddr, dst_nonip_class);
 	case XW_F_PROTO:
 		return class_at(&xw_proto, p->proto);
 	case XW_F_SPORT:

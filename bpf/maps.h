@@ -35,9 +35,13 @@ const volatile __u64 wakeup_interval_ns = 100000; /* adaptive: timer */
 const volatile __u64 wakeup_watermark = 65536;    /* adaptive: bytes behind */
 
 /* Field value -> class id. */
+
+/* IPv4 prefixes longer than /16, by (length, masked address): an exact-match
+ * table per length is one hash lookup where an LPM trie walks ~20 nodes of a
+ * million-entry set. The directory says which lengths exist in each /16
+ * (xw_*4_lens), so a lookup tries only those, longest first. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, struct xw_lpm4);
 	__type(value, __u32);
 	__uint(max_entries, 1); /* set at load */
@@ -61,6 +65,9 @@ struct {
 
 CLASS_ARRAY(xw_src4_dir, XW_DIR_ENTRIES);
 CLASS_ARRAY(xw_dst4_dir, XW_DIR_ENTRIES);
+/* Per /16: bit k set when prefixes of length XW_LONG4_MIN + k lie inside. */
+CLASS_ARRAY(xw_src4_lens, XW_DIR_ENTRIES);
+CLASS_ARRAY(xw_dst4_lens, XW_DIR_ENTRIES);
 CLASS_ARRAY(xw_src6_dir, XW_DIR_ENTRIES);
 CLASS_ARRAY(xw_dst6_dir, XW_DIR_ENTRIES);
 CLASS_ARRAY(xw_proto, XW_PROTO_ENTRIES);

@@ -19,9 +19,9 @@ pub const PROG_NAME: &str = "xdpwall_main";
 /// Handles to every map of the program.
 #[derive(Debug)]
 pub struct Maps {
-    /// Source IPv4 trie.
+    /// Source IPv4 exact-match table (prefixes over /16).
     pub src4: MapHandle,
-    /// Destination IPv4 trie.
+    /// Destination IPv4 exact-match table (prefixes over /16).
     pub dst4: MapHandle,
     /// Source IPv6 trie.
     pub src6: MapHandle,
@@ -29,6 +29,10 @@ pub struct Maps {
     pub dst6: MapHandle,
     /// Source IPv4 directory.
     pub src4_dir: MapHandle,
+    /// Prefix lengths over /16 per /16 (IPv4 source).
+    pub src4_lens: MapHandle,
+    /// Prefix lengths over /16 per /16 (IPv4 destination).
+    pub dst4_lens: MapHandle,
     /// Destination IPv4 directory.
     pub dst4_dir: MapHandle,
     /// Source IPv6 directory.
@@ -105,6 +109,8 @@ impl Instance {
             src6: dup(&m.xw_src6, "xw_src6")?,
             dst6: dup(&m.xw_dst6, "xw_dst6")?,
             src4_dir: dup(&m.xw_src4_dir, "xw_src4_dir")?,
+            src4_lens: dup(&m.xw_src4_lens, "xw_src4_lens")?,
+            dst4_lens: dup(&m.xw_dst4_lens, "xw_dst4_lens")?,
             dst4_dir: dup(&m.xw_dst4_dir, "xw_dst4_dir")?,
             src6_dir: dup(&m.xw_src6_dir, "xw_src6_dir")?,
             dst6_dir: dup(&m.xw_dst6_dir, "xw_dst6_dir")?,
@@ -195,6 +201,8 @@ impl Instance {
             src6: take("xw_src6")?,
             dst6: take("xw_dst6")?,
             src4_dir: take("xw_src4_dir")?,
+            src4_lens: take("xw_src4_lens")?,
+            dst4_lens: take("xw_dst4_lens")?,
             dst4_dir: take("xw_dst4_dir")?,
             src6_dir: take("xw_src6_dir")?,
             dst6_dir: take("xw_dst6_dir")?,

@@ -148,8 +148,8 @@ fn load_with(c: &Compiled, opts: LoadOptions, prev: Option<&Instance>) -> Result
         None => crate::slots::fresh(c.rules.len()),
     };
     let sizes = [
-        (&mut m.xw_src4, c.src4.len(), "xw_src4"),
-        (&mut m.xw_dst4, c.dst4.len(), "xw_dst4"),
+        (&mut m.xw_src4, long4(&c.src4).count(), "xw_src4"),
+        (&mut m.xw_dst4, long4(&c.dst4).count(), "xw_dst4"),
         (&mut m.xw_src6, c.src6.len(), "xw_src6"),
         (&mut m.xw_dst6, c.dst6.len(), "xw_dst6"),
         (&mut m.xw_classes, c.classes.len(), "xw_classes"),
@@ -213,6 +213,12 @@ fn bind_unused_maps(inst: &Instance) -> Result<()> {
     Ok(())
 }
 
+/// The IPv4 prefixes of the exact-match tables (the directory holds the
+/// shorter ones).
+fn long4(v: &[(ipnet::Ipv4Net, u32)]) -> impl Iterator<Item = &(ipnet::Ipv4Net, u32)> {
+    v.iter().filter(|(n, _)| n.prefix_len() >= abi::LONG4_MIN)
+}
+
 /// Writes all compiled tables into the maps.
 fn fill(maps: &Maps, c: &Compiled, slots: &[u32]) -> Result<()> {
     let classes: Vec<types::xw_class> = c.classes.iter().map(to_class).collect();
@@ -229,6 +235,8 @@ fn fill(maps: &Maps, c: &Compiled, slots: &[u32]) -> Result<()> {
     for (map, name, vals) in [
         (&maps.src4_dir, "xw_src4_dir", &c.src4_dir),
         (&maps.dst4_dir, "xw_dst4_dir", &c.dst4_dir),
+        (&maps.src4_lens, "xw_src4_lens", &c.src4_lens),
+        (&maps.dst4_lens, "xw_dst4_lens", &c.dst4_lens),
         (&maps.src6_dir, "xw_src6_dir", &c.src6_dir),
         (&maps.dst6_dir, "xw_dst6_dir", &c.dst6_dir),
         (&maps.proto, "xw_proto", &c.proto),
@@ -261,8 +269,8 @@ fn fill(maps: &Maps, c: &Compiled, slots: &[u32]) -> Result<()> {
             *class,
         )
     };
-    update_pairs(&maps.src4, "xw_src4", c.src4.iter().map(k4))?;
-    update_pairs(&maps.dst4, "xw_dst4", c.dst4.iter().map(k4))?;
+    update_pairs(&maps.src4, "xw_src4", long4(&c.src4).map(k4))?;
+    update_pairs(&maps.dst4, "xw_dst4", long4(&c.dst4).map(k4))?;
     update_pairs(&maps.src6, "xw_src6", c.src6.iter().map(k6))?;
     update_pairs(&maps.dst6, "xw_dst6", c.dst6.iter().map(k6))?;
     Ok(())

@@ -32,6 +32,8 @@ pub const ID_COUNTS: u32 = 1 << 29;
 pub const ID_TRIE: u32 = 1 << 28;
 /// Bits of the class id proper.
 pub const ID_MASK: u32 = (1 << 28) - 1;
+/// IPv4 prefixes at least this long go to the exact-match tables.
+pub const LONG4_MIN: u8 = 17;
 /// Address bits that index the directories.
 pub const DIR_BITS: u32 = 16;
 /// Entries of an address directory.

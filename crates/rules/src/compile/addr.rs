@@ -207,8 +207,26 @@ fn walk(
 }
 
 /// The directory of one family's trie: per value of the first 16 address
-/// bits, the class of every address there, or `ID_TRIE` where a prefix
-/// longer than /16 lies inside. Entries carry their hint bits already.
+/// bits, the class of every address there; where a prefix longer than /16
+/// lies inside, the class of the /16 itself flagged `ID_TRIE` (the data
+/// plane then looks further). Entries carry their hint bits already.
+/// Per /16 of an IPv4 field: bit `k` set when prefixes of length
+/// `LONG4_MIN + k` lie inside (which exact-match tables a lookup tries).
+pub(super) fn long4_lens(entries: &[(Ipv4Net, u32)]) -> Vec<u32> {
+    if entries.is_empty() {
+        return Vec::new();
+    }
+    let min = super::abi::LONG4_MIN;
+    let mut lens = vec![0u32; super::abi::DIR_ENTRIES];
+    for (net, _) in entries {
+        let len = net.prefix_len();
+        if len >= min {
+            lens[(u32::from(net.network()) >> 16) as usize] |= 1 << (len - min);
+        }
+    }
+    lens
+}
+
 pub(super) fn directory(entries: impl Iterator<Item = (u128, u8, u32)>, max: u8) -> Vec<u32> {
     let bits = super::abi::DIR_BITS as u8;
     let mut list: Vec<(u128, u8, u32)> = entries.collect();
@@ -227,7 +245,7 @@ pub(super) fn directory(entries: impl Iterator<Item = (u128, u8, u32)>, max: u8)
                 *slot = id;
             }
         } else {
-            dir[bucket] = super::abi::ID_TRIE;
+            dir[bucket] |= super::abi::ID_TRIE;
         }
     }
     dir

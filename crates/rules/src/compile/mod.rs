@@ -137,6 +137,11 @@ pub struct Compiled {
     pub src6: Vec<(Ipv6Net, u32)>,
     /// Destination LPM entries (IPv6).
     pub dst6: Vec<(Ipv6Net, u32)>,
+    /// Per /16 of the source (IPv4): which prefix lengths over /16 lie
+    /// inside (bit k: length 17 + k); empty if unused.
+    pub src4_lens: Vec<u32>,
+    /// The same for the destination.
+    pub dst4_lens: Vec<u32>,
     /// Source directory (IPv4), indexed by the first 16 bits; empty if unused.
     pub src4_dir: Vec<u32>,
     /// Destination directory (IPv4).
@@ -400,6 +405,8 @@ pub fn compile(cfg: &Config) -> Result<Compiled, CompileError> {
     };
 
     Ok(Compiled {
+        src4_lens: addr::long4_lens(&src4),
+        dst4_lens: addr::long4_lens(&dst4),
         src4_dir: dir4(&src4),
         dst4_dir: dir4(&dst4),
         src6_dir: dir6(&src6),

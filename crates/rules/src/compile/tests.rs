@@ -23,7 +23,19 @@ fn directory_decides_short_prefixes_and_defers_long_ones() {
     );
     assert_eq!(c.src4_dir.len(), DIR_ENTRIES);
     // 10.1.x.x holds a /24: the trie decides.
-    assert_eq!(c.src4_dir[(10 << 8) | 1], ID_TRIE);
+    // 10.1/16 holds a longer prefix: flagged, and the /16's own class kept.
+    assert_eq!(c.src4_dir[(10 << 8) | 1] & ID_TRIE, ID_TRIE);
+    assert_eq!(
+        c.src4_dir[(10 << 8) | 1] & !ID_TRIE,
+        c.src4_dir[(10 << 8) | 7],
+        "the rest of 10.1/16 is in 10/8's class"
+    );
+    assert_eq!(
+        c.src4_lens[(10 << 8) | 1],
+        1 << (24 - 17),
+        "a /24 lies in 10.1/16"
+    );
+    assert_eq!(c.src4_lens[(10 << 8) | 7], 0);
     // 10.7.x.x: only the /8 covers it.
     let in8 = class(&c, c.src4_dir[(10 << 8) | 7]);
     assert!(in8.bits.get(0) && !in8.bits.get(1));
