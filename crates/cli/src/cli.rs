@@ -200,10 +200,11 @@ impl From<ModeArg> for xdpwall_rules::Mode {
 /// `bench` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum BenchCmd {
-    /// ns/packet under BPF_PROG_TEST_RUN: 1 rule vs many mixed rules, empty
-    /// vs large CIDR set; hitting the last rule and hitting none.
+    /// ns/packet under BPF_PROG_TEST_RUN: 1, 100 and N mixed rules, IPv4
+    /// and IPv6, hitting the first rule, the last rule and the default; a
+    /// large CIDR set against a 1-entry and an empty one.
     #[command(
-        after_help = "Example:\n  xdpwall bench classify --rules 10000 --set-entries 1000000"
+        after_help = "Example:\n  xdpwall bench classify --rules 10000 --set-entries 1000000 --json classify.json"
     )]
     Classify {
         /// Rules in the large rule set.
@@ -218,6 +219,9 @@ pub enum BenchCmd {
         /// Calls per cell (min and median reported).
         #[arg(long, default_value_t = 15)]
         runs: usize,
+        /// Also write the cells as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
     },
     /// Ring buffer vs perf buffer: events/s delivered and lost, latency,
     /// memory, wake-ups and order, for 1 and 2 producer CPUs, 64- and

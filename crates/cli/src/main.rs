@@ -58,11 +58,13 @@ fn main() {
             set_entries,
             repeat,
             runs,
+            json,
         }) => cmd::bench::classify(&cmd::bench::ClassifyArgs {
             rules,
             set_entries,
             repeat,
             runs,
+            json,
         }),
         Command::Bench(BenchCmd::Transport { events, json }) => {
             cmd::bench::transport(events, json.as_deref())

@@ -160,6 +160,74 @@ pub fn mixed_rules_toml(n: usize, seed: u64) -> String {
     out
 }
 
+/// A rule hit by one of the probes of `bench classify`: name, source,
+/// destination port (UDP).
+pub struct ProbeRule {
+    /// Rule name.
+    pub name: &'static str,
+    /// Source address the probe comes from.
+    pub src: std::net::IpAddr,
+    /// UDP destination port.
+    pub dport: u16,
+}
+
+/// The first IPv4 rule of [`bench_rules_toml`].
+pub const FIRST4: ProbeRule = ProbeRule {
+    name: "first",
+    src: std::net::IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 2)),
+    dport: 5300,
+};
+/// The first IPv6 rule (second overall).
+pub const FIRST6: ProbeRule = ProbeRule {
+    name: "first6",
+    src: std::net::IpAddr::V6(std::net::Ipv6Addr::new(0x3fff, 0, 0, 0, 0, 0, 0, 2)),
+    dport: 5300,
+};
+/// The last IPv6 rule (second to last overall).
+pub const LAST6: ProbeRule = ProbeRule {
+    name: "target6",
+    src: std::net::IpAddr::V6(std::net::Ipv6Addr::new(0x3fff, 0, 0, 0, 0, 0, 0, 1)),
+    dport: TARGET_DPORT,
+};
+/// The last rule.
+pub const LAST4: ProbeRule = ProbeRule {
+    name: TARGET_RULE,
+    src: std::net::IpAddr::V4(std::net::Ipv4Addr::new(
+        TARGET_SRC[0],
+        TARGET_SRC[1],
+        TARGET_SRC[2],
+        TARGET_SRC[3],
+    )),
+    dport: TARGET_DPORT,
+};
+
+/// The TOML of one probe rule (UDP from its source to its port: drop).
+#[must_use]
+pub fn probe_rule_toml(r: &ProbeRule) -> String {
+    format!(
+        "[[rule]]\nname = \"{}\"\nsrc = \"{}\"\nproto = \"udp\"\ndport = {}\naction = \"drop\"\n\n",
+        r.name, r.src, r.dport
+    )
+}
+
+/// A config of `n` rules (n >= 4) for `bench classify`: [`FIRST4`],
+/// [`FIRST6`], `n - 4` random rules as in [`mixed_rules_toml`], [`LAST6`],
+/// [`LAST4`]. Probes from the probe rules' sources (outside 10.0.0.0/8 and
+/// 2001:db8::/32) match no random rule.
+#[must_use]
+pub fn bench_rules_toml(n: usize, seed: u64) -> String {
+    let mut rng = Rng(seed | 1);
+    let mut out = String::from("[xdp]\ndefault = \"pass\"\n\n");
+    out.push_str(&probe_rule_toml(&FIRST4));
+    out.push_str(&probe_rule_toml(&FIRST6));
+    for i in 0..n.saturating_sub(4) {
+        one_rule(&mut out, i, &mut rng);
+    }
+    out.push_str(&probe_rule_toml(&LAST6));
+    out.push_str(&probe_rule_toml(&LAST4));
+    out
+}
+
 /// `n` distinct IPv4 /32s and /24s outside 10.0.0.0/8 and 192.0.2.0/24, one per
 /// line (a set file), deterministic for a seed.
 #[must_use]
@@ -211,6 +279,16 @@ mod tests {
             .collect();
         assert!(shapes.len() > 20, "only {} shapes", shapes.len());
         assert_eq!(mixed_rules_toml(50, 7), mixed_rules_toml(50, 7));
+    }
+
+    #[test]
+    fn bench_rules_put_the_probe_rules_first_and_last() {
+        let cfg = crate::parse_config(&bench_rules_toml(100, 1), std::path::Path::new("x"))
+            .expect("parses");
+        let names: Vec<&str> = cfg.rules.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names.len(), 100);
+        assert_eq!(&names[..2], ["first", "first6"]);
+        assert_eq!(&names[98..], ["target6", "target"]);
     }
 
     #[test]

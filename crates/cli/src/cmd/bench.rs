@@ -2,7 +2,8 @@
 //! BPF_PROG_TEST_RUN for small and large rule sets, as ratios against the
 //! 1-rule figure measured in the same run, plus load times.
 
-use std::path::PathBuf;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -10,8 +11,10 @@ use etherparse::PacketBuilder;
 use xdpwall_dataplane::load::{load, LoadOptions};
 use xdpwall_dataplane::Instance;
 use xdpwall_rules::compile::compile;
-use xdpwall_rules::load_config;
-use xdpwall_rules::synth::{mixed_rules_toml, set_file_lines, TARGET_DPORT, TARGET_SRC};
+use xdpwall_rules::synth::{
+    bench_rules_toml, probe_rule_toml, set_file_lines, ProbeRule, FIRST4, FIRST6, LAST4, LAST6,
+};
+use xdpwall_rules::{load_config, Config};
 
 /// Options of `bench classify`.
 pub struct ClassifyArgs {
@@ -23,84 +26,164 @@ pub struct ClassifyArgs {
     pub repeat: u32,
     /// Measurements per row (the median is reported).
     pub runs: usize,
+    /// Also write the rows as JSON here.
+    pub json: Option<PathBuf>,
 }
 
-fn udp(src: [u8; 4], dport: u16) -> Vec<u8> {
+const DST4: [u8; 4] = [198, 51, 100, 2];
+const DST6: Ipv6Addr = Ipv6Addr::new(0x3fff, 0, 0, 0, 0, 0, 0, 0xd);
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+
+/// A UDP probe frame from `src` to port `dport` (destination outside every
+/// generated rule's space).
+fn udp(src: IpAddr, dport: u16) -> Vec<u8> {
     let mut pkt = Vec::new();
-    let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
-        .ipv4(src, [198, 51, 100, 2], 64)
-        .udp(40_000, dport);
+    let eth = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
+    let b = match src {
+        IpAddr::V4(s) => eth.ipv4(s.octets(), DST4, 64),
+        IpAddr::V6(s) => eth.ipv6(s.octets(), DST6.octets(), 64),
+    }
+    .udp(40_000, dport);
     // Writing into a Vec cannot fail.
     let _ = b.write(&mut pkt, &[0u8; 18]);
     pkt
 }
 
-/// Min and median ns/packet over `runs` calls; min is the least disturbed
-/// figure on a shared machine, the median shows the spread.
-fn time_ns(inst: &Instance, pkt: &[u8], repeat: u32) -> Result<(u32, f64)> {
-    let (ret, d) = inst.time_run(pkt, repeat)?;
-    Ok((ret, d.as_nanos() as f64))
+/// One probe: a packet, the rule it must hit (None: the default) and the
+/// verdict that follows.
+struct Probe {
+    name: &'static str,
+    pkt: Vec<u8>,
+    rule: Option<&'static str>,
+    xdp: u32,
 }
 
-#[derive(Default)]
-struct Cell(Vec<f64>);
+fn hit(name: &'static str, r: &ProbeRule) -> Probe {
+    Probe {
+        name,
+        pkt: udp(r.src, r.dport),
+        rule: Some(r.name),
+        xdp: XDP_DROP,
+    }
+}
+
+fn miss(name: &'static str, src: IpAddr) -> Probe {
+    Probe {
+        name,
+        pkt: udp(src, 4242),
+        rule: None,
+        xdp: XDP_PASS,
+    }
+}
+
+/// Timings of one probe against one loaded program.
+struct Cell {
+    inst: usize,
+    probe: usize,
+    ns: Vec<f64>,
+}
 
 impl Cell {
     fn min(&self) -> f64 {
-        self.0.iter().copied().fold(f64::INFINITY, f64::min)
+        self.ns.iter().copied().fold(f64::INFINITY, f64::min)
     }
     fn median(&self) -> f64 {
-        let mut v = self.0.clone();
+        let mut v = self.ns.clone();
         v.sort_by(f64::total_cmp);
         v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
     }
 }
 
-struct Row {
-    name: String,
-    load_ms: f64,
-    inst: Instance,
-    /// (probe packet, expected XDP verdict, timings)
-    cells: Vec<(Vec<u8>, u32, Cell)>,
+/// One table: probes (columns), rows of cells, the first row the reference.
+struct Table {
+    title: &'static str,
+    probes: Vec<Probe>,
+    /// Row name and its cells (one per probe, in probe order).
+    rows: Vec<(String, Vec<Cell>)>,
 }
 
-fn prepare(name: &str, path: &std::path::Path, probes: &[(Vec<u8>, u32)]) -> Result<Row> {
-    let t = Instant::now();
-    let cfg = load_config(path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let c = compile(&cfg)?;
-    let inst = load(&c, LoadOptions::default()).with_context(|| format!("loading {name}"))?;
-    let load_ms = t.elapsed().as_secs_f64() * 1e3;
-    let cells = probes
-        .iter()
-        .map(|(p, v)| (p.clone(), *v, Cell::default()))
-        .collect();
-    Ok(Row {
-        name: name.into(),
-        load_ms,
-        inst,
-        cells,
-    })
+/// Loaded programs, with their configs (to check probes with the reference
+/// classifier) and load times.
+#[derive(Default)]
+struct Programs {
+    loaded: Vec<(String, Config, Instance, f64)>,
 }
 
-/// Interleaves the rows' measurements so drift on the machine hits all alike.
-fn measure(rows: &mut [Row], args: &ClassifyArgs) -> Result<()> {
-    for _ in 0..args.runs {
-        for row in rows.iter_mut() {
-            for (pkt, want, cell) in &mut row.cells {
-                let (ret, ns) = time_ns(&row.inst, pkt, args.repeat)?;
-                anyhow::ensure!(
-                    ret == *want,
-                    "{}: probe verdict {ret}, expected {want}",
-                    row.name
-                );
-                cell.0.push(ns);
+impl Programs {
+    fn load(&mut self, name: &str, path: &Path) -> Result<usize> {
+        let t = Instant::now();
+        let cfg = load_config(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let c = compile(&cfg)?;
+        let inst = load(&c, LoadOptions::default()).with_context(|| format!("loading {name}"))?;
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        eprintln!("  {name}: loaded in {ms:.0} ms");
+        self.loaded.push((name.into(), cfg, inst, ms));
+        Ok(self.loaded.len() - 1)
+    }
+
+    /// Fails unless the reference classifier sends `p` to the rule the
+    /// probe names under program `i` (a probe that hit another rule would
+    /// measure the wrong thing).
+    fn check(&self, i: usize, p: &Probe) -> Result<()> {
+        let (name, cfg, _, _) = &self.loaded[i];
+        let o = xdpwall_reference::classify(cfg, &p.pkt);
+        let got = o.rule.map(|r| cfg.rules[r].name.as_str());
+        anyhow::ensure!(
+            got == p.rule && o.verdict.xdp() == Some(p.xdp),
+            "probe `{}` under {name}: the reference says rule {got:?}, the bench expects {:?}",
+            p.name,
+            p.rule
+        );
+        Ok(())
+    }
+}
+
+fn row(
+    progs: &Programs,
+    name: &str,
+    insts: &[usize],
+    probes: &[Probe],
+) -> Result<(String, Vec<Cell>)> {
+    let mut cells = Vec::new();
+    for (probe, (&inst, p)) in insts.iter().zip(probes).enumerate() {
+        progs.check(inst, p)?;
+        cells.push(Cell {
+            inst,
+            probe,
+            ns: Vec::new(),
+        });
+    }
+    Ok((name.into(), cells))
+}
+
+/// Interleaves every cell's measurements so drift hits all alike.
+fn measure(tables: &mut [Table], progs: &Programs, args: &ClassifyArgs) -> Result<()> {
+    let total = args.runs;
+    for run in 0..total {
+        eprint!("\r  run {}/{total}", run + 1);
+        for t in tables.iter_mut() {
+            for (_, cells) in &mut t.rows {
+                for c in cells.iter_mut() {
+                    let p = &t.probes[c.probe];
+                    let (_, _, inst, _) = &progs.loaded[c.inst];
+                    let (ret, d) = inst.time_run(&p.pkt, args.repeat)?;
+                    anyhow::ensure!(
+                        ret == p.xdp,
+                        "probe {}: verdict {ret}, expected {}",
+                        p.name,
+                        p.xdp
+                    );
+                    c.ns.push(d.as_nanos() as f64);
+                }
             }
         }
     }
+    eprintln!();
     Ok(())
 }
 
-/// Runs the classify benchmark and prints a Markdown table.
+/// Runs the classify benchmark; prints Markdown tables (and writes JSON).
 pub fn classify(args: &ClassifyArgs) -> Result<()> {
     if std::fs::read_to_string("/proc/sys/kernel/bpf_stats_enabled").is_ok_and(|s| s.trim() != "0")
     {
@@ -108,6 +191,10 @@ pub fn classify(args: &ClassifyArgs) -> Result<()> {
             "warning: kernel.bpf_stats_enabled=1 adds time to every run; figures are inflated"
         );
     }
+    anyhow::ensure!(
+        args.rules >= 4,
+        "--rules must be at least 4 (the probe rules)"
+    );
     let dir = std::env::temp_dir().join(format!("xdpwall-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let _cleanup = Cleanup(dir.clone());
@@ -116,81 +203,163 @@ pub fn classify(args: &ClassifyArgs) -> Result<()> {
         std::fs::write(&p, text)?;
         Ok(p)
     };
-    let one = write("one.toml", &mixed_rules_toml(1, 1))?;
-    let many = write("many.toml", &mixed_rules_toml(args.rules, 1))?;
-    write("set.txt", &set_file_lines(args.set_entries, 1))?;
-    let set = write(
-        "set.toml",
-        "[sets]\nbig = { file = \"set.txt\" }\n\n[[rule]]\nname = \"big-set\"\nsrc = \"@big\"\naction = \"drop\"\n\n\
-         [[rule]]\nname = \"target\"\nsrc = \"192.0.2.1\"\nproto = \"udp\"\ndport = 5353\naction = \"drop\"\n",
-    )?;
-    let empty_set = write(
-        "empty-set.toml",
-        "[sets]\nbig = []\n\n[[rule]]\nname = \"big-set\"\nsrc = \"@big\"\naction = \"drop\"\n\n\
-         [[rule]]\nname = \"target\"\nsrc = \"192.0.2.1\"\nproto = \"udp\"\ndport = 5353\naction = \"drop\"\n",
-    )?;
-
+    let mut progs = Programs::default();
     eprintln!("loading rule sets…");
-    let hit = udp(TARGET_SRC, TARGET_DPORT);
-    let miss = udp([198, 51, 100, 1], 4242);
-    // A source inside the big set (its first entry) and the same packet
-    // against the empty set: what a trie of that size costs a lookup.
-    let member = udp([100, 64, 0, 0], 4242);
-    let (drop, pass) = (1, 2);
-    let mut rules = vec![
-        prepare("1 rule", &one, &[(hit.clone(), drop), (miss.clone(), pass)])?,
-        prepare(
-            &format!("{} mixed rules", args.rules),
-            &many,
-            &[(hit.clone(), drop), (miss.clone(), pass)],
-        )?,
-    ];
-    let mut sets = vec![
-        prepare(
-            "empty set + 1 rule",
-            &empty_set,
-            &[(member.clone(), pass), (miss.clone(), pass)],
-        )?,
-        prepare(
-            &format!("{}-entry set + 1 rule", args.set_entries),
-            &set,
-            &[(member, drop), (miss, pass)],
-        )?,
-    ];
-    eprintln!(
-        "measuring ({} calls of {} repetitions per cell, interleaved)…",
-        args.runs, args.repeat
-    );
-    measure(&mut rules, args)?;
-    measure(&mut sets, args)?;
 
-    println!(
-        "ns/packet under BPF_PROG_TEST_RUN: min (median) of {} calls x {} repetitions\n",
+    // Rules: the 1-rule reference is, per probe, a program holding only the
+    // rule that probe hits (or, for the default, only the family's last).
+    let probes = vec![
+        hit("IPv4 first rule", &FIRST4),
+        hit("IPv4 last rule", &LAST4),
+        miss("IPv4 default", IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1))),
+        hit("IPv6 first rule", &FIRST6),
+        hit("IPv6 last rule", &LAST6),
+        miss(
+            "IPv6 default",
+            IpAddr::V6(Ipv6Addr::new(0x3fff, 0, 0, 0, 0, 0, 0, 9)),
+        ),
+    ];
+    let mut single = Vec::new();
+    for r in [&FIRST4, &LAST4, &FIRST6, &LAST6] {
+        let p = write(&format!("{}.toml", r.name), &probe_rule_toml(r))?;
+        single.push(progs.load(&format!("1 rule ({})", r.name), &p)?);
+    }
+    let one = [
+        single[0], single[1], single[1], single[2], single[3], single[3],
+    ];
+    let mut rules = Table {
+        title: "rules",
+        probes,
+        rows: Vec::new(),
+    };
+    rules.rows.push(row(&progs, "1 rule", &one, &rules.probes)?);
+    for n in [100, args.rules] {
+        let p = write(&format!("rules-{n}.toml"), &bench_rules_toml(n, 1))?;
+        let i = progs.load(&format!("{n} rules"), &p)?;
+        rules
+            .rows
+            .push(row(&progs, &format!("{n} rules"), &[i; 6], &rules.probes)?);
+    }
+
+    // Sets: a source in the set against a 1-entry set holding it; a source
+    // outside the set but in a /16 the set populates (the full lookup,
+    // then the default) and one far from it, against an empty set.
+    write("set.txt", &set_file_lines(args.set_entries, 1))?;
+    let set_rule = "\n[[rule]]\nname = \"big-set\"\nsrc = \"@big\"\naction = \"drop\"\n";
+    let member = IpAddr::V4(Ipv4Addr::new(100, 64, 0, 0));
+    let one_entry = write(
+        "set1.toml",
+        &format!("[sets]\nbig = [\"{member}\"]\n{set_rule}"),
+    )?;
+    let empty = write("set0.toml", &format!("[sets]\nbig = []\n{set_rule}"))?;
+    let big = write(
+        "setn.toml",
+        &format!("[sets]\nbig = {{ file = \"set.txt\" }}\n{set_rule}"),
+    )?;
+    let set_probes = vec![
+        Probe {
+            name: "source in the set",
+            pkt: udp(member, 4242),
+            rule: Some("big-set"),
+            xdp: XDP_DROP,
+        },
+        // 100.64.0.1 is not generated (entries step by 3 from 100.64.0.0).
+        miss(
+            "near miss (same /16)",
+            IpAddr::V4(Ipv4Addr::new(100, 64, 0, 1)),
+        ),
+        miss("far miss", IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1))),
+    ];
+    let (i1, i0) = (
+        progs.load("1-entry set", &one_entry)?,
+        progs.load("empty set", &empty)?,
+    );
+    let n_name = format!("{}-entry set", args.set_entries);
+    let ibig = progs.load(&n_name, &big)?;
+    let mut sets = Table {
+        title: "sets",
+        probes: set_probes,
+        rows: Vec::new(),
+    };
+    sets.rows.push(row(
+        &progs,
+        "1-entry / empty set",
+        &[i1, i0, i0],
+        &sets.probes,
+    )?);
+    sets.rows
+        .push(row(&progs, &n_name, &[ibig; 3], &sets.probes)?);
+
+    let mut tables = [rules, sets];
+    eprintln!(
+        "measuring: {} calls of {} repetitions per cell, interleaved…",
         args.runs, args.repeat
     );
-    println!("| rule set | load (ms) | hit last rule | ratio | no match | ratio |");
-    println!("|---|---:|---:|---:|---:|---:|");
-    print_rows(&rules);
-    println!("\n| set | load (ms) | source in the set | ratio | no match | ratio |");
-    println!("|---|---:|---:|---:|---:|---:|");
-    print_rows(&sets);
+    measure(&mut tables, &progs, args)?;
+    println!(
+        "ns/packet under BPF_PROG_TEST_RUN: min (median) of {} calls x {} repetitions; ratio = min / the first row's min\n",
+        args.runs, args.repeat
+    );
+    for t in &tables {
+        println!("{}\n", markdown(t));
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, json(&tables, &progs, args)?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+    }
     Ok(())
 }
 
-fn print_rows(rows: &[Row]) {
-    let base: Vec<f64> = rows[0].cells.iter().map(|c| c.2.min()).collect();
-    for r in rows {
-        let mut line = format!("| {} | {:.0} |", r.name, r.load_ms);
-        for (i, (_, _, cell)) in r.cells.iter().enumerate() {
-            line.push_str(&format!(
+fn markdown(t: &Table) -> String {
+    let mut out = format!("| {} |", t.title);
+    let mut rule = String::from("|---|");
+    for p in &t.probes {
+        out.push_str(&format!(" {} | ratio |", p.name));
+        rule.push_str("---:|---:|");
+    }
+    out.push('\n');
+    out.push_str(&rule);
+    let base: Vec<f64> = t.rows[0].1.iter().map(Cell::min).collect();
+    for (name, cells) in &t.rows {
+        out.push_str(&format!("\n| {name} |"));
+        for (c, b) in cells.iter().zip(&base) {
+            out.push_str(&format!(
                 " {:.1} ({:.1}) | {:.2} |",
-                cell.min(),
-                cell.median(),
-                cell.min() / base[i]
+                c.min(),
+                c.median(),
+                c.min() / b
             ));
         }
-        println!("{line}");
     }
+    out
+}
+
+fn json(tables: &[Table], progs: &Programs, args: &ClassifyArgs) -> Result<String> {
+    let mut cells = Vec::new();
+    for t in tables {
+        let base: Vec<f64> = t.rows[0].1.iter().map(Cell::min).collect();
+        for (name, row) in &t.rows {
+            for (c, b) in row.iter().zip(&base) {
+                let (prog, _, _, load_ms) = &progs.loaded[c.inst];
+                cells.push(serde_json::json!({
+                    "table": t.title,
+                    "row": name,
+                    "probe": t.probes[c.probe].name,
+                    "program": prog,
+                    "load_ms": load_ms,
+                    "min_ns": c.min(),
+                    "median_ns": c.median(),
+                    "ratio": c.min() / b,
+                }));
+            }
+        }
+    }
+    Ok(serde_json::to_string_pretty(&serde_json::json!({
+        "bench": "classify",
+        "repeat": args.repeat,
+        "runs": args.runs,
+        "cells": cells,
+    }))?)
 }
 
 struct Cleanup(PathBuf);
