@@ -9,8 +9,9 @@ set -euo pipefail
 # Lab and tests: iproute2 (ip netns / veth), util-linux (nsenter, taskset).
 # Benchmarks: libbpf-dev builds the C reference consumer of bench transport.
 # Peers and readers used by tests where present: tshark reads pcapng back.
+# systemd-analyze (systemd) checks dist/xdpwall@.service.
 PACKAGES=(clang-19 llvm-19 make gcc pkg-config libelf-dev zlib1g-dev
-          linux-libc-dev iproute2 util-linux libbpf-dev)
+          linux-libc-dev iproute2 util-linux libbpf-dev systemd)
 if [[ "${XDPWALL_SETUP_EXTRA:-}" == 1 ]]; then
     PACKAGES+=(bpftool tshark tcpdump)
 fi

@@ -9,6 +9,7 @@ mod event_out;
 mod exit;
 mod metrics_server;
 mod output;
+mod service;
 
 use clap::{CommandFactory, Parser};
 

@@ -6,6 +6,7 @@
 //! * `lab` — real `run`/`stats`/`detach` in network namespaces with real
 //!   traffic (needs root; under `CI=true` a missing privilege fails).
 //! * `reload` — `xdpwall reload` against a real `run` (needs root).
+//! * `service` — dist/xdpwall@.service: commands, systemd-analyze.
 //! * `demo` — the built-in demo end to end (needs root).
 //! * `events` — `run --events` with real traffic: JSON lines, terminal
 //!   lines and pcapng read back (needs root).
@@ -27,6 +28,9 @@ mod lab;
 
 #[path = "cli/reload.rs"]
 mod reload;
+
+#[path = "cli/service.rs"]
+mod service;
 
 #[path = "cli/demo.rs"]
 mod demo;

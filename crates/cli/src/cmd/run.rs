@@ -199,6 +199,11 @@ pub fn run(args: &RunArgs) -> Result<()> {
         t.elapsed().as_millis()
     );
     announce(&iface, &inst, &attached, compiled.rules.len());
+    crate::service::ready(&format!(
+        "filtering {iface}: {} rules (program id {})",
+        compiled.rules.len(),
+        inst.prog_id
+    ));
     let counters = std::sync::Arc::new(crate::metrics_server::RunCounters::default());
     let _metrics = match metrics_addr {
         Some(addr) => {
@@ -249,6 +254,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
             }
         }
     }
+    crate::service::stopping();
     let sink_error = writer.as_ref().and_then(|w| w.borrow_mut().finish());
     finish(
         &session,
@@ -423,7 +429,21 @@ impl Session<'_> {
                     r.reply(Err((1, "xdpwall run is shutting down".into())));
                 }
             } else {
-                match reload(self.args, self.iface, inst) {
+                crate::service::reloading();
+                let outcome = reload(self.args, self.iface, inst);
+                crate::service::ready(&match &outcome {
+                    Ok((new, names)) => format!(
+                        "filtering {}: {} rules (program id {})",
+                        self.iface,
+                        names.len(),
+                        new.prog_id
+                    ),
+                    Err(_) => format!(
+                        "filtering {}: the last reload failed, previous rules in force",
+                        self.iface
+                    ),
+                });
+                match outcome {
                     Ok((new, names)) => {
                         self.counters
                             .reloads_ok
