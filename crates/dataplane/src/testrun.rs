@@ -1,6 +1,6 @@
 //! Running packets through the loaded program with BPF_PROG_TEST_RUN.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::time::Duration;
 
 use libbpf_rs::libbpf_sys;
@@ -33,6 +33,15 @@ pub struct Verdict {
 }
 
 fn run(inst: &Instance, pkt: &[u8], repeat: u32) -> Result<(u32, Duration)> {
+    time_fd(inst.prog.as_fd(), pkt, repeat)
+}
+
+/// Runs `pkt` `repeat` times through any XDP program (a peer's, for
+/// comparison): its verdict and the kernel-measured time per run.
+///
+/// # Errors
+/// The kernel refuses the run.
+pub fn time_fd(prog: BorrowedFd<'_>, pkt: &[u8], repeat: u32) -> Result<(u32, Duration)> {
     // SAFETY: zeroed opts with sz set.
     let mut opts: libbpf_sys::bpf_test_run_opts = unsafe { std::mem::zeroed() };
     opts.sz = std::mem::size_of::<libbpf_sys::bpf_test_run_opts>() as _;
@@ -40,7 +49,7 @@ fn run(inst: &Instance, pkt: &[u8], repeat: u32) -> Result<(u32, Duration)> {
     opts.data_size_in = pkt.len() as u32;
     opts.repeat = i32::try_from(repeat).unwrap_or(i32::MAX);
     // SAFETY: data_in points to pkt, valid for the call; no output buffers.
-    let ret = unsafe { libbpf_sys::bpf_prog_test_run_opts(inst.prog.as_raw_fd(), &mut opts) };
+    let ret = unsafe { libbpf_sys::bpf_prog_test_run_opts(prog.as_raw_fd(), &mut opts) };
     if ret < 0 {
         return Err(Error::TestRun {
             len: pkt.len(),

@@ -8,7 +8,11 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use etherparse::PacketBuilder;
+use std::os::fd::{AsFd, BorrowedFd};
+
+use xdpwall_bench::peers::{bare_drop, xdp_filter, xdp_filter_object, FilterFill, Peer};
 use xdpwall_dataplane::load::{load, LoadOptions};
+use xdpwall_dataplane::testrun::time_fd;
 use xdpwall_dataplane::Instance;
 use xdpwall_rules::compile::compile;
 use xdpwall_rules::synth::{
@@ -81,6 +85,8 @@ fn miss(name: &'static str, src: IpAddr) -> Probe {
 struct Cell {
     inst: usize,
     probe: usize,
+    /// The verdict the program must return (a bare XDP_DROP drops all).
+    want: u32,
     ns: Vec<f64>,
 }
 
@@ -103,11 +109,26 @@ struct Table {
     rows: Vec<(String, Vec<Cell>)>,
 }
 
-/// Loaded programs, with their configs (to check probes with the reference
-/// classifier) and load times.
+/// A program under test: xdpwall's (with its config, to check probes with
+/// the reference classifier) or a peer's.
+enum Prog {
+    Xdpwall(Box<Config>, Instance),
+    Peer(Peer),
+}
+
+impl Prog {
+    fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Prog::Xdpwall(_, i) => i.prog.as_fd(),
+            Prog::Peer(p) => p.fd(),
+        }
+    }
+}
+
+/// Loaded programs and their load times.
 #[derive(Default)]
 struct Programs {
-    loaded: Vec<(String, Config, Instance, f64)>,
+    loaded: Vec<(String, Prog, f64)>,
 }
 
 impl Programs {
@@ -118,7 +139,16 @@ impl Programs {
         let inst = load(&c, LoadOptions::default()).with_context(|| format!("loading {name}"))?;
         let ms = t.elapsed().as_secs_f64() * 1e3;
         eprintln!("  {name}: loaded in {ms:.0} ms");
-        self.loaded.push((name.into(), cfg, inst, ms));
+        self.loaded
+            .push((name.into(), Prog::Xdpwall(Box::new(cfg), inst), ms));
+        Ok(self.loaded.len() - 1)
+    }
+
+    fn add_peer(&mut self, name: &str, load: impl FnOnce() -> Result<Peer>) -> Result<usize> {
+        let t = Instant::now();
+        let p = load().with_context(|| format!("loading {name}"))?;
+        let ms = t.elapsed().as_secs_f64() * 1e3;
+        self.loaded.push((name.into(), Prog::Peer(p), ms));
         Ok(self.loaded.len() - 1)
     }
 
@@ -126,7 +156,10 @@ impl Programs {
     /// probe names under program `i` (a probe that hit another rule would
     /// measure the wrong thing).
     fn check(&self, i: usize, p: &Probe) -> Result<()> {
-        let (name, cfg, _, _) = &self.loaded[i];
+        let (name, prog, _) = &self.loaded[i];
+        let Prog::Xdpwall(cfg, _) = prog else {
+            return Ok(());
+        };
         let o = xdpwall_reference::classify(cfg, &p.pkt);
         let got = o.rule.map(|r| cfg.rules[r].name.as_str());
         anyhow::ensure!(
@@ -151,10 +184,24 @@ fn row(
         cells.push(Cell {
             inst,
             probe,
+            want: p.xdp,
             ns: Vec::new(),
         });
     }
     Ok((name.into(), cells))
+}
+
+/// A row of a program that drops every probe (the bare XDP_DROP ceiling).
+fn drop_row(name: &str, inst: usize, probes: &[Probe]) -> (String, Vec<Cell>) {
+    let cells = (0..probes.len())
+        .map(|probe| Cell {
+            inst,
+            probe,
+            want: XDP_DROP,
+            ns: Vec::new(),
+        })
+        .collect();
+    (name.into(), cells)
 }
 
 /// Interleaves every cell's measurements so drift hits all alike.
@@ -166,13 +213,13 @@ fn measure(tables: &mut [Table], progs: &Programs, args: &ClassifyArgs) -> Resul
             for (_, cells) in &mut t.rows {
                 for c in cells.iter_mut() {
                     let p = &t.probes[c.probe];
-                    let (_, _, inst, _) = &progs.loaded[c.inst];
-                    let (ret, d) = inst.time_run(&p.pkt, args.repeat)?;
+                    let (name, prog, _) = &progs.loaded[c.inst];
+                    let (ret, d) = time_fd(prog.fd(), &p.pkt, args.repeat)?;
                     anyhow::ensure!(
-                        ret == p.xdp,
-                        "probe {}: verdict {ret}, expected {}",
+                        ret == c.want,
+                        "{name}, probe {}: verdict {ret}, expected {}",
                         p.name,
-                        p.xdp
+                        c.want
                     );
                     c.ns.push(d.as_nanos() as f64);
                 }
@@ -233,12 +280,13 @@ pub fn classify(args: &ClassifyArgs) -> Result<()> {
         rows: Vec::new(),
     };
     rules.rows.push(row(&progs, "1 rule", &one, &rules.probes)?);
+    let mut ibig_rules = 0;
     for n in [100, args.rules] {
         let p = write(&format!("rules-{n}.toml"), &bench_rules_toml(n, 1))?;
         let i = progs.load(&format!("{n} rules"), &p)?;
-        rules
-            .rows
-            .push(row(&progs, &format!("{n} rules"), &[i; 6], &rules.probes)?);
+        let name = format!("{n} rules");
+        rules.rows.push(row(&progs, &name, &[i; 6], &rules.probes)?);
+        ibig_rules = i;
     }
 
     // Sets: a source in the set against a 1-entry set holding it; a source
@@ -290,7 +338,8 @@ pub fn classify(args: &ClassifyArgs) -> Result<()> {
     sets.rows
         .push(row(&progs, &n_name, &[ibig; 3], &sets.probes)?);
 
-    let mut tables = [rules, sets];
+    let peers = peer_table(&mut progs, ibig_rules, args.rules)?;
+    let mut tables = vec![rules, sets, peers];
     eprintln!(
         "measuring: {} calls of {} repetitions per cell, interleaved…",
         args.runs, args.repeat
@@ -308,6 +357,61 @@ pub fn classify(args: &ClassifyArgs) -> Result<()> {
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
     Ok(())
+}
+
+/// xdpwall against the ceiling and xdp-filter in the same harness: a UDP
+/// packet its filter drops (xdpwall: the last of N rules; xdp-filter: a
+/// listed source among 10,000, or a listed port) and one nothing matches
+/// (every lookup done, then pass).
+fn peer_table(progs: &mut Programs, xdpwall: usize, nrules: usize) -> Result<Table> {
+    let probes = vec![
+        Probe {
+            name: "dropped",
+            pkt: udp(LAST4.src, LAST4.dport),
+            rule: Some(LAST4.name),
+            xdp: XDP_DROP,
+        },
+        miss("passed", IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1))),
+    ];
+    let bare = progs.add_peer("bare XDP_DROP", bare_drop)?;
+    let mut t = Table {
+        title: "per packet vs peers",
+        rows: vec![drop_row("bare XDP_DROP", bare, &probes)],
+        probes,
+    };
+    let IpAddr::V4(target) = LAST4.src else {
+        anyhow::bail!("the last probe rule is IPv4");
+    };
+    // 9,999 other listed sources inside 10.0.0.0/8, as the rules use it.
+    let mut src4: Vec<Ipv4Addr> = (1..10_000u32)
+        .map(|i| Ipv4Addr::from((10 << 24) | i * 97))
+        .collect();
+    src4.push(target);
+    let dports: Vec<u16> = (0..99u16)
+        .map(|i| 20_000 + i)
+        .chain([LAST4.dport])
+        .collect();
+    let fills = [
+        ("xdpfilt_alw_all", src4, dports.clone()),
+        ("xdpfilt_alw_udp", Vec::new(), dports),
+    ];
+    for (obj, src4, dports) in fills {
+        let name = format!("xdp-filter ({obj})");
+        match xdp_filter_object(obj) {
+            Some(path) => {
+                let fill = FilterFill { src4, dports };
+                let i = progs.add_peer(&name, || xdp_filter(&path, &fill))?;
+                t.rows.push(row(progs, &name, &[i, i], &t.probes)?);
+            }
+            None => eprintln!(
+                "  {name}: skipped, not installed (XDPWALL_SETUP_BENCH=1 scripts/setup.sh installs xdp-tools)"
+            ),
+        }
+    }
+    let name = format!("xdpwall, {nrules} rules");
+    t.rows
+        .push(row(progs, &name, &[xdpwall, xdpwall], &t.probes)?);
+    Ok(t)
 }
 
 fn markdown(t: &Table) -> String {
@@ -340,7 +444,7 @@ fn json(tables: &[Table], progs: &Programs, args: &ClassifyArgs) -> Result<Strin
         let base: Vec<f64> = t.rows[0].1.iter().map(Cell::min).collect();
         for (name, row) in &t.rows {
             for (c, b) in row.iter().zip(&base) {
-                let (prog, _, _, load_ms) = &progs.loaded[c.inst];
+                let (prog, _, load_ms) = &progs.loaded[c.inst];
                 cells.push(serde_json::json!({
                     "table": t.title,
                     "row": name,
