@@ -112,7 +112,7 @@ struct Table {
 /// A program under test: xdpwall's (with its config, to check probes with
 /// the reference classifier) or a peer's.
 enum Prog {
-    Xdpwall(Box<Config>, Instance),
+    Xdpwall(Box<Config>, Box<Instance>),
     Peer(Peer),
 }
 
@@ -139,8 +139,11 @@ impl Programs {
         let inst = load(&c, LoadOptions::default()).with_context(|| format!("loading {name}"))?;
         let ms = t.elapsed().as_secs_f64() * 1e3;
         eprintln!("  {name}: loaded in {ms:.0} ms");
-        self.loaded
-            .push((name.into(), Prog::Xdpwall(Box::new(cfg), inst), ms));
+        self.loaded.push((
+            name.into(),
+            Prog::Xdpwall(Box::new(cfg), Box::new(inst)),
+            ms,
+        ));
         Ok(self.loaded.len() - 1)
     }
 
@@ -384,7 +387,7 @@ fn peer_table(progs: &mut Programs, xdpwall: usize, nrules: usize) -> Result<Tab
     };
     // 9,999 other listed sources inside 10.0.0.0/8, as the rules use it.
     let mut src4: Vec<Ipv4Addr> = (1..10_000u32)
-        .map(|i| Ipv4Addr::from((10 << 24) | i * 97))
+        .map(|i| Ipv4Addr::from((10 << 24) | (i * 97)))
         .collect();
     src4.push(target);
     let dports: Vec<u16> = (0..99u16)
