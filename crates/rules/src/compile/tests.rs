@@ -130,7 +130,7 @@ fn a_million_entry_set_costs_one_class() {
         Path::new("t.toml"),
     )
     .expect("valid");
-    cfg.sets.get_mut("big").expect("set").entries = entries;
+    cfg.sets.get_mut("big").expect("set").entries = crate::model::SetEntries::from_nets(entries);
     let c = compile(&cfg).expect("compiles");
     assert_eq!(c.src4.len(), 1_000_001, "every entry plus /0");
     let distinct: std::collections::BTreeSet<u32> = c.src4.iter().map(|e| e.1).collect();

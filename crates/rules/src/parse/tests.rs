@@ -1,8 +1,7 @@
 //! Whole-config tests: defaults, the DESIGN.md example, and every error kind
 //! with its exact `line:col`.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -11,34 +10,7 @@ use super::{load_config, parse_config};
 use crate::error::ConfigError;
 use crate::model::*;
 
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("xdpwall-rules-{tag}-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        Self(dir)
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.join(name);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).expect("create dir");
-        }
-        std::fs::write(&path, text).expect("write temp file");
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use crate::testutil::TempDir;
 
 fn ok(text: &str) -> Config {
     match parse_config(text, Path::new("rules.toml")) {
@@ -149,7 +121,7 @@ fn design_example_parses() {
     let block = &cfg.sets["blocklist"];
     assert_eq!(block.source, SetSource::File(dir.0.join("blocklist.txt")));
     assert_eq!(
-        block.entries,
+        block.entries.to_vec(),
         vec![
             net("198.51.100.0/24"),
             net("203.0.113.7/32"),
@@ -157,7 +129,7 @@ fn design_example_parses() {
         ]
     );
     assert_eq!(
-        cfg.sets["admins"].entries,
+        cfg.sets["admins"].entries.to_vec(),
         vec![net("192.0.2.10/32"), net("2001:db8:1::/64")]
     );
     assert_eq!(cfg.sets["admins"].source, SetSource::Inline);
@@ -272,7 +244,7 @@ proto = "99"
 rate_limit = { pps = 5, burst = 10, by = "rule" }
 "#);
     assert_eq!(
-        cfg.sets["admins"].entries,
+        cfg.sets["admins"].entries.to_vec(),
         vec![net("10.0.0.0/8"), net("2001:db8::1/128")]
     );
     let c = &cfg.rules[0].cond;
