@@ -9,6 +9,7 @@ pub mod error;
 pub mod input;
 pub mod model;
 pub mod parse;
+pub mod perms;
 pub mod synth;
 pub mod table;
 
