@@ -173,12 +173,21 @@ pub fn binary_at(bytes: &[u8]) -> Option<(usize, NotText)> {
     }
 }
 
-/// Reads the next line into `buf` (cleared first), keeping at most
-/// `max + 1` bytes of it (enough to hold a full-length line and its `\n`)
-/// and discarding the rest, so one huge line cannot exhaust memory.
+/// What [`read_line_bounded`] read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Line {
+    /// A whole line of this many bytes (without its `\n`).
+    Whole(usize),
+    /// `max + 1` bytes without a line end: the line is too long, and the
+    /// rest of it is still unread (see [`skip_line`]).
+    Long,
+}
+
+/// Reads the next line into `buf` (cleared first), but never more than
+/// `max + 1` bytes, so one huge line (or a file with no line ends) cannot
+/// exhaust memory, and the caller can look at its start before going on.
 ///
-/// Returns the line's full length in bytes without its `\n`, or `None` at
-/// the end of input.
+/// Returns `None` at the end of input.
 ///
 /// # Errors
 /// Read errors.
@@ -186,9 +195,8 @@ pub fn read_line_bounded<R: BufRead>(
     reader: &mut R,
     buf: &mut Vec<u8>,
     max: usize,
-) -> io::Result<Option<usize>> {
+) -> io::Result<Option<Line>> {
     buf.clear();
-    let mut total = 0usize;
     loop {
         let avail = match reader.fill_buf() {
             Ok(avail) => avail,
@@ -196,17 +204,47 @@ pub fn read_line_bounded<R: BufRead>(
             Err(e) => return Err(e),
         };
         if avail.is_empty() {
-            return Ok((total > 0).then_some(total));
+            return Ok((!buf.is_empty()).then_some(Line::Whole(buf.len())));
         }
-        let newline = memchr::memchr(b'\n', avail);
-        let take = newline.map_or(avail.len(), |at| at + 1);
         let room = (max + 1).saturating_sub(buf.len());
-        buf.extend_from_slice(&avail[..take.min(room)]);
-        total += take;
-        reader.consume(take);
-        if newline.is_some() {
-            return Ok(Some(total - 1));
+        let window = &avail[..avail.len().min(room)];
+        if let Some(at) = memchr::memchr(b'\n', window) {
+            buf.extend_from_slice(&window[..=at]);
+            reader.consume(at + 1);
+            return Ok(Some(Line::Whole(buf.len() - 1)));
         }
+        let n = window.len();
+        buf.extend_from_slice(window);
+        reader.consume(n);
+        if buf.len() > max {
+            return Ok(Some(Line::Long));
+        }
+    }
+}
+
+/// Discards input through the next `\n` (or the end); returns how many
+/// bytes came before it.
+///
+/// # Errors
+/// Read errors.
+pub fn skip_line<R: BufRead>(reader: &mut R) -> io::Result<usize> {
+    let mut skipped = 0;
+    loop {
+        let avail = match reader.fill_buf() {
+            Ok(avail) => avail,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if avail.is_empty() {
+            return Ok(skipped);
+        }
+        if let Some(at) = memchr::memchr(b'\n', avail) {
+            reader.consume(at + 1);
+            return Ok(skipped + at);
+        }
+        let n = avail.len();
+        skipped += n;
+        reader.consume(n);
     }
 }
 
@@ -219,25 +257,22 @@ mod tests {
     #[test]
     fn bounded_lines_keep_at_most_the_limit() {
         let long = "x".repeat(10_000);
-        let text = format!("short\n{long}\nlast");
+        let text = format!("short\n{long}\n{}\nlast", "y".repeat(16));
         let mut r = Cursor::new(text.into_bytes());
         let mut buf = Vec::new();
-        assert_eq!(
-            read_line_bounded(&mut r, &mut buf, 16).expect("read"),
-            Some(5)
-        );
+        let next = |r: &mut Cursor<Vec<u8>>, buf: &mut Vec<u8>| {
+            read_line_bounded(r, buf, 16).expect("read")
+        };
+        assert_eq!(next(&mut r, &mut buf), Some(Line::Whole(5)));
         assert_eq!(buf, b"short\n");
-        assert_eq!(
-            read_line_bounded(&mut r, &mut buf, 16).expect("read"),
-            Some(10_000)
-        );
+        assert_eq!(next(&mut r, &mut buf), Some(Line::Long));
         assert_eq!(buf.len(), 17, "only max + 1 bytes kept");
-        assert_eq!(
-            read_line_bounded(&mut r, &mut buf, 16).expect("read"),
-            Some(4)
-        );
+        assert_eq!(skip_line(&mut r).expect("skip"), 10_000 - 17);
+        // Exactly at the limit is a whole line.
+        assert_eq!(next(&mut r, &mut buf), Some(Line::Whole(16)));
+        assert_eq!(next(&mut r, &mut buf), Some(Line::Whole(4)));
         assert_eq!(buf, b"last");
-        assert_eq!(read_line_bounded(&mut r, &mut buf, 16).expect("read"), None);
+        assert_eq!(next(&mut r, &mut buf), None);
     }
 
     #[test]

@@ -13,7 +13,8 @@ use super::{section, Ctx, Value};
 use crate::compile::limits::Limits;
 use crate::error::Diagnostic;
 use crate::input::{
-    binary_at, open_regular, read_line_bounded, InputError, NotText, MAX_LINE_BYTES,
+    binary_at, open_regular, read_line_bounded, skip_line, InputError, Line, NotText,
+    MAX_LINE_BYTES,
 };
 use crate::model::{IpSet, SetBuilder, SetEntries, SetSource};
 use crate::table::thousands;
@@ -190,7 +191,7 @@ pub(crate) fn read_set_lines<R: BufRead>(
     let mut next_compact = max_prefixes.saturating_add(slack);
     let mut buf = Vec::with_capacity(MAX_LINE_BYTES + 1);
     let mut line_no = 0;
-    while let Some(len) = read_line_bounded(&mut reader, &mut buf, MAX_LINE_BYTES)? {
+    while let Some(line) = read_line_bounded(&mut reader, &mut buf, MAX_LINE_BYTES)? {
         line_no += 1;
         let report = |out: &mut SetFile, col, message| {
             out.bad_lines += 1;
@@ -204,10 +205,12 @@ pub(crate) fn read_set_lines<R: BufRead>(
                 });
             }
         };
+        // Binary input is told by the line's start: a file of zeros with no
+        // line end stops here, not after reading all of it.
         if let Some((offset, what)) = binary_at(&buf) {
             // A long line is cut after MAX_LINE_BYTES + 1 bytes, perhaps in
             // the middle of a character: that alone is not binary.
-            let cut = buf.len() > MAX_LINE_BYTES && offset + 4 > buf.len();
+            let cut = line == Line::Long && offset + 4 > buf.len();
             if what == NotText::Nul || !cut {
                 let message = format!(
                     "binary file? line has {what}; a set file is text, one CIDR or address per line"
@@ -216,7 +219,8 @@ pub(crate) fn read_set_lines<R: BufRead>(
                 break;
             }
         }
-        if len > MAX_LINE_BYTES {
+        if line == Line::Long {
+            let len = buf.len() + skip_line(&mut reader)?;
             let message = format!(
                 "line is {len} bytes, over the limit of {MAX_LINE_BYTES} bytes per line; \
                  expected one CIDR or address per line"
@@ -414,6 +418,22 @@ mod tests {
         assert!(out.errors[0]
             .to_string()
             .starts_with("b.txt:2:7: binary file? line has a NUL byte"));
+    }
+
+    #[test]
+    fn zeros_without_line_ends_stop_after_one_line_limit() {
+        let mut zeros = Cursor::new(vec![0u8; 10 << 20]);
+        let out = read_set_lines(&mut zeros, Path::new("b.txt"), MAX).expect("read");
+        assert_eq!(
+            out.errors[0].to_string(),
+            "b.txt:1:1: binary file? line has a NUL byte; a set file is text, one CIDR or \
+             address per line"
+        );
+        assert_eq!(
+            zeros.position(),
+            MAX_LINE_BYTES as u64 + 1,
+            "read no further"
+        );
     }
 
     #[test]
