@@ -235,8 +235,7 @@ pub(crate) fn read_set_lines<R: BufRead>(
         if v4.max(v6) >= next_compact {
             entries.compact();
             let (v4, v6) = entries.counts();
-            if let Some(message) = over_limit(v4, v6, max_prefixes) {
-                report(&mut out, 1, message);
+            if over_limit(v4, v6, max_prefixes).is_some() {
                 break;
             }
             next_compact = v4.max(v6).saturating_add(slack);
@@ -244,16 +243,14 @@ pub(crate) fn read_set_lines<R: BufRead>(
     }
     out.entries = entries.finish();
     let (v4, v6) = (out.entries.v4().len(), out.entries.v6().len());
+    // Shown even past MAX_FILE_ERRORS: it is why the set is refused.
     if let Some(message) = over_limit(v4, v6, max_prefixes) {
-        if !out.errors.iter().any(|d| d.message == message) {
-            out.bad_lines += 1;
-            out.errors.push(Diagnostic {
-                path: path.to_path_buf(),
-                line: line_no,
-                col: 1,
-                message,
-            });
-        }
+        out.errors.push(Diagnostic {
+            path: path.to_path_buf(),
+            line: line_no,
+            col: 1,
+            message,
+        });
     }
     Ok(out)
 }
