@@ -9,8 +9,16 @@ use xdpwall_rules::{load_config, Config};
 use crate::exit::usage;
 
 /// Reads and validates CONFIG (exit 2 with `path:line:col: message` lines).
+/// Run as root, warns on stderr about a config or set file others can change.
 pub fn load(path: &Path) -> Result<Config> {
-    load_config(path).map_err(|e| usage(e.to_string()))
+    let cfg = load_config(path).map_err(|e| usage(e.to_string()))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } == 0 {
+        for warning in xdpwall_rules::perms::permission_warnings(&cfg) {
+            eprintln!("warning: {warning}");
+        }
+    }
+    Ok(cfg)
 }
 
 /// Reads, validates and compiles CONFIG.

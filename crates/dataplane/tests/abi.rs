@@ -414,6 +414,7 @@ fn constants_agree() {
         ("XW_MAX_CANDS", xw_class::default().cand.len() as u64),
         ("XW_BITMAP_WORDS", xw_class::default().bits.len() as u64),
         ("XW_NAME_LEN", xw_rule::default().name.len() as u64),
+        ("XW_NAME_LEN", abi::NAME_LEN as u64),
         ("XW_PATH_LEN", xw_info::default().config.len() as u64),
         // The rule-id mask covers every id and excludes the count flag.
         ("XW_CAND_ID_MASK", (abi::MAX_RULES - 1) as u64),

@@ -34,12 +34,12 @@ impl fmt::Display for Diagnostic {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The config file itself could not be read.
-    #[error("cannot read {}: {}", path.display(), io_message(error))]
+    #[error("cannot read {}: {error}", path.display())]
     Io {
         /// The config path as given.
         path: PathBuf,
-        /// The underlying error.
-        error: std::io::Error,
+        /// What went wrong.
+        error: crate::input::InputError,
     },
     /// The config was read but is invalid; one entry per problem, in order.
     #[error("{}", join_lines(.0))]
@@ -103,7 +103,7 @@ mod tests {
 
     #[test]
     fn io_error_has_no_os_error_suffix() {
-        let error = std::io::Error::from_raw_os_error(2);
+        let error = crate::input::InputError::Io(std::io::Error::from_raw_os_error(2));
         let err = ConfigError::Io {
             path: PathBuf::from("rules.toml"),
             error,

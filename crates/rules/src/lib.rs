@@ -4,11 +4,17 @@
 #![deny(missing_docs)]
 
 pub mod compile;
+pub mod entries;
 pub mod error;
+pub mod input;
 pub mod model;
 pub mod parse;
+pub mod perms;
 pub mod synth;
 pub mod table;
+
+#[cfg(test)]
+mod testutil;
 
 pub use error::{ConfigError, Diagnostic};
 pub use model::*;

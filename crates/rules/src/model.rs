@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+pub use crate::entries::{SetBuilder, SetEntries};
+
 /// Maximum number of rules in one config (the data plane's rule-id space).
 pub const MAX_RULES: usize = 16_384;
 
@@ -120,8 +122,8 @@ pub enum Wakeup {
 pub struct IpSet {
     /// Set name without `@`.
     pub name: String,
-    /// Networks, v4 and v6 mixed, normalised (host bits cleared), deduplicated.
-    pub entries: Vec<IpNet>,
+    /// Networks, normalised (host bits cleared), sorted, deduplicated.
+    pub entries: SetEntries,
     /// Where the entries came from.
     pub source: SetSource,
 }

@@ -22,6 +22,7 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use crate::error::{ConfigError, Diagnostic};
+use crate::input::{binary_at, line_col, read_capped, InputError, MAX_CONFIG_BYTES};
 use crate::model::{Config, Mode, Verdict, XdpSection};
 
 pub(crate) use cond::{proto_name, TCP_FLAGS};
@@ -45,14 +46,31 @@ const VERDICTS: &[(&str, Verdict)] = &[("pass", Verdict::Pass), ("drop", Verdict
 /// Reads and validates the config file at `path`.
 ///
 /// Set files named in `[sets]` are resolved relative to `path`'s directory.
+/// The config must be a regular file of at most [`MAX_CONFIG_BYTES`] of
+/// UTF-8 text.
 ///
 /// # Errors
-/// [`ConfigError::Io`] if the file cannot be read, [`ConfigError::Invalid`]
-/// with every problem found otherwise.
+/// [`ConfigError::Io`] if the file cannot be read (or is no regular file, or
+/// too big), [`ConfigError::Invalid`] with every problem found otherwise.
 pub fn load_config(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Io {
+    let bytes = read_capped(path, MAX_CONFIG_BYTES, "config size limit").map_err(|error| {
+        ConfigError::Io {
+            path: path.to_path_buf(),
+            error,
+        }
+    })?;
+    if let Some((offset, what)) = binary_at(&bytes) {
+        let (line, col) = line_col(&bytes, offset);
+        return Err(ConfigError::Invalid(vec![Diagnostic {
+            path: path.to_path_buf(),
+            line,
+            col,
+            message: format!("binary file? found {what}; a config is UTF-8 TOML text"),
+        }]));
+    }
+    let text = String::from_utf8(bytes).map_err(|e| ConfigError::Io {
         path: path.to_path_buf(),
-        error,
+        error: InputError::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
     })?;
     parse_config(&text, path)
 }

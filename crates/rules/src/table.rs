@@ -267,6 +267,19 @@ pub(crate) fn duration_text(d: Duration) -> String {
         )
 }
 
+/// `1,234,567`: a count with thousands separators, for limits in messages.
+pub(crate) fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// `8MiB`, `512KiB`, `1GiB`, or bytes.
 pub(crate) fn size_text(bytes: u64) -> String {
     let units: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
@@ -373,7 +386,7 @@ action = "drop"
             name.clone(),
             IpSet {
                 name,
-                entries,
+                entries: crate::model::SetEntries::from_nets(entries),
                 source,
             },
         );

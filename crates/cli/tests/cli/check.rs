@@ -314,3 +314,50 @@ fn completions_and_man_page_come_from_the_cli_definition() {
         "the man page lists the subcommands"
     );
 }
+
+/// Run as root, `check` warns (without failing) about a config or set file
+/// others can write, and about a config all users can read.
+#[test]
+fn check_as_root_warns_about_files_others_can_change() {
+    use std::os::unix::fs::PermissionsExt;
+    if !xdpwall_lab::require_root("check_as_root_warns_about_files_others_can_change") {
+        return;
+    }
+    let set_toml = "[sets]\nb = { file = \"block.txt\" }\n\n[[rule]]\nname = \"b\"\nsrc = \"@b\"\naction = \"drop\"\n";
+    let (dir, cfg) = config_dir("check-perms", set_toml);
+    let set = dir.write("block.txt", "198.51.100.0/24\n");
+    let mode = |p: &std::path::Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).expect("chmod");
+    };
+    mode(dir.path(), 0o755);
+    mode(&cfg, 0o600);
+    mode(&set, 0o644);
+    let out = xdpwall(&["check", cfg.to_str().expect("utf-8 path")]);
+    out.assert_code(0);
+    assert!(!out.stderr.contains("warning:"), "{}", out.describe());
+
+    mode(&set, 0o666);
+    mode(&cfg, 0o644);
+    let out = xdpwall(&["check", cfg.to_str().expect("utf-8 path")]);
+    out.assert_code(0);
+    let warnings: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(
+        warnings,
+        vec![
+            format!(
+                "warning: {} is readable by all users (mode 0644); if the rules are sensitive, \
+                 chmod o-r {}",
+                cfg.display(),
+                cfg.display()
+            ),
+            format!(
+                "warning: {} is writable by its group and all users (mode 0666); they can \
+                 change the firewall (chmod go-w {})",
+                set.display(),
+                set.display()
+            ),
+        ],
+        "{}",
+        out.describe()
+    );
+}

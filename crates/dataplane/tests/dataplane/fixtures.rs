@@ -86,7 +86,7 @@ impl Cfg {
             name.into(),
             IpSet {
                 name: name.into(),
-                entries,
+                entries: entries.into_iter().collect(),
                 source: SetSource::Inline,
             },
         );

@@ -45,7 +45,7 @@ impl Pools {
         for set in cfg.sets.values() {
             // A large set contributes a sample, not all of it.
             for n in set.entries.iter().take(64) {
-                add_net(&mut p, n);
+                add_net(&mut p, &n);
             }
         }
         let add_match = |p: &mut Pools, m: &AddrMatch| {

@@ -91,6 +91,9 @@ pub const MALFORMED_REASONS: [&str; 4] =
 /// Slots in the malformed counter map.
 pub const MAL_MAX: usize = 8;
 
+/// Bytes of a rule's name in `struct xw_rule`, NUL included.
+pub const NAME_LEN: usize = 64;
+
 /// Rule flag: emit events for matches.
 pub const RULE_LOG: u32 = 1;
 /// Rule flag: only one in `sample` matches emits.

@@ -7,11 +7,11 @@
 //! distinct set of labels, so a 1,000,000-entry set costs one class.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, Ipv6Addr};
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::{Bitmap, Field, Interner};
+use crate::entries::{net4, net6};
 use crate::model::{AddrItem, AddrMatch, Config};
 
 /// Compiled trie entries of one address field.
@@ -28,6 +28,32 @@ struct Group {
     exclude: Vec<usize>,
 }
 
+/// An address as the walk sorts it: `u32` for IPv4, big-endian bytes for
+/// IPv6 (17-byte prefixes instead of the 32 a `u128` would take).
+trait Addr: Copy + Ord + Default {
+    /// Address bits.
+    const BITS: u8;
+    /// The address as a number.
+    fn value(self) -> u128;
+}
+
+impl Addr for u32 {
+    const BITS: u8 = 32;
+    fn value(self) -> u128 {
+        u128::from(self)
+    }
+}
+
+impl Addr for [u8; 16] {
+    const BITS: u8 = 128;
+    fn value(self) -> u128 {
+        u128::from_be_bytes(self)
+    }
+}
+
+/// A prefix labelled with a group (before the walk) or a class (after it).
+type Labelled<A> = (A, u8, u32);
+
 fn cond(cfg: &Config, r: usize, field: Field) -> Option<&AddrMatch> {
     let c = &cfg.rules[r].cond;
     if field == Field::Src {
@@ -37,11 +63,14 @@ fn cond(cfg: &Config, r: usize, field: Field) -> Option<&AddrMatch> {
     }
 }
 
+/// Trie entries for `field`. Memory: one 12-byte (IPv4) or 24-byte (IPv6)
+/// record per prefix, reused in place from labelling to the output.
 pub(super) fn compile_addr(cfg: &Config, field: Field, int: &mut Interner) -> AddrTables {
     let n = cfg.rules.len();
     let mut groups: Vec<Group> = Vec::new();
     let mut set_group: HashMap<&str, usize> = HashMap::new();
-    let mut prefixes: Vec<(IpNet, u32)> = Vec::new();
+    let mut v4: Vec<Labelled<u32>> = Vec::new();
+    let mut v6: Vec<Labelled<[u8; 16]>> = Vec::new();
     // Rules with no condition on the field, or with only `!` entries, match
     // an address that no prefix decides.
     let mut base = Bitmap::new(n);
@@ -63,15 +92,22 @@ pub(super) fn compile_addr(cfg: &Config, field: Field, int: &mut Interner) -> Ad
                 let g = match item {
                     AddrItem::Net(net) => {
                         groups.push(Group::default());
-                        let g = groups.len() - 1;
-                        prefixes.push((*net, g as u32));
-                        g
+                        let g = (groups.len() - 1) as u32;
+                        match net.trunc() {
+                            IpNet::V4(n4) => v4.push((u32::from(n4.network()), n4.prefix_len(), g)),
+                            IpNet::V6(n6) => v6.push((n6.network().octets(), n6.prefix_len(), g)),
+                        }
+                        g as usize
                     }
                     AddrItem::Set(name) => *set_group.entry(name.as_str()).or_insert_with(|| {
                         groups.push(Group::default());
                         let g = groups.len() - 1;
                         if let Some(set) = cfg.sets.get(name) {
-                            prefixes.extend(set.entries.iter().map(|e| (*e, g as u32)));
+                            let (s4, s6) = (set.entries.v4(), set.entries.v6());
+                            v4.reserve_exact(s4.len());
+                            v4.extend(s4.iter().map(|&(a, l)| (a, l, g as u32)));
+                            v6.reserve_exact(s6.len());
+                            v6.extend(s6.iter().map(|&(a, l)| (a, l, g as u32)));
                         }
                         g
                     }),
@@ -92,33 +128,17 @@ pub(super) fn compile_addr(cfg: &Config, field: Field, int: &mut Interner) -> Ad
         };
     }
 
-    let mut v4: Vec<(u128, u8, u32)> = Vec::new();
-    let mut v6: Vec<(u128, u8, u32)> = Vec::new();
-    for (net, g) in prefixes {
-        match net.trunc() {
-            IpNet::V4(n4) => v4.push((u128::from(u32::from(n4.network())), n4.prefix_len(), g)),
-            IpNet::V6(n6) => v6.push((u128::from(n6.network()), n6.prefix_len(), g)),
-        }
-    }
     let mut classes = PathClasses {
         groups: &groups,
         base: &base,
         field,
         cache: HashMap::new(),
     };
-    let v4 = walk(v4, 32, &mut classes, int)
-        .into_iter()
-        .map(|(a, l, c)| {
-            (
-                Ipv4Net::new(Ipv4Addr::from(a as u32), l).unwrap_or_default(),
-                c,
-            )
-        })
-        .collect();
-    let v6 = walk(v6, 128, &mut classes, int)
-        .into_iter()
-        .map(|(a, l, c)| (Ipv6Net::new(Ipv6Addr::from(a), l).unwrap_or_default(), c))
-        .collect();
+    walk(&mut v4, &mut classes, int);
+    walk(&mut v6, &mut classes, int);
+    // Same size and alignment: these collect in place, without a copy.
+    let v4 = v4.into_iter().map(|(a, l, c)| (net4((a, l)), c)).collect();
+    let v6 = v6.into_iter().map(|(a, l, c)| (net6((a, l)), c)).collect();
     let nonip = int.intern(Some(field), nonip);
     AddrTables { v4, v6, nonip }
 }
@@ -131,85 +151,92 @@ struct PathClasses<'a> {
 }
 
 impl PathClasses<'_> {
-    fn class(&mut self, key: Vec<u32>, int: &mut Interner) -> u32 {
-        if let Some(&c) = self.cache.get(&key) {
+    fn class(&mut self, key: &[u32], int: &mut Interner) -> u32 {
+        if let Some(&c) = self.cache.get(key) {
             return c;
         }
         let mut bits = self.base.clone();
-        for &g in &key {
+        for &g in key {
             for &r in &self.groups[g as usize].include {
                 bits.set(r);
             }
         }
         // `!` entries win over plain ones.
-        for &g in &key {
+        for &g in key {
             for &r in &self.groups[g as usize].exclude {
                 bits.clear(r);
             }
         }
         let c = int.intern(Some(self.field), bits);
-        self.cache.insert(key, c);
+        self.cache.insert(key.to_vec(), c);
         c
     }
 }
 
-fn contains(outer: (u128, u8), inner: (u128, u8), max: u8) -> bool {
+fn contains<A: Addr>(outer: (A, u8), inner: (A, u8)) -> bool {
     if outer.1 > inner.1 {
         return false;
     }
     if outer.1 == 0 {
         return true;
     }
-    let shift = u32::from(max - outer.1);
-    (outer.0 >> shift) == (inner.0 >> shift)
+    let shift = u32::from(A::BITS - outer.1);
+    (outer.0.value() >> shift) == (inner.0.value() >> shift)
 }
 
-/// Assigns each distinct prefix the class of its root path; always includes /0.
-fn walk(
-    mut entries: Vec<(u128, u8, u32)>,
-    max: u8,
+/// Replaces the labelled prefixes by the distinct prefixes, each with the
+/// class of its root path, in place and ascending; always includes /0.
+fn walk<A: Addr>(
+    entries: &mut Vec<Labelled<A>>,
     classes: &mut PathClasses<'_>,
     int: &mut Interner,
-) -> Vec<(u128, u8, u32)> {
+) {
     entries.sort_unstable();
-    let mut out = Vec::new();
     // Ancestors: (prefix, number of labels it pushed).
-    let mut stack: Vec<((u128, u8), usize)> = Vec::new();
+    let mut stack: Vec<((A, u8), usize)> = Vec::new();
     let mut path: Vec<u32> = Vec::new();
-    if entries.first().is_none_or(|e| e.1 != 0) {
-        out.push((0, 0, classes.class(Vec::new(), int)));
-    }
-    let mut i = 0;
-    while i < entries.len() {
-        let p = (entries[i].0, entries[i].1);
-        let start = path.len();
-        while i < entries.len() && (entries[i].0, entries[i].1) == p {
-            path.push(entries[i].2);
-            i += 1;
-        }
-        // Pop ancestors that do not contain p (their labels sit below `start`).
-        let mine: Vec<u32> = path.drain(start..).collect();
+    let mut key: Vec<u32> = Vec::new();
+    let mut last: Option<(Vec<u32>, u32)> = None;
+    let (mut read, mut write) = (0, 0);
+    while read < entries.len() {
+        let p = (entries[read].0, entries[read].1);
+        // Pop ancestors that do not contain p, then push p's labels.
         while let Some(&(top, cnt)) = stack.last() {
-            if contains(top, p, max) {
+            if contains(top, p) {
                 break;
             }
             stack.pop();
             path.truncate(path.len() - cnt);
         }
-        path.extend_from_slice(&mine);
-        stack.push((p, mine.len()));
-        let mut key = path.clone();
+        let start = path.len();
+        while read < entries.len() && (entries[read].0, entries[read].1) == p {
+            path.push(entries[read].2);
+            read += 1;
+        }
+        stack.push((p, path.len() - start));
+        key.clear();
+        key.extend_from_slice(&path);
         key.sort_unstable();
         key.dedup();
-        out.push((p.0, p.1, classes.class(key, int)));
+        // Neighbours mostly share a path: skip the hash lookup then.
+        let class = match &last {
+            Some((k, c)) if *k == key => *c,
+            _ => {
+                let c = classes.class(&key, int);
+                last = Some((key.clone(), c));
+                c
+            }
+        };
+        entries[write] = (p.0, p.1, class);
+        write += 1;
     }
-    out
+    entries.truncate(write);
+    if entries.first().is_none_or(|e| e.1 != 0) {
+        let root = classes.class(&[], int);
+        entries.insert(0, (A::default(), 0, root));
+    }
 }
 
-/// The directory of one family's trie: per value of the first 16 address
-/// bits, the class of every address there; where a prefix longer than /16
-/// lies inside, the class of the /16 itself flagged `ID_TRIE` (the data
-/// plane then looks further). Entries carry their hint bits already.
 /// Per /16 of an IPv4 field: bit `k` set when prefixes of length
 /// `LONG4_MIN + k` lie inside (which exact-match tables a lookup tries).
 pub(super) fn long4_lens(entries: &[(Ipv4Net, u32)]) -> Vec<u32> {
@@ -227,25 +254,43 @@ pub(super) fn long4_lens(entries: &[(Ipv4Net, u32)]) -> Vec<u32> {
     lens
 }
 
+/// The directory of one family's trie: per value of the first 16 address
+/// bits, the class of every address there; where a prefix longer than /16
+/// lies inside, the class of the /16 itself flagged `ID_TRIE` (the data
+/// plane then looks further). Entries carry their hint bits already.
 pub(super) fn directory(entries: impl Iterator<Item = (u128, u8, u32)>, max: u8) -> Vec<u32> {
     let bits = super::abi::DIR_BITS as u8;
-    let mut list: Vec<(u128, u8, u32)> = entries.collect();
-    if list.is_empty() {
-        return Vec::new();
-    }
-    list.sort_by_key(|e| e.1);
-    let mut dir = vec![super::abi::ID_TRIE; super::abi::DIR_ENTRIES];
-    for &(addr, len, id) in &list {
+    // Only prefixes up to /16 (at most 2^17 of them) are kept; longer ones
+    // just mark their bucket.
+    let mut short: Vec<(u8, usize, u32)> = Vec::new();
+    let mut long = vec![false; super::abi::DIR_ENTRIES];
+    let mut any = false;
+    for (addr, len, id) in entries {
+        any = true;
         let bucket = (addr >> (max - bits)) as usize;
         if len <= bits {
-            // Shorter prefixes first, so longer ones overwrite: longest match.
-            let span = 1usize << (bits - len);
-            let start = bucket & !(span - 1);
-            for slot in &mut dir[start..start + span] {
-                *slot = id;
-            }
+            short.push((len, bucket, id));
         } else {
-            dir[bucket] |= super::abi::ID_TRIE;
+            long[bucket] = true;
+        }
+    }
+    if !any {
+        return Vec::new();
+    }
+    // Shorter prefixes first, so longer ones overwrite: longest match.
+    short.sort_by_key(|e| e.0);
+    let mut dir = vec![super::abi::ID_TRIE; super::abi::DIR_ENTRIES];
+    for (len, bucket, id) in short {
+        let span = 1usize << (bits - len);
+        let start = bucket & !(span - 1);
+        for slot in &mut dir[start..start + span] {
+            *slot = id;
+        }
+    }
+    for (slot, long) in dir.iter_mut().zip(long) {
+        if long {
+            // Keep the /16's own class for lookups that find nothing longer.
+            *slot |= super::abi::ID_TRIE;
         }
     }
     dir

@@ -39,10 +39,9 @@ fn addr_share(cfg: &Config, m: &AddrMatch) -> f64 {
     for item in &m.include {
         s += match item {
             AddrItem::Net(n) => net_share(n),
-            AddrItem::Set(name) => cfg
-                .sets
-                .get(name)
-                .map_or(0.0, |set| set.entries.iter().map(net_share).sum::<f64>()),
+            AddrItem::Set(name) => cfg.sets.get(name).map_or(0.0, |set| {
+                set.entries.iter().map(|n| net_share(&n)).sum::<f64>()
+            }),
         };
     }
     s.min(1.0)

@@ -14,6 +14,7 @@ mod addr;
 mod bitmap;
 mod discrete;
 mod index;
+pub mod limits;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -22,6 +23,7 @@ use ipnet::{Ipv4Net, Ipv6Net};
 
 use crate::model::{Action, Config, Verdict};
 pub use bitmap::Bitmap;
+pub use limits::Limits;
 
 /// The packet fields a rule can constrain, in `enum xw_field` order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -186,7 +188,7 @@ pub struct Compiled {
 }
 
 /// Why a config cannot be compiled (it is valid, but asks for something the
-/// data plane cannot do yet).
+/// data plane cannot do yet, or more than its maps hold).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompileError {
     /// Config path.
@@ -329,11 +331,21 @@ fn event_settings(cfg: &Config, rules: &[RuleEntry]) -> EventSettings {
     }
 }
 
-/// Compiles a validated config.
+/// Compiles a validated config, checked against the data plane's map sizes.
 ///
 /// # Errors
-/// A rule uses an action the data plane does not implement yet.
+/// A rule uses an action the data plane does not implement yet, or a table
+/// would not fit its map (the message names the limit).
 pub fn compile(cfg: &Config) -> Result<Compiled, CompileError> {
+    compile_with(cfg, &Limits::default())
+}
+
+/// Like [`compile`], checked against `limits` (tests lower them).
+///
+/// # Errors
+/// As [`compile`].
+pub fn compile_with(cfg: &Config, limits: &Limits) -> Result<Compiled, CompileError> {
+    limits::check_rules(cfg)?;
     let n = cfg.rules.len();
     let mut rules = Vec::with_capacity(n);
     for i in 0..n {
@@ -350,7 +362,11 @@ pub fn compile(cfg: &Config) -> Result<Compiled, CompileError> {
 
     let mut int = Interner::new();
     let src = addr::compile_addr(cfg, Field::Src, &mut int);
+    limits::check_trie(cfg, Field::Src, false, src.v4.len(), limits)?;
+    limits::check_trie(cfg, Field::Src, true, src.v6.len(), limits)?;
     let dst = addr::compile_addr(cfg, Field::Dst, &mut int);
+    limits::check_trie(cfg, Field::Dst, false, dst.v4.len(), limits)?;
+    limits::check_trie(cfg, Field::Dst, true, dst.v6.len(), limits)?;
     let used = |f: Field| used_fields & f.bit() != 0;
     let small = |f: Field, int: &mut Interner| {
         if used(f) {
@@ -404,7 +420,7 @@ pub fn compile(cfg: &Config) -> Result<Compiled, CompileError> {
         )
     };
 
-    Ok(Compiled {
+    let compiled = Compiled {
         src4_lens: addr::long4_lens(&src4),
         dst4_lens: addr::long4_lens(&dst4),
         src4_dir: dir4(&src4),
@@ -441,7 +457,9 @@ pub fn compile(cfg: &Config) -> Result<Compiled, CompileError> {
         default: cfg.xdp.default,
         malformed: cfg.xdp.malformed,
         events,
-    })
+    };
+    limits::check_tables(cfg, &compiled, limits)?;
+    Ok(compiled)
 }
 
 #[cfg(test)]

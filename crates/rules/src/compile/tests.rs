@@ -142,9 +142,149 @@ fn a_million_entry_set_costs_one_class() {
         Path::new("t.toml"),
     )
     .expect("valid");
-    cfg.sets.get_mut("big").expect("set").entries = entries;
+    cfg.sets.get_mut("big").expect("set").entries = crate::model::SetEntries::from_nets(entries);
     let c = compile(&cfg).expect("compiles");
     assert_eq!(c.src4.len(), 1_000_001, "every entry plus /0");
     let distinct: std::collections::BTreeSet<u32> = c.src4.iter().map(|e| e.1).collect();
     assert_eq!(distinct.len(), 2, "members and non-members");
+}
+
+// ---------------------------------------------------------------- map limits
+
+fn config(toml: &str) -> Config {
+    parse_config(toml, Path::new("t.toml")).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn limited(toml: &str, limits: Limits) -> Result<Compiled, String> {
+    compile_with(&config(toml), &limits).map_err(|e| e.to_string())
+}
+
+/// A `[sets]` line with `n` distinct IPv4 /32s from `base`.
+fn set_line(name: &str, base: u32, n: u32) -> String {
+    let items: Vec<String> = (0..n)
+        .map(|i| format!("\"{}\"", std::net::Ipv4Addr::from(base + i)))
+        .collect();
+    format!("{name} = [{}]\n", items.join(", "))
+}
+
+#[test]
+fn a_set_too_big_for_its_trie_is_refused_with_the_limit() {
+    let toml = format!(
+        "[sets]\n{}\n[[rule]]\nname = \"a\"\nsrc = \"@blocklist\"\naction = \"drop\"\n",
+        set_line("blocklist", 0x0a00_0000, 10)
+    );
+    let small = Limits {
+        trie_entries: 5,
+        ..Limits::default()
+    };
+    assert_eq!(
+        limited(&toml, small).expect_err("over"),
+        "t.toml:4:1: set blocklist: 10 IPv4 prefixes exceed the limit of 5 (xw_src4 \
+         max_entries); aggregate adjacent prefixes or split the set"
+    );
+    // The trie holds the set plus /0: 11 entries fit a limit of 11.
+    let fits = Limits {
+        trie_entries: 11,
+        ..Limits::default()
+    };
+    assert!(limited(&toml, fits).is_ok());
+}
+
+#[test]
+fn sets_that_fill_a_trie_together_are_named() {
+    let toml = format!(
+        "[sets]\n{}{}\n[[rule]]\nname = \"a\"\ndst = [\"@one\", \"@two\"]\naction = \"drop\"\n",
+        set_line("one", 0x0a00_0000, 4),
+        set_line("two", 0x0b00_0000, 3)
+    );
+    let small = Limits {
+        trie_entries: 6,
+        ..Limits::default()
+    };
+    assert_eq!(
+        limited(&toml, small).expect_err("over"),
+        "t.toml:5:1: dst: 8 IPv4 prefixes from rules and sets (largest sets: one 4, two 3) \
+         exceed the limit of 6 (xw_dst4 max_entries); aggregate prefixes or use fewer sets on dst"
+    );
+}
+
+#[test]
+fn ipv6_tries_are_checked_too() {
+    let toml =
+        "[[rule]]\nname = \"a\"\nsrc = [\"2001:db8::/32\", \"2001:db9::/32\"]\naction = \"drop\"\n";
+    let small = Limits {
+        trie_entries: 2,
+        ..Limits::default()
+    };
+    let e = limited(toml, small).expect_err("over");
+    assert!(
+        e.starts_with("t.toml:1:1: src: 3 IPv6 prefixes from rules and sets exceed the limit of 2 (xw_src6 max_entries)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn too_many_classes_are_refused_with_the_limit() {
+    let mut toml = String::new();
+    for i in 0..10 {
+        toml.push_str(&format!(
+            "[[rule]]\nname = \"r{i}\"\ndport = {}\naction = \"drop\"\n",
+            1000 + i
+        ));
+    }
+    let c = limited(&toml, Limits::default()).expect("compiles");
+    let small = Limits {
+        classes: c.classes.len() - 1,
+        ..Limits::default()
+    };
+    let e = limited(&toml, small).expect_err("over");
+    assert!(
+        e.starts_with(&format!(
+            "t.toml:1:1: {} classes exceed the limit of {} (xw_classes max_entries)",
+            c.classes.len(),
+            c.classes.len() - 1
+        )),
+        "{e}"
+    );
+}
+
+#[test]
+fn too_many_rules_and_long_names_are_refused_before_compiling() {
+    let mut cfg = config("[[rule]]\nname = \"a\"\nproto = \"tcp\"\naction = \"drop\"\n");
+    let rule = cfg.rules[0].clone();
+    cfg.rules = vec![rule; abi::MAX_RULES + 1];
+    assert_eq!(
+        compile(&cfg).expect_err("over").to_string(),
+        "t.toml:1:1: 16,385 rules exceed the limit of 16,384 (xw_rules max_entries, XW_MAX_RULES)"
+    );
+    cfg.rules.truncate(1);
+    cfg.rules[0].name = "x".repeat(64);
+    let e = compile(&cfg).expect_err("long name").to_string();
+    assert!(
+        e.ends_with("name is 64 bytes, over the limit of 63 (struct xw_rule name, XW_NAME_LEN)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn every_fixed_table_is_checked_against_its_map() {
+    let cfg = config(
+        "[[rule]]\nname = \"a\"\nproto = \"tcp\"\nsrc = \"10.0.0.0/8\"\naction = \"drop\"\n",
+    );
+    let good = compile(&cfg).expect("compiles");
+    assert!(limits::check_tables(&cfg, &good, &Limits::default()).is_ok());
+    let mut bad = good.clone();
+    bad.proto.push(0);
+    let e = limits::check_tables(&cfg, &bad, &Limits::default()).expect_err("bad");
+    assert!(e
+        .message
+        .starts_with("xw_proto: 258 entries do not match its max_entries 257"));
+    let mut bad = good.clone();
+    bad.src4_dir.pop();
+    let e = limits::check_tables(&cfg, &bad, &Limits::default()).expect_err("bad");
+    assert!(e.message.starts_with("xw_src4_dir: 65535 entries"));
+    let mut bad = good;
+    bad.classes[0].cands = vec![0; abi::MAX_CANDS + 1];
+    let e = limits::check_tables(&cfg, &bad, &Limits::default()).expect_err("bad");
+    assert!(e.message.contains("33 candidates"), "{}", e.message);
 }

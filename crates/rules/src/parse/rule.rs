@@ -9,6 +9,7 @@ use super::check::check_conditions;
 use super::cond::parse_conditions;
 use super::value::{check_keys, field, string};
 use super::{Ctx, Span, Value};
+use crate::compile::limits::MAX_NAME_BYTES;
 use crate::model::{IpSet, Rule, MAX_RULES};
 
 /// Every key a `[[rule]]` may have.
@@ -120,6 +121,17 @@ fn parse_name(
             &value.span(),
             format!("name: `{name}` is not a usable rule name"),
         );
+        return None;
+    }
+    if name.len() > MAX_NAME_BYTES {
+        // The data plane stores names in a fixed field (`struct xw_rule`);
+        // cutting them could make two names one.
+        let message = format!(
+            "name: `{name}` is {} bytes, over the limit of {MAX_NAME_BYTES} bytes \
+             (struct xw_rule name); use a shorter name",
+            name.len()
+        );
+        cx.error(&value.span(), message);
         return None;
     }
     let line = cx.line_of(header.start);

@@ -1,8 +1,7 @@
 //! Whole-config tests: defaults, the DESIGN.md example, and every error kind
 //! with its exact `line:col`.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -11,34 +10,7 @@ use super::{load_config, parse_config};
 use crate::error::ConfigError;
 use crate::model::*;
 
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> Self {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("xdpwall-rules-{tag}-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        Self(dir)
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.join(name);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).expect("create dir");
-        }
-        std::fs::write(&path, text).expect("write temp file");
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use crate::testutil::TempDir;
 
 fn ok(text: &str) -> Config {
     match parse_config(text, Path::new("rules.toml")) {
@@ -149,7 +121,7 @@ fn design_example_parses() {
     let block = &cfg.sets["blocklist"];
     assert_eq!(block.source, SetSource::File(dir.0.join("blocklist.txt")));
     assert_eq!(
-        block.entries,
+        block.entries.to_vec(),
         vec![
             net("198.51.100.0/24"),
             net("203.0.113.7/32"),
@@ -157,7 +129,7 @@ fn design_example_parses() {
         ]
     );
     assert_eq!(
-        cfg.sets["admins"].entries,
+        cfg.sets["admins"].entries.to_vec(),
         vec![net("192.0.2.10/32"), net("2001:db8:1::/64")]
     );
     assert_eq!(cfg.sets["admins"].source, SetSource::Inline);
@@ -272,7 +244,7 @@ proto = "99"
 rate_limit = { pps = 5, burst = 10, by = "rule" }
 "#);
     assert_eq!(
-        cfg.sets["admins"].entries,
+        cfg.sets["admins"].entries.to_vec(),
         vec![net("10.0.0.0/8"), net("2001:db8::1/128")]
     );
     let c = &cfg.rules[0].cond;
@@ -494,6 +466,96 @@ fn unreadable_config_is_an_io_error() {
     );
 }
 
+#[test]
+fn config_that_is_not_a_text_file_is_refused() {
+    let dir = TempDir::new("hostile-config");
+    // Binary: the first NUL or invalid UTF-8 byte, with its line and column.
+    let bin = dir.write_bytes("bin.toml", b"[xdp]\nmode = \"auto\"\n\x7fELF\x00\x01");
+    assert_eq!(
+        load_config(&bin).expect_err("binary").to_string(),
+        format!(
+            "{}:3:5: binary file? found a NUL byte; a config is UTF-8 TOML text",
+            bin.display()
+        )
+    );
+    let latin1 = dir.write_bytes("latin1.toml", b"# caf\xe9\n");
+    assert!(load_config(&latin1)
+        .expect_err("latin1")
+        .to_string()
+        .ends_with(":1:6: binary file? found invalid UTF-8; a config is UTF-8 TOML text"));
+    // Too big: refused before reading, naming the limit.
+    let big = dir.0.join("big.toml");
+    let file = std::fs::File::create(&big).expect("create");
+    file.set_len(crate::input::MAX_CONFIG_BYTES + 1)
+        .expect("grow");
+    assert_eq!(
+        load_config(&big).expect_err("too big").to_string(),
+        format!(
+            "cannot read {}: is 16777217 bytes, over the limit of 16777216 bytes \
+             (config size limit)",
+            big.display()
+        )
+    );
+    // A directory, a FIFO (never opened, so this returns), a symlink loop.
+    assert_eq!(
+        load_config(&dir.0).expect_err("dir").to_string(),
+        format!(
+            "cannot read {}: is a directory; expected a file",
+            dir.0.display()
+        )
+    );
+    let fifo = dir.0.join("fifo.toml");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("path");
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    assert!(load_config(&fifo)
+        .expect_err("fifo")
+        .to_string()
+        .ends_with("is a FIFO (named pipe), not a regular file; give the path of a file"));
+    let looped = dir.0.join("loop.toml");
+    std::os::unix::fs::symlink(&looped, &looped).expect("symlink");
+    assert!(load_config(&looped)
+        .expect_err("loop")
+        .to_string()
+        .ends_with("Too many levels of symbolic links (a symlink loop?)"));
+}
+
+#[test]
+fn set_file_that_is_a_directory_or_binary_is_reported_at_the_file_value() {
+    let dir = TempDir::new("hostile-sets");
+    std::fs::create_dir(dir.0.join("sets")).expect("mkdir");
+    dir.write_bytes("bin.txt", b"10.0.0.0/8\n\x00\x00\x00");
+    let toml = "[sets]\nd = { file = \"sets\" }\nb = { file = \"bin.txt\" }\n";
+    let path = dir.write("rules.toml", toml);
+    let e = load_config(&path).expect_err("bad sets");
+    let shown: Vec<String> = e.diagnostics().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        vec![
+            format!(
+                "{}:2:14: sets.d: cannot read set file {}: is a directory; expected a file",
+                path.display(),
+                dir.0.join("sets").display()
+            ),
+            format!(
+                "{}:2:1: binary file? line has a NUL byte; a set file is text, one CIDR or \
+                 address per line",
+                dir.0.join("bin.txt").display()
+            ),
+        ]
+    );
+}
+
+#[test]
+fn unreadable_files_say_what_to_check() {
+    // Root reads any file, so the message is checked on the error itself.
+    let error = crate::input::InputError::Io(std::io::Error::from_raw_os_error(libc::EACCES));
+    assert_eq!(
+        error.to_string(),
+        "Permission denied (check the file's owner and mode)"
+    );
+}
+
 // ---------------------------------------------------------------- rule structure
 
 #[test]
@@ -512,6 +574,20 @@ fn rule_name_errors() {
         err("[[rule]]\nname = \" \"\naction = \"pass\""),
         "2:8: name: ` ` is not a usable rule name"
     );
+    let longest = "n".repeat(63);
+    assert!(parse_config(&rule_named(&longest), Path::new("rules.toml")).is_ok());
+    let long = "é".repeat(32);
+    assert_eq!(
+        err(&rule_named(&long)),
+        format!(
+            "2:8: name: `{long}` is 64 bytes, over the limit of 63 bytes (struct xw_rule \
+             name); use a shorter name"
+        )
+    );
+}
+
+fn rule_named(name: &str) -> String {
+    format!("[[rule]]\nname = \"{name}\"\naction = \"pass\"\n")
 }
 
 #[test]
