@@ -7,6 +7,7 @@ mod config;
 mod control;
 mod event_out;
 mod exit;
+mod logging;
 mod metrics_server;
 mod output;
 mod service;
@@ -24,6 +25,7 @@ fn main() {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
     let cli = Cli::parse();
+    logging::init();
     let result = match cli.command {
         Command::Demo { rounds } => cmd::demo::demo(rounds),
         Command::Check { config } => cmd::check::check(&config),
