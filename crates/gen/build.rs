@@ -12,7 +12,8 @@ fn main() {
         PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let bpf_dir = manifest.join("bpf");
     let src = bpf_dir.join("gen.bpf.c");
-    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("gen.skel.rs");
+    let out =
+        PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("gen.skel.rs");
 
     let clang = env::var_os("XDPWALL_CLANG").unwrap_or_else(|| OsString::from("clang-19"));
     let multiarch = format!("-I/usr/include/{}-linux-gnu", env::consts::ARCH);

@@ -139,7 +139,10 @@ pub fn checksums_valid(frame: &[u8]) -> bool {
     let Ok(p) = SlicedPacket::from_ethernet(frame) else {
         return false;
     };
-    if !matches!(p.transport, Some(TransportSlice::Udp(_) | TransportSlice::Tcp(_))) {
+    if !matches!(
+        p.transport,
+        Some(TransportSlice::Udp(_) | TransportSlice::Tcp(_))
+    ) {
         return false;
     }
     let (pseudo, l4): (Vec<u8>, &[u8]) = match &p.net {
@@ -178,9 +181,15 @@ mod tests {
 
     fn spec(v6: bool, proto: Proto, size: usize) -> FrameSpec {
         let (src, dst): (IpAddr, IpAddr) = if v6 {
-            ("fd00:78:77::1".parse().unwrap_or_else(|e| panic!("{e}")), "fd00:78:77::2".parse().unwrap_or_else(|e| panic!("{e}")))
+            (
+                "fd00:78:77::1".parse().unwrap_or_else(|e| panic!("{e}")),
+                "fd00:78:77::2".parse().unwrap_or_else(|e| panic!("{e}")),
+            )
         } else {
-            ("198.18.0.1".parse().unwrap_or_else(|e| panic!("{e}")), "198.18.0.2".parse().unwrap_or_else(|e| panic!("{e}")))
+            (
+                "198.18.0.1".parse().unwrap_or_else(|e| panic!("{e}")),
+                "198.18.0.2".parse().unwrap_or_else(|e| panic!("{e}")),
+            )
         };
         FrameSpec {
             src_mac: [2, 0, 0, 0, 0, 1],
@@ -199,9 +208,14 @@ mod tests {
         for v6 in [false, true] {
             for proto in [Proto::Udp, Proto::TcpSyn] {
                 let min = spec(v6, proto, 0).min_size();
-                for size in [min, 64, 65, 128, 512, 1000, 1500, MAX_SIZE].into_iter().filter(|s| *s >= min) {
+                for size in [min, 64, 65, 128, 512, 1000, 1500, MAX_SIZE]
+                    .into_iter()
+                    .filter(|s| *s >= min)
+                {
                     let s = spec(v6, proto, size);
-                    let f = s.build().unwrap_or_else(|e| panic!("{v6} {proto:?} {size}: {e}"));
+                    let f = s
+                        .build()
+                        .unwrap_or_else(|e| panic!("{v6} {proto:?} {size}: {e}"));
                     assert_eq!(f.len(), size, "{v6} {proto:?}");
                     let p = SlicedPacket::from_ethernet(&f).unwrap_or_else(|e| panic!("{e}"));
                     match (&p.net, v6) {
@@ -222,7 +236,10 @@ mod tests {
                         }
                         other => panic!("wrong transport {other:?}"),
                     }
-                    assert!(checksums_valid(&f), "{v6} {proto:?} {size}: bad L4 checksum");
+                    assert!(
+                        checksums_valid(&f),
+                        "{v6} {proto:?} {size}: bad L4 checksum"
+                    );
                     assert_eq!(s.l4_offset() + proto.header_len(), s.header_len());
                 }
             }
@@ -233,8 +250,16 @@ mod tests {
     fn sizes_and_families_are_checked() {
         assert_eq!(spec(false, Proto::Udp, 0).min_size(), 60);
         assert_eq!(spec(true, Proto::TcpSyn, 0).min_size(), 74);
-        for (v6, proto, size) in [(false, Proto::Udp, 59), (true, Proto::TcpSyn, 64), (false, Proto::Udp, 1515)] {
-            let e = spec(v6, proto, size).build().err().map(|e| e.to_string()).unwrap_or_default();
+        for (v6, proto, size) in [
+            (false, Proto::Udp, 59),
+            (true, Proto::TcpSyn, 64),
+            (false, Proto::Udp, 1515),
+        ] {
+            let e = spec(v6, proto, size)
+                .build()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
             assert!(e.contains("frame size"), "{size}: {e}");
         }
         let mut s = spec(false, Proto::Udp, 64);

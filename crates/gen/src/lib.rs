@@ -30,6 +30,7 @@ mod skel {
 
 pub mod error;
 pub mod frame;
+pub mod netdev;
 pub mod prog;
 pub mod range;
 pub mod run;

@@ -47,7 +47,9 @@ struct Loaded {
 
 fn load(which: Which, cfg: Option<types::gen_cfg>) -> Result<Loaded> {
     let mut storage = MaybeUninit::uninit();
-    let mut open = GenSkelBuilder::default().open(&mut storage).map_err(Error::Load)?;
+    let mut open = GenSkelBuilder::default()
+        .open(&mut storage)
+        .map_err(Error::Load)?;
     if let (Some(ro), Some(cfg)) = (open.maps.rodata_data.as_deref_mut(), cfg) {
         ro.cfg = cfg;
     }
@@ -108,7 +110,12 @@ fn read_counter(l: &Loaded) -> Result<Vec<types::gen_counter>> {
 pub fn possible_cpus() -> Result<u32> {
     libbpf_rs::num_possible_cpus()
         .map(|n| n as u32)
-        .map_err(|e| Error::sys("reading the possible CPUs", std::io::Error::other(e.to_string())))
+        .map_err(|e| {
+            Error::sys(
+                "reading the possible CPUs",
+                std::io::Error::other(e.to_string()),
+            )
+        })
 }
 
 /// The generator program, configured for one frame template and its ranges.
@@ -273,7 +280,10 @@ impl Receiver {
         // SAFETY: valid opts; fd -1 detaches.
         let ret = unsafe { libbpf_sys::bpf_xdp_attach(ifindex as i32, -1, flags, &opts) };
         if ret < 0 {
-            return Err(Error::sys(format!("detaching the receiver from ifindex {ifindex}"), errno(ret)));
+            return Err(Error::sys(
+                format!("detaching the receiver from ifindex {ifindex}"),
+                errno(ret),
+            ));
         }
         Ok(())
     }

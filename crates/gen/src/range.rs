@@ -58,7 +58,10 @@ impl AddrRange {
     #[must_use]
     pub fn nth(&self, i: u64) -> IpAddr {
         let off = (i % u64::from(self.count)) as u32;
-        with_low32(self.first, self.base().wrapping_add(off.wrapping_mul(self.step)))
+        with_low32(
+            self.first,
+            self.base().wrapping_add(off.wrapping_mul(self.step)),
+        )
     }
 
     /// Whether `a` is one of the range's addresses.
@@ -79,7 +82,11 @@ impl AddrRange {
                 self.first,
                 self.count,
                 self.step,
-                if self.is_v6() { "low 32 bits of the IPv6 address" } else { "IPv4 address space" }
+                if self.is_v6() {
+                    "low 32 bits of the IPv6 address"
+                } else {
+                    "IPv4 address space"
+                }
             )));
         }
         Ok(())
@@ -96,9 +103,9 @@ fn low32(a: IpAddr) -> u32 {
 fn with_low32(a: IpAddr, low: u32) -> IpAddr {
     match a {
         IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::from(low)),
-        IpAddr::V6(v) => {
-            IpAddr::V6(Ipv6Addr::from((u128::from(v) & !0xffff_ffffu128) | u128::from(low)))
-        }
+        IpAddr::V6(v) => IpAddr::V6(Ipv6Addr::from(
+            (u128::from(v) & !0xffff_ffffu128) | u128::from(low),
+        )),
     }
 }
 
@@ -116,11 +123,9 @@ impl FromStr for AddrRange {
         let r = if let Some((a, len)) = s.split_once('/') {
             let a = parse_ip(a)?;
             let bits = if a.is_ipv6() { 128 } else { 32 };
-            let len: u32 = len
-                .parse()
-                .ok()
-                .filter(|l| *l <= bits)
-                .ok_or_else(|| Error::Invalid(format!("`{s}`: prefix length must be 0..={bits}")))?;
+            let len: u32 = len.parse().ok().filter(|l| *l <= bits).ok_or_else(|| {
+                Error::Invalid(format!("`{s}`: prefix length must be 0..={bits}"))
+            })?;
             let host_bits = bits - len;
             if host_bits >= 32 {
                 return Err(Error::Invalid(format!(
@@ -137,7 +142,9 @@ impl FromStr for AddrRange {
         } else if let Some((a, b)) = s.split_once('-') {
             let (a, b) = (parse_ip(a)?, parse_ip(b)?);
             if a.is_ipv6() != b.is_ipv6() {
-                return Err(Error::Invalid(format!("`{s}`: both ends must be of one family")));
+                return Err(Error::Invalid(format!(
+                    "`{s}`: both ends must be of one family"
+                )));
             }
             if with_low32(a, 0) != with_low32(b, 0) {
                 return Err(Error::Invalid(format!(
@@ -146,7 +153,9 @@ impl FromStr for AddrRange {
             }
             let (lo, hi) = (low32(a), low32(b));
             if hi < lo {
-                return Err(Error::Invalid(format!("`{s}`: the last address is below the first")));
+                return Err(Error::Invalid(format!(
+                    "`{s}`: the last address is below the first"
+                )));
             }
             let count = (hi - lo)
                 .checked_add(1)
@@ -202,7 +211,9 @@ impl FromStr for PortRange {
             Some((a, b)) => {
                 let (a, b) = (port(a)?, port(b)?);
                 if b < a {
-                    return Err(Error::Invalid(format!("`{s}`: the last port is below the first")));
+                    return Err(Error::Invalid(format!(
+                        "`{s}`: the last port is below the first"
+                    )));
                 }
                 Ok(PortRange {
                     first: a,
@@ -242,7 +253,9 @@ mod tests {
 
     #[test]
     fn nth_walks_and_wraps_with_step() {
-        let a = r("100.64.0.0-100.64.0.9").with_step(3).unwrap_or_else(|e| panic!("{e}"));
+        let a = r("100.64.0.0-100.64.0.9")
+            .with_step(3)
+            .unwrap_or_else(|e| panic!("{e}"));
         let got: Vec<IpAddr> = (0..11).map(|i| a.nth(i)).collect();
         assert_eq!(got[1], IpAddr::V4(Ipv4Addr::new(100, 64, 0, 3)));
         assert_eq!(got[9], IpAddr::V4(Ipv4Addr::new(100, 64, 0, 27)));

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use libbpf_rs::libbpf_sys;
 
 use crate::error::{errno, Error, Result};
+use crate::netdev::link_stats;
 use crate::prog::{Count, GenProgram};
 
 /// The kernel's largest live-frames batch (TEST_XDP_MAX_BATCH).
@@ -48,6 +49,10 @@ pub struct Report {
     pub per_cpu: Vec<(usize, Count)>,
     /// From the threads' common start to the last thread's end.
     pub elapsed: Duration,
+    /// Frames the transmit interface dropped during the run (its
+    /// `tx_dropped`; a veth counts there the frames its peer had no room
+    /// for). Sent minus these is what left the interface.
+    pub tx_dropped: u64,
 }
 
 impl Report {
@@ -60,7 +65,8 @@ impl Report {
     /// Bits per second on the wire, counting the Ethernet FCS, preamble and gap (24 bytes a frame).
     #[must_use]
     pub fn wire_bps(&self) -> f64 {
-        (self.sent.bytes + 24 * self.sent.packets) as f64 * 8.0 / self.elapsed.as_secs_f64().max(1e-9)
+        (self.sent.bytes + 24 * self.sent.packets) as f64 * 8.0
+            / self.elapsed.as_secs_f64().max(1e-9)
     }
 }
 
@@ -74,10 +80,15 @@ pub fn allowed_cpus() -> Result<Vec<usize>> {
     // SAFETY: set is valid and its size is passed.
     let r = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
     if r != 0 {
-        return Err(Error::sys("sched_getaffinity", std::io::Error::last_os_error()));
+        return Err(Error::sys(
+            "sched_getaffinity",
+            std::io::Error::last_os_error(),
+        ));
     }
     // SAFETY: CPU_ISSET reads the set within its bounds.
-    Ok((0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) }).collect())
+    Ok((0..libc::CPU_SETSIZE as usize)
+        .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+        .collect())
 }
 
 fn pin(cpu: usize) -> Result<()> {
@@ -88,12 +99,15 @@ fn pin(cpu: usize) -> Result<()> {
     // SAFETY: set is valid and its size is passed.
     let r = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
     if r != 0 {
-        return Err(Error::sys(format!("pinning a sender to CPU {cpu}"), std::io::Error::last_os_error()));
+        return Err(Error::sys(
+            format!("pinning a sender to CPU {cpu}"),
+            std::io::Error::last_os_error(),
+        ));
     }
     Ok(())
 }
 
-fn enter_netns(path: &std::path::Path) -> Result<()> {
+pub(crate) fn enter_netns(path: &std::path::Path) -> Result<()> {
     let f = std::fs::File::open(path)
         .map_err(|e| Error::sys(format!("opening {}", path.display()), e))?;
     // SAFETY: the fd is valid for the call; setns changes only this thread.
@@ -188,7 +202,10 @@ impl Sender<'_> {
                 }
                 Err(e) => {
                     return Err(Error::sys(
-                        format!("BPF_PROG_TEST_RUN with live frames on ifindex {}", self.opts.ifindex),
+                        format!(
+                            "BPF_PROG_TEST_RUN with live frames on ifindex {}",
+                            self.opts.ifindex
+                        ),
                         e,
                     ))
                 }
@@ -203,23 +220,32 @@ fn check(opts: &GenOptions, allowed: &[usize]) -> Result<()> {
     }
     for c in &opts.cpus {
         if !allowed.contains(c) {
-            return Err(Error::Invalid(format!("CPU {c} is not available to this process (allowed: {allowed:?})")));
+            return Err(Error::Invalid(format!(
+                "CPU {c} is not available to this process (allowed: {allowed:?})"
+            )));
         }
     }
     let mut sorted = opts.cpus.clone();
     sorted.sort_unstable();
     sorted.dedup();
     if sorted.len() != opts.cpus.len() {
-        return Err(Error::Invalid("a CPU is listed twice: the counters are per CPU".into()));
+        return Err(Error::Invalid(
+            "a CPU is listed twice: the counters are per CPU".into(),
+        ));
     }
     if !(1..=MAX_BATCH).contains(&opts.batch) {
-        return Err(Error::Invalid(format!("batch {} not in 1..={MAX_BATCH}", opts.batch)));
+        return Err(Error::Invalid(format!(
+            "batch {} not in 1..={MAX_BATCH}",
+            opts.batch
+        )));
     }
     if opts.rate == Some(0) {
         return Err(Error::Invalid("rate must be above 0 (or `max`)".into()));
     }
     if opts.duration.is_none() && opts.count.is_none() {
-        return Err(Error::Invalid("give a duration or a frame count, or both".into()));
+        return Err(Error::Invalid(
+            "give a duration or a frame count, or both".into(),
+        ));
     }
     Ok(())
 }
@@ -231,9 +257,15 @@ fn check(opts: &GenOptions, allowed: &[usize]) -> Result<()> {
 /// # Errors
 /// Bad options, a thread cannot enter the namespace or be pinned, or the
 /// kernel refuses the test run (e.g. no such interface).
-pub fn run(prog: &GenProgram, frame: &[u8], opts: &GenOptions, stop: &AtomicBool) -> Result<Report> {
+pub fn run(
+    prog: &GenProgram,
+    frame: &[u8],
+    opts: &GenOptions,
+    stop: &AtomicBool,
+) -> Result<Report> {
     check(opts, &allowed_cpus()?)?;
     let before = prog.sent_per_cpu()?;
+    let link_before = link_stats(opts.netns.as_deref(), opts.ifindex)?;
     let n = opts.cpus.len() as u64;
     let fd = prog.fd().as_raw_fd();
     let barrier = Barrier::new(opts.cpus.len() + 1);
@@ -270,16 +302,25 @@ pub fn run(prog: &GenProgram, frame: &[u8], opts: &GenOptions, stop: &AtomicBool
         let start = Instant::now();
         let results: Vec<Result<()>> = handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(Error::Invalid("a sender thread panicked".into()))))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::Invalid("a sender thread panicked".into())))
+            })
             .collect();
         (start, results)
     });
     let elapsed = start.elapsed();
     let after = prog.sent_per_cpu()?;
+    let tx_dropped = link_stats(opts.netns.as_deref(), opts.ifindex)?
+        .since(&link_before)
+        .tx_dropped;
     let mut per_cpu = Vec::new();
     let mut sent = Count::default();
     for &cpu in &opts.cpus {
-        let (b, a) = (before.get(cpu).copied().unwrap_or_default(), after.get(cpu).copied().unwrap_or_default());
+        let (b, a) = (
+            before.get(cpu).copied().unwrap_or_default(),
+            after.get(cpu).copied().unwrap_or_default(),
+        );
         let c = Count {
             packets: a.packets - b.packets,
             bytes: a.bytes - b.bytes,
@@ -289,5 +330,10 @@ pub fn run(prog: &GenProgram, frame: &[u8], opts: &GenOptions, stop: &AtomicBool
         per_cpu.push((cpu, c));
     }
     results.into_iter().collect::<Result<Vec<()>>>()?;
-    Ok(Report { sent, per_cpu, elapsed })
+    Ok(Report {
+        sent,
+        per_cpu,
+        elapsed,
+        tx_dropped,
+    })
 }
