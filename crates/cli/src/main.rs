@@ -51,6 +51,7 @@ fn main() {
             json,
             reference,
         } => cmd::replay::replay(&config, &capture, json, reference),
+        Command::Gen(opts) => cmd::gen::gen(&opts),
         Command::Bench(BenchCmd::Classify {
             rules,
             set_entries,

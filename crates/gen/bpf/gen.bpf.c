@@ -5,7 +5,9 @@
  * takes the next number of a per-CPU sequence, rewrites the source
  * address and port from it (checksums updated incrementally) and returns
  * XDP_TX, which the kernel turns into a transmit on the test run's
- * ingress interface.
+ * ingress interface. A run is held back (XDP_DROP, nothing sent, counted
+ * as held) when the CPU has sent its limit or is ahead of its pacing, so
+ * one long test run can send an exact count at a steady rate.
  *
  * The same object carries two receivers for benchmarks and tests: one
  * that counts and drops every frame (the ceiling of any XDP filter), one
@@ -25,6 +27,11 @@
 #define SPORT_OFF 0
 #define UDP_CSUM_OFF 6
 #define TCP_CSUM_OFF 16
+/*
+ * Pacing lets a CPU that fell behind (its thread preempted on a busy
+ * machine) catch up by at most this much, sending that backlog at full speed.
+ */
+#define CATCH_UP_NS 20000000ULL
 
 const volatile struct gen_cfg cfg = {
 	.src_count = 1,
@@ -157,6 +164,24 @@ static __always_inline void count(void *map, struct xdp_md *ctx)
 	}
 }
 
+/* Whether this CPU may send now: under its limit and not ahead of its pace. */
+static __always_inline int may_send(struct gen_counter *c)
+{
+	__u64 now;
+
+	if (c->limit && c->packets >= c->limit)
+		return 0;
+	if (!c->gap_ns)
+		return 1;
+	now = bpf_ktime_get_ns();
+	if (now < c->next_ns)
+		return 0;
+	if (c->next_ns + CATCH_UP_NS < now)
+		c->next_ns = now;
+	c->next_ns += c->gap_ns;
+	return 1;
+}
+
 SEC("xdp")
 int xw_gen(struct xdp_md *ctx)
 {
@@ -169,6 +194,10 @@ int xw_gen(struct xdp_md *ctx)
 
 	if (!c)
 		return XDP_ABORTED;
+	if (!may_send(c)) {
+		c->held++;
+		return XDP_DROP;
+	}
 	next_tuple(c, &addr, &port);
 	err = cfg.ipv6 ? rewrite_v6(data, end, addr, port) : rewrite_v4(data, end, addr, port);
 	/* A template too short for its headers: user space never builds one. */

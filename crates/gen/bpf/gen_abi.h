@@ -23,11 +23,15 @@ struct gen_cfg {
 	__u32 action;      /* what the program returns: XDP_TX to send */
 };
 
-/* Per-CPU counters of one program. */
+/* Per-CPU counters of one program (the receivers use the first three). */
 struct gen_counter {
 	__u64 seq;     /* frames this CPU has numbered (generator) */
-	__u64 packets; /* frames handled */
+	__u64 packets; /* frames handled: sent (generator) or seen (receivers) */
 	__u64 bytes;   /* their bytes */
+	__u64 limit;   /* generator: send nothing once packets reaches it (0: no limit) */
+	__u64 gap_ns;  /* generator: pacing, at least this long between frames (0: none) */
+	__u64 next_ns; /* generator: when the next frame may go */
+	__u64 held;    /* generator: runs that sent nothing (paced, or over the limit) */
 };
 
 #endif

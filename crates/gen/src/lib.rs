@@ -34,9 +34,10 @@ pub mod netdev;
 pub mod prog;
 pub mod range;
 pub mod run;
+pub mod units;
 
 pub use error::{Error, Result};
 pub use frame::{FrameSpec, Proto};
 pub use prog::{Count, GenProgram, Receiver};
 pub use range::{AddrRange, PortRange};
-pub use run::{run, GenOptions, Report};
+pub use run::{run, run_with, GenOptions, Report};

@@ -177,6 +177,46 @@ impl GenProgram {
             .collect())
     }
 
+    /// Sets, per CPU, the absolute frame count at which it stops sending
+    /// (`None`: no limit) and the pacing gap between its frames (0: none).
+    /// CPUs not listed keep theirs. Call only while nothing runs the program.
+    ///
+    /// # Errors
+    /// The map cannot be read or written.
+    pub fn set_controls(&self, controls: &[(usize, Option<u64>, u64)]) -> Result<()> {
+        let mut vals = read_counter(&self.loaded)?;
+        for &(cpu, limit, gap) in controls {
+            let v = vals
+                .get_mut(cpu)
+                .ok_or_else(|| Error::Invalid(format!("CPU {cpu} is not a possible CPU")))?;
+            v.limit = limit.unwrap_or(0);
+            v.gap_ns = gap;
+            v.next_ns = 0;
+        }
+        let raw: Vec<Vec<u8>> = vals
+            .iter()
+            .map(|v| {
+                let mut b = vec![0u8; std::mem::size_of::<types::gen_counter>()];
+                // SAFETY: gen_counter is plain old data; b has its size.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        (v as *const types::gen_counter).cast::<u8>(),
+                        b.as_mut_ptr(),
+                        b.len(),
+                    );
+                }
+                b
+            })
+            .collect();
+        self.loaded
+            .counter
+            .update_percpu(&0u32.to_ne_bytes(), &raw, MapFlags::ANY)
+            .map_err(|source| Error::Map {
+                map: self.loaded.counter_name,
+                source,
+            })
+    }
+
     /// Runs the program once on `frame` without live frames (no transmit)
     /// and returns its verdict and the frame as the program left it.
     ///

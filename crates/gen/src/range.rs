@@ -71,7 +71,7 @@ impl AddrRange {
             return false;
         }
         let d = low32(a).wrapping_sub(self.base());
-        d % self.step == 0 && d / self.step < self.count
+        d.is_multiple_of(self.step) && d / self.step < self.count
     }
 
     fn check(&self) -> Result<()> {

@@ -4,7 +4,7 @@
 
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
@@ -16,9 +16,6 @@ use crate::prog::{Count, GenProgram};
 
 /// The kernel's largest live-frames batch (TEST_XDP_MAX_BATCH).
 pub const MAX_BATCH: u32 = 256;
-/// Frames per BPF_PROG_TEST_RUN call when sending as fast as possible:
-/// a few milliseconds of work, so a deadline or Ctrl-C is noticed quickly.
-const UNPACED_CALL: u64 = 16_384;
 
 /// How to send.
 #[derive(Debug, Clone)]
@@ -149,66 +146,71 @@ fn live_run(prog: i32, frame: &[u8], ifindex: u32, repeat: u64, batch: u32) -> s
     }
 }
 
-/// One sender: sends its share until quota, deadline or stop; returns when done.
-struct Sender<'a> {
-    prog: i32,
-    frame: &'a [u8],
-    opts: &'a GenOptions,
-    quota: Option<u64>,
-    rate: Option<f64>,
+/// The signal that interrupts a sender's BPF_PROG_TEST_RUN call (the
+/// kernel ends a live-frames run when a signal is pending). A no-op handler
+/// is installed for it, once, if it has none.
+const WAKE_SIGNAL: libc::c_int = libc::SIGURG;
+
+extern "C" fn on_wake(_: libc::c_int) {}
+
+fn install_wake_handler() -> Result<()> {
+    // SAFETY: reading the current disposition into a zeroed sigaction.
+    let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: a null new action only queries.
+    if unsafe { libc::sigaction(WAKE_SIGNAL, std::ptr::null(), &mut old) } != 0 {
+        return Err(Error::sys("sigaction", std::io::Error::last_os_error()));
+    }
+    if old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN {
+        return Ok(()); // someone's handler: it interrupts the call just as well
+    }
+    // SAFETY: a zeroed sigaction with a valid handler and an empty mask; no
+    // SA_RESTART, so the interrupted call returns EINTR.
+    let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+    sa.sa_sigaction = on_wake as extern "C" fn(libc::c_int) as usize;
+    // SAFETY: sa is valid.
+    if unsafe { libc::sigaction(WAKE_SIGNAL, &sa, std::ptr::null_mut()) } != 0 {
+        return Err(Error::sys("sigaction", std::io::Error::last_os_error()));
+    }
+    Ok(())
 }
 
-impl Sender<'_> {
-    fn run(&self, start: Instant, stop: &AtomicBool) -> Result<()> {
-        let deadline = self.opts.duration.map(|d| start + d);
-        let per_call = match self.rate {
-            // About a millisecond of frames per call, so pacing is smooth.
-            Some(r) => ((r / 1000.0) as u64).clamp(1, UNPACED_CALL),
-            None => UNPACED_CALL,
+/// One sender thread's loop: as few calls as possible, each as long as
+/// possible (setting up and tearing down a live-frames run costs about an
+/// RCU grace period, ~20 ms here), until its limit or until stopped.
+fn send(
+    prog: i32,
+    frame: &[u8],
+    opts: &GenOptions,
+    quota: Option<u64>,
+    paced: bool,
+    sent: impl Fn() -> u64,
+    stop: &AtomicBool,
+) -> Result<()> {
+    let start = sent();
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let done = sent() - start;
+        // Unpaced with a quota: exactly the frames still due, no spinning.
+        // Otherwise the program holds back what is over the limit or ahead
+        // of the pace, and the call runs until interrupted.
+        let n = match quota {
+            Some(q) if done >= q => return Ok(()),
+            Some(q) if !paced => q - done,
+            _ => i32::MAX as u64,
         };
-        let mut done = 0u64;
-        loop {
-            if stop.load(Ordering::Relaxed) {
-                return Ok(());
-            }
-            let now = Instant::now();
-            if deadline.is_some_and(|d| now >= d) {
-                return Ok(());
-            }
-            let left = self.quota.map_or(u64::MAX, |q| q - done);
-            if left == 0 {
-                return Ok(());
-            }
-            if let Some(r) = self.rate {
-                let due = start + Duration::from_secs_f64(done as f64 / r);
-                if due > now {
-                    let wake = deadline.map_or(due, |d| due.min(d));
-                    std::thread::sleep(wake - now);
-                    continue;
-                }
-            }
-            let n = per_call.min(left);
-            match live_run(self.prog, self.frame, self.opts.ifindex, n, self.opts.batch) {
-                Ok(()) => done += n,
-                // A signal interrupted the call part-way; the program's
-                // counters still say what was sent. Stop if asked to.
-                Err(e) if e.raw_os_error() == Some(libc::EINTR) => {
-                    if self.quota.is_some() {
-                        return Err(Error::sys(
-                            "BPF_PROG_TEST_RUN interrupted by a signal: the frame count is not exact",
-                            e,
-                        ));
-                    }
-                }
-                Err(e) => {
-                    return Err(Error::sys(
-                        format!(
-                            "BPF_PROG_TEST_RUN with live frames on ifindex {}",
-                            self.opts.ifindex
-                        ),
-                        e,
-                    ))
-                }
+        match live_run(prog, frame, opts.ifindex, n, opts.batch) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
+            Err(e) => {
+                return Err(Error::sys(
+                    format!(
+                        "BPF_PROG_TEST_RUN with live frames on ifindex {}",
+                        opts.ifindex
+                    ),
+                    e,
+                ))
             }
         }
     }
@@ -252,39 +254,71 @@ fn check(opts: &GenOptions, allowed: &[usize]) -> Result<()> {
 
 /// Sends `frame` through `prog` as `opts` says and reports what the
 /// program's counters saw (the difference across the run). `stop` ends the
-/// run early (e.g. on Ctrl-C).
+/// run early (e.g. on Ctrl-C). `tick` is called about every 2 ms with the
+/// time since the start while the senders run (to sample counters).
 ///
 /// # Errors
 /// Bad options, a thread cannot enter the namespace or be pinned, or the
 /// kernel refuses the test run (e.g. no such interface).
-pub fn run(
+pub fn run_with(
     prog: &GenProgram,
     frame: &[u8],
     opts: &GenOptions,
     stop: &AtomicBool,
+    tick: &mut dyn FnMut(Duration),
 ) -> Result<Report> {
     check(opts, &allowed_cpus()?)?;
+    install_wake_handler()?;
     let before = prog.sent_per_cpu()?;
     let link_before = link_stats(opts.netns.as_deref(), opts.ifindex)?;
     let n = opts.cpus.len() as u64;
+    let quotas: Vec<Option<u64>> = (0..n)
+        .map(|i| opts.count.map(|c| c / n + u64::from(i < c % n)))
+        .collect();
+    let gap = opts
+        .rate
+        .map_or(0, |r| (1e9 * n as f64 / r as f64).round().max(1.0) as u64);
+    let controls: Vec<(usize, Option<u64>, u64)> = opts
+        .cpus
+        .iter()
+        .zip(&quotas)
+        .map(|(&cpu, q)| {
+            (
+                cpu,
+                q.map(|q| before.get(cpu).map_or(0, |c| c.packets) + q),
+                gap,
+            )
+        })
+        .collect();
+    prog.set_controls(&controls)?;
+    let sent_on = |cpu: usize| {
+        move || {
+            prog.sent_per_cpu()
+                .ok()
+                .and_then(|v| v.get(cpu).map(|c| c.packets))
+                .unwrap_or(0)
+        }
+    };
     let fd = prog.fd().as_raw_fd();
     let barrier = Barrier::new(opts.cpus.len() + 1);
-    let (start, results) = std::thread::scope(|s| {
+    let halt = AtomicBool::new(false);
+    let threads: Vec<(AtomicU64, AtomicBool)> = opts
+        .cpus
+        .iter()
+        .map(|_| (AtomicU64::new(0), AtomicBool::new(false)))
+        .collect();
+    let (start, elapsed, results) = std::thread::scope(|s| {
         let handles: Vec<_> = opts
             .cpus
             .iter()
-            .enumerate()
-            .map(|(i, &cpu)| {
-                let i = i as u64;
-                let sender = Sender {
-                    prog: fd,
-                    frame,
-                    opts,
-                    quota: opts.count.map(|c| c / n + u64::from(i < c % n)),
-                    rate: opts.rate.map(|r| r as f64 / n as f64),
-                };
-                let barrier = &barrier;
+            .zip(&quotas)
+            .zip(&threads)
+            .map(|((&cpu, &quota), (tid, finished))| {
+                let (barrier, halt) = (&barrier, &halt);
+                let sent = sent_on(cpu);
                 s.spawn(move || -> Result<()> {
+                    // SAFETY: pthread_self has no preconditions.
+                    tid.store(unsafe { libc::pthread_self() } as u64, Ordering::SeqCst);
                     let ready = opts
                         .netns
                         .as_deref()
@@ -292,14 +326,49 @@ pub fn run(
                         .and_then(|()| pin(cpu));
                     // Everyone reaches the barrier, ready or not, so nobody waits forever.
                     barrier.wait();
-                    ready?;
-                    let start = Instant::now();
-                    sender.run(start, stop)
+                    let r = ready.and_then(|()| send(fd, frame, opts, quota, gap > 0, sent, halt));
+                    finished.store(true, Ordering::SeqCst);
+                    r
                 })
             })
             .collect();
         barrier.wait();
         let start = Instant::now();
+        let deadline = opts.duration.map(|d| start + d);
+        let mut elapsed = None;
+        // Watch: deadline, Ctrl-C, limits reached; then interrupt the calls
+        // until every sender has left (a signal can land just before a call).
+        while !threads.iter().all(|t| t.1.load(Ordering::SeqCst)) {
+            let now = Instant::now();
+            let limits_done = opts.count.is_some()
+                && controls
+                    .iter()
+                    .all(|&(cpu, lim, _)| lim.is_none_or(|l| sent_on(cpu)() >= l));
+            if !halt.load(Ordering::SeqCst)
+                && (stop.load(Ordering::Relaxed)
+                    || deadline.is_some_and(|d| now >= d)
+                    || limits_done)
+            {
+                halt.store(true, Ordering::SeqCst);
+                elapsed = Some(now - start);
+            }
+            if halt.load(Ordering::SeqCst) {
+                for (tid, finished) in &threads {
+                    if !finished.load(Ordering::SeqCst) {
+                        // SAFETY: the thread is alive (not finished) and its id was stored before the barrier.
+                        unsafe {
+                            libc::pthread_kill(
+                                tid.load(Ordering::SeqCst) as libc::pthread_t,
+                                WAKE_SIGNAL,
+                            )
+                        };
+                    }
+                }
+            } else {
+                tick(now - start);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
         let results: Vec<Result<()>> = handles
             .into_iter()
             .map(|h| {
@@ -307,9 +376,9 @@ pub fn run(
                     .unwrap_or_else(|_| Err(Error::Invalid("a sender thread panicked".into())))
             })
             .collect();
-        (start, results)
+        (start, elapsed, results)
     });
-    let elapsed = start.elapsed();
+    let elapsed = elapsed.unwrap_or_else(|| start.elapsed());
     let after = prog.sent_per_cpu()?;
     let tx_dropped = link_stats(opts.netns.as_deref(), opts.ifindex)?
         .since(&link_before)
@@ -336,4 +405,17 @@ pub fn run(
         elapsed,
         tx_dropped,
     })
+}
+
+/// [`run_with`] without a tick.
+///
+/// # Errors
+/// As [`run_with`].
+pub fn run(
+    prog: &GenProgram,
+    frame: &[u8],
+    opts: &GenOptions,
+    stop: &AtomicBool,
+) -> Result<Report> {
+    run_with(prog, frame, opts, stop, &mut |_| {})
 }
