@@ -288,6 +288,48 @@ pub enum BenchCmd {
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
     },
+    /// Receive-side drop rate (Mpps) on a veth pair fed by `xdpwall gen`:
+    /// bare XDP_DROP (the ceiling), xdpwall with 1 / 100 / N rules and a
+    /// large CIDR set, xdp-filter, nftables netdev ingress, iptables raw
+    /// PREROUTING and no filter; each also as a ratio to XDP_DROP. Missing
+    /// peers are skipped (`XDPWALL_SETUP_BENCH=1 scripts/setup.sh` installs them).
+    #[command(
+        after_help = "Examples:\n  xdpwall bench dataplane\n  xdpwall bench dataplane --reps 5 --window 2s --json dp.json --svg dp.svg\n  xdpwall bench dataplane --cpus 0,1 --bpf-stats"
+    )]
+    Dataplane {
+        /// Repetitions per row (median and min–max over these).
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+        /// Measured window per repetition (2s, 500ms, …).
+        #[arg(long, default_value = "2s")]
+        window: String,
+        /// Sending before each window opens.
+        #[arg(long, default_value = "300ms")]
+        warmup: String,
+        /// CPUs of the generator, one thread each (the receiver's NAPI runs
+        /// on the sending CPU).
+        #[arg(long, default_value = "0", value_name = "LIST")]
+        cpus: String,
+        /// Frame size (Ethernet header to end of payload, 60..=1514).
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+        /// Rules in the large rule set.
+        #[arg(long, default_value_t = 10_000)]
+        rules: usize,
+        /// Entries in the large CIDR set.
+        #[arg(long, default_value_t = 1_000_000)]
+        set_entries: usize,
+        /// Also measure each program's ns/frame (kernel.bpf_stats_enabled,
+        /// on for that pass only, then restored).
+        #[arg(long)]
+        bpf_stats: bool,
+        /// Also write the result as JSON.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Also draw the result as an SVG bar chart.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
+    },
     /// Print a synthetic config of N mixed-shape rules (the one `bench
     /// classify` uses), to load with `run` or `check`.
     #[command(after_help = "Example:\n  xdpwall bench synth-rules --count 10000 > rules-10k.toml")]

@@ -66,6 +66,29 @@ fn main() {
         Command::Bench(BenchCmd::Transport { events, json }) => {
             cmd::bench::transport(events, json.as_deref())
         }
+        Command::Bench(BenchCmd::Dataplane {
+            reps,
+            window,
+            warmup,
+            cpus,
+            size,
+            rules,
+            set_entries,
+            bpf_stats,
+            json,
+            svg,
+        }) => cmd::bench::dataplane(&cmd::bench::DataplaneArgs {
+            reps,
+            window,
+            warmup,
+            cpus,
+            size,
+            rules,
+            set_entries,
+            bpf_stats,
+            json,
+            svg,
+        }),
         Command::Bench(BenchCmd::SynthRules { count, seed }) => {
             print!("{}", xdpwall_rules::synth::mixed_rules_toml(count, seed));
             Ok(())

@@ -35,6 +35,10 @@ pub struct GenOptions {
     pub duration: Option<Duration>,
     /// Stop after this many frames in total (split evenly over the threads).
     pub count: Option<u64>,
+    /// Nice value for the sending threads (e.g. -20 on a busy machine, so
+    /// the senders, and the receiver work that runs in their softirq, keep
+    /// their CPU); `None` leaves it.
+    pub nice: Option<i32>,
 }
 
 /// What was sent, from the program's own per-CPU counters.
@@ -98,6 +102,19 @@ fn pin(cpu: usize) -> Result<()> {
     if r != 0 {
         return Err(Error::sys(
             format!("pinning a sender to CPU {cpu}"),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn renice(nice: i32) -> Result<()> {
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    // SAFETY: setpriority on this thread's id.
+    if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, nice) } != 0 {
+        return Err(Error::sys(
+            format!("setting nice {nice} on a sender"),
             std::io::Error::last_os_error(),
         ));
     }
@@ -323,7 +340,8 @@ pub fn run_with(
                         .netns
                         .as_deref()
                         .map_or(Ok(()), enter_netns)
-                        .and_then(|()| pin(cpu));
+                        .and_then(|()| pin(cpu))
+                        .and_then(|()| opts.nice.map_or(Ok(()), renice));
                     // Everyone reaches the barrier, ready or not, so nobody waits forever.
                     barrier.wait();
                     let r = ready.and_then(|()| send(fd, frame, opts, quota, gap > 0, sent, halt));

@@ -201,6 +201,7 @@ fn live_frames_reach_the_peer_exactly() {
             rate: None,
             duration: None,
             count: Some(count),
+            nice: None,
         };
         let report =
             run(&prog, &frame, &opts, &AtomicBool::new(false)).unwrap_or_else(|e| panic!("{e}"));

@@ -140,6 +140,7 @@ fn plan(a: &GenArgs) -> Result<Plan> {
             rate,
             duration,
             count: a.count,
+            nice: None,
         },
     })
 }
