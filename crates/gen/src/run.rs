@@ -218,6 +218,13 @@ fn send(
             _ => i32::MAX as u64,
         };
         match live_run(prog, frame, opts.ifindex, n, opts.batch) {
+            // A whole call that sent nothing: the program refuses the
+            // frame (shorter than the template it was loaded for).
+            Ok(()) if !paced && quota.is_some() && sent() - start == done => {
+                return Err(Error::Invalid(
+                    "the generator program sent none of the frames: the frame does not match the template it was loaded for".into(),
+                ));
+            }
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EINTR) => {}
             Err(e) => {

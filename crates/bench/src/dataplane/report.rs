@@ -116,7 +116,8 @@ pub fn json(r: &DataplaneReport) -> Result<String> {
     Ok(serde_json::to_string_pretty(r)?)
 }
 
-/// Writes a horizontal bar chart (median Mpps, min–max whiskers, each bar
+/// Writes a horizontal bar chart (median Mpps, a min–max whisker along the
+/// bar's lower edge, each bar
 /// labelled with its row, rate and ratio to XDP_DROP) as SVG.
 ///
 /// # Errors
@@ -190,7 +191,7 @@ pub fn svg(r: &DataplaneReport, path: &Path) -> Result<()> {
         .draw_series(rows.iter().enumerate().map(|(i, (name, (m, _, _)))| {
             Text::new(
                 format!("{name}: {m:.2} Mpps ({:.2}×)", m / base),
-                (xmax * 0.005, y(i) + 0.5),
+                (xmax * 0.005, y(i) + 0.6),
                 style.clone(),
             )
         }))
