@@ -294,7 +294,7 @@ pub enum BenchCmd {
     /// PREROUTING and no filter; each also as a ratio to XDP_DROP. Missing
     /// peers are skipped (`XDPWALL_SETUP_BENCH=1 scripts/setup.sh` installs them).
     #[command(
-        after_help = "Examples:\n  xdpwall bench dataplane\n  xdpwall bench dataplane --reps 5 --window 2s --json dp.json --svg dp.svg\n  xdpwall bench dataplane --cpus 0,1 --bpf-stats"
+        after_help = "Examples:\n  xdpwall bench dataplane\n  xdpwall bench dataplane --reps 5 --window 2s --json dp.json --svg dp.svg\n  xdpwall bench dataplane --cpus 0,1 --bpf-stats\n  xdpwall bench dataplane --from-json dp.json --svg dp.svg"
     )]
     Dataplane {
         /// Repetitions per row (median and min–max over these).
@@ -329,6 +329,9 @@ pub enum BenchCmd {
         /// Also draw the result as an SVG bar chart.
         #[arg(long, value_name = "FILE")]
         svg: Option<PathBuf>,
+        /// Measure nothing: print the table (and --svg) of a result saved with --json.
+        #[arg(long, value_name = "FILE", conflicts_with = "json")]
+        from_json: Option<PathBuf>,
     },
     /// Print a synthetic config of N mixed-shape rules (the one `bench
     /// classify` uses), to load with `run` or `check`.

@@ -77,6 +77,7 @@ fn main() {
             bpf_stats,
             json,
             svg,
+            from_json,
         }) => cmd::bench::dataplane(&cmd::bench::DataplaneArgs {
             reps,
             window,
@@ -88,6 +89,7 @@ fn main() {
             bpf_stats,
             json,
             svg,
+            from_json,
         }),
         Command::Bench(BenchCmd::SynthRules { count, seed }) => {
             print!("{}", xdpwall_rules::synth::mixed_rules_toml(count, seed));

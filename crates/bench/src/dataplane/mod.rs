@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use xdpwall_dataplane::load::{load, LoadOptions};
 use xdpwall_gen::netdev::link_stats;
 use xdpwall_gen::prog::XDP_TX;
@@ -38,15 +38,15 @@ use xdpwall_rules::synth::{mixed_rules_toml, set_file_lines};
 use receivers::{installed, needs, Active, Kind, FLOW_DPORT, FLOW_SRC};
 
 /// Options of the run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DataplaneOptions {
     /// Repetitions per row (median and spread are over these).
     pub reps: usize,
     /// Measured window per repetition.
-    #[serde(serialize_with = "secs")]
+    #[serde(serialize_with = "secs", deserialize_with = "from_secs")]
     pub window: Duration,
     /// Sending before the window opens (caches, NAPI, page pool settle).
-    #[serde(serialize_with = "secs")]
+    #[serde(serialize_with = "secs", deserialize_with = "from_secs")]
     pub warmup: Duration,
     /// CPUs of the generator, one thread each.
     pub cpus: Vec<usize>,
@@ -61,12 +61,17 @@ pub struct DataplaneOptions {
     pub bpf_stats: bool,
 }
 
+fn from_secs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let v = f64::deserialize(d)?;
+    Duration::try_from_secs_f64(v).map_err(serde::de::Error::custom)
+}
+
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
 }
 
 /// One repetition of one row.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct Sample {
     /// Frames the receiver processed per second (millions), in the window.
     pub mpps: f64,
@@ -78,7 +83,7 @@ pub struct Sample {
 }
 
 /// Per-program cost from `kernel.bpf_stats_enabled` (run_time_ns / run_cnt).
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct ProgCost {
     /// The receiver's XDP program, ns per frame.
     pub receiver_ns: Option<f64>,
@@ -87,7 +92,7 @@ pub struct ProgCost {
 }
 
 /// One row of the result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DataplaneRow {
     /// What received.
     pub name: String,
@@ -128,7 +133,7 @@ impl DataplaneRow {
 }
 
 /// The whole result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DataplaneReport {
     /// What was asked.
     pub options: DataplaneOptions,

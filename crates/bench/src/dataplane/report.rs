@@ -108,6 +108,14 @@ pub fn markdown(r: &DataplaneReport) -> String {
     s
 }
 
+/// Reads a report written by [`json`] back (to re-plot without re-measuring).
+///
+/// # Errors
+/// The text is not such a report.
+pub fn from_json(text: &str) -> Result<DataplaneReport> {
+    Ok(serde_json::from_str(text)?)
+}
+
 /// The report as pretty JSON.
 ///
 /// # Errors
@@ -116,8 +124,8 @@ pub fn json(r: &DataplaneReport) -> Result<String> {
     Ok(serde_json::to_string_pretty(r)?)
 }
 
-/// Writes a horizontal bar chart (median Mpps, a min–max whisker along the
-/// bar's lower edge, each bar
+/// Writes a horizontal bar chart (median Mpps, a min–max whisker just
+/// under the bar, each bar
 /// labelled with its row, rate and ratio to XDP_DROP) as SVG.
 ///
 /// # Errors
@@ -134,7 +142,7 @@ pub fn svg(r: &DataplaneReport, path: &Path) -> Result<()> {
     let xmax = rows.iter().map(|r| r.1 .2).fold(1.0, f64::max) * 1.05;
     // Row i is drawn at the top for i = 0.
     let y = |i: usize| (n - 1 - i) as f64;
-    let height = 90 + 30 * n as u32;
+    let height = 90 + 34 * n as u32;
     let root = SVGBackend::new(path, (900, height)).into_drawing_area();
     let e = |e: DrawingAreaErrorKind<std::io::Error>| anyhow!("drawing {}: {e}", path.display());
     root.fill(&WHITE).map_err(e)?;
@@ -172,7 +180,7 @@ pub fn svg(r: &DataplaneReport, path: &Path) -> Result<()> {
                 RGBColor(0xff, 0x7f, 0x0e)
             };
             Rectangle::new(
-                [(0.0, y(i) + 0.12), (*m, y(i) + 0.88)],
+                [(0.0, y(i) + 0.16), (*m, y(i) + 0.92)],
                 color.mix(0.45).filled(),
             )
         }))
@@ -180,7 +188,7 @@ pub fn svg(r: &DataplaneReport, path: &Path) -> Result<()> {
     chart
         .draw_series(rows.iter().enumerate().map(|(i, (_, (_, lo, hi)))| {
             PathElement::new(
-                vec![(*lo, y(i) + 0.5), (*hi, y(i) + 0.5)],
+                vec![(*lo, y(i) + 0.08), (*hi, y(i) + 0.08)],
                 BLACK.stroke_width(2),
             )
         }))
@@ -191,7 +199,7 @@ pub fn svg(r: &DataplaneReport, path: &Path) -> Result<()> {
         .draw_series(rows.iter().enumerate().map(|(i, (name, (m, _, _)))| {
             Text::new(
                 format!("{name}: {m:.2} Mpps ({:.2}×)", m / base),
-                (xmax * 0.005, y(i) + 0.6),
+                (xmax * 0.005, y(i) + 0.55),
                 style.clone(),
             )
         }))
@@ -287,6 +295,9 @@ mod tests {
             serde_json::from_str(&json(&report()).unwrap_or_default()).unwrap_or_default();
         assert_eq!(v["rows"][1]["samples"][1]["mpps"], 6.5);
         assert_eq!(v["options"]["window"], 2.0);
+        let back =
+            from_json(&json(&report()).unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(markdown(&back), md, "JSON round trip");
     }
 
     #[test]

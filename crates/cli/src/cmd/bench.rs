@@ -248,11 +248,29 @@ pub struct DataplaneArgs {
     pub json: Option<PathBuf>,
     /// SVG output file.
     pub svg: Option<PathBuf>,
+    /// Re-render a saved result instead of measuring.
+    pub from_json: Option<PathBuf>,
 }
 
 /// `bench dataplane`: the Markdown table on stdout, JSON and SVG on request.
 pub fn dataplane(a: &DataplaneArgs) -> Result<()> {
+    use xdpwall_bench::dataplane::report;
     use xdpwall_gen::units::{parse_cpus, parse_duration};
+    if let Some(p) = &a.from_json {
+        let text =
+            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+        let r = report::from_json(&text).map_err(|e| {
+            crate::exit::usage(format!(
+                "{}: not a `bench dataplane --json` result: {e}",
+                p.display()
+            ))
+        })?;
+        println!("{}", report::markdown(&r));
+        if let Some(svg) = &a.svg {
+            report::svg(&r, svg)?;
+        }
+        return Ok(());
+    }
     let bad = |e: xdpwall_gen::Error| crate::exit::usage(format!("xdpwall bench dataplane: {e}"));
     if a.reps == 0 {
         return Err(crate::exit::usage(
