@@ -15,6 +15,11 @@ PACKAGES=(clang-19 llvm-19 make gcc pkg-config libelf-dev zlib1g-dev
 if [[ "${XDPWALL_SETUP_EXTRA:-}" == 1 ]]; then
     PACKAGES+=(bpftool tshark tcpdump)
 fi
+# `xdpwall bench dataplane` compares xdpwall with these peers (xdp-filter,
+# nftables, iptables and iptables-legacy); without them their rows are skipped.
+if [[ "${XDPWALL_SETUP_BENCH:-}" == 1 ]]; then
+    PACKAGES+=(xdp-tools nftables iptables)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

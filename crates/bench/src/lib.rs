@@ -1,6 +1,7 @@
 //! Benchmark engines.
 
 pub mod c_consumer;
+pub mod dataplane;
 pub mod peers;
 pub mod transport;
 

@@ -141,6 +141,16 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Traffic generator: XDP live frames (BPF_PROG_TEST_RUN) out of an
+    /// interface, one thread per CPU, source addresses and ports walked over
+    /// ranges; reports what the generator's counters say it sent. A veth
+    /// delivers such frames only when its peer runs a native XDP program.
+    #[command(after_help = "Examples:
+  xdpwall gen -i veth0 --dst 198.18.0.2 --src 198.18.0.1 --dport 5353 -d 10s
+  xdpwall gen -i veth0 --dst 198.18.0.2 --src 198.18.0.0/16 --sport 1024-65535 --rate 1M -c 5000000
+  xdpwall gen -i veth0 --dst fd00::2 --src fd00::1000-fd00::1fff --syn --dport 80 --size 1500 --cpus 0
+  ip netns exec lab-a xdpwall gen -i xwa --dst 198.18.0.2 --src 198.18.0.1 --dst-mac 02:78:77:00:00:02 --json")]
+    Gen(GenOpts),
     /// Benchmarks (ratios against a reference measured in the same run).
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -165,6 +175,63 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+}
+
+/// Options of `xdpwall gen`.
+#[derive(Debug, clap::Args)]
+pub struct GenOpts {
+    /// Interface to send from.
+    #[arg(short, long)]
+    pub iface: String,
+    /// Destination address (its family decides IPv4 or IPv6).
+    #[arg(long)]
+    pub dst: String,
+    /// Source addresses: ADDR, ADDR/LEN or FIRST-LAST (IPv6: only the low
+    /// 32 bits vary).
+    #[arg(long)]
+    pub src: String,
+    /// Use every N-th address of --src.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub src_step: u32,
+    /// Source ports: PORT or FIRST-LAST.
+    #[arg(long, default_value = "1024-65535")]
+    pub sport: String,
+    /// Destination port.
+    #[arg(long, default_value_t = 9)]
+    pub dport: u16,
+    /// Send TCP SYNs instead of UDP.
+    #[arg(long)]
+    pub syn: bool,
+    /// Frame size in bytes, Ethernet header to end of payload, no FCS
+    /// (60..=1514; at least the headers: 62 for IPv6 UDP, 74 for IPv6 SYN).
+    #[arg(short, long, default_value_t = 64)]
+    pub size: usize,
+    /// Destination MAC (default ff:ff:ff:ff:ff:ff; give the receiver's for
+    /// its IP stack to accept the frames).
+    #[arg(long, value_name = "MAC")]
+    pub dst_mac: Option<String>,
+    /// Source MAC (default: the interface's).
+    #[arg(long, value_name = "MAC")]
+    pub src_mac: Option<String>,
+    /// Frames per second over all CPUs (500k, 2M, …) or `max`.
+    #[arg(short, long, default_value = "max")]
+    pub rate: String,
+    /// Stop after this long (10s, 500ms, 2m); 10s when no --count either.
+    #[arg(short, long)]
+    pub duration: Option<String>,
+    /// Stop after N frames in total.
+    #[arg(short, long, value_name = "N")]
+    pub count: Option<u64>,
+    /// CPUs to send from, one pinned thread each (0,1 or 0-3; default: all
+    /// this process may use).
+    #[arg(long, value_name = "LIST")]
+    pub cpus: Option<String>,
+    /// Frames the kernel runs per batch inside one call (1..=256).
+    #[arg(long, default_value_t = 64)]
+    pub batch: u32,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `--transport` values.
@@ -236,6 +303,51 @@ pub enum BenchCmd {
         /// Also write the rows as JSON to this file.
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
+    },
+    /// Receive-side drop rate (Mpps) on a veth pair fed by `xdpwall gen`:
+    /// bare XDP_DROP (the ceiling), xdpwall with 1 / 100 / N rules and a
+    /// large CIDR set, xdp-filter, nftables netdev ingress, iptables raw
+    /// PREROUTING and no filter; each also as a ratio to XDP_DROP. Missing
+    /// peers are skipped (`XDPWALL_SETUP_BENCH=1 scripts/setup.sh` installs them).
+    #[command(
+        after_help = "Examples:\n  xdpwall bench dataplane\n  xdpwall bench dataplane --reps 5 --window 2s --json dp.json --svg dp.svg\n  xdpwall bench dataplane --cpus 0,1 --bpf-stats\n  xdpwall bench dataplane --from-json dp.json --svg dp.svg"
+    )]
+    Dataplane {
+        /// Repetitions per row (median and min–max over these).
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+        /// Measured window per repetition (2s, 500ms, …).
+        #[arg(long, default_value = "2s")]
+        window: String,
+        /// Sending before each window opens.
+        #[arg(long, default_value = "300ms")]
+        warmup: String,
+        /// CPUs of the generator, one thread each (the receiver's NAPI runs
+        /// on the sending CPU).
+        #[arg(long, default_value = "0", value_name = "LIST")]
+        cpus: String,
+        /// Frame size (Ethernet header to end of payload, 60..=1514).
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+        /// Rules in the large rule set.
+        #[arg(long, default_value_t = 10_000)]
+        rules: usize,
+        /// Entries in the large CIDR set.
+        #[arg(long, default_value_t = 1_000_000)]
+        set_entries: usize,
+        /// Also measure each program's ns/frame (kernel.bpf_stats_enabled,
+        /// on for that pass only, then restored).
+        #[arg(long)]
+        bpf_stats: bool,
+        /// Also write the result as JSON.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+        /// Also draw the result as an SVG bar chart.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
+        /// Measure nothing: print the table (and --svg) of a result saved with --json.
+        #[arg(long, value_name = "FILE", conflicts_with = "json")]
+        from_json: Option<PathBuf>,
     },
     /// Print a synthetic config of N mixed-shape rules (the one `bench
     /// classify` uses), to load with `run` or `check`.

@@ -56,6 +56,7 @@ fn main() {
             json,
             reference,
         } => cmd::replay::replay(&config, &capture, json, reference),
+        Command::Gen(opts) => cmd::gen::gen(&opts),
         Command::Bench(BenchCmd::Classify {
             rules,
             set_entries,
@@ -72,6 +73,31 @@ fn main() {
         Command::Bench(BenchCmd::Transport { events, json }) => {
             cmd::bench::transport(events, json.as_deref())
         }
+        Command::Bench(BenchCmd::Dataplane {
+            reps,
+            window,
+            warmup,
+            cpus,
+            size,
+            rules,
+            set_entries,
+            bpf_stats,
+            json,
+            svg,
+            from_json,
+        }) => cmd::bench::dataplane(&cmd::bench::DataplaneArgs {
+            reps,
+            window,
+            warmup,
+            cpus,
+            size,
+            rules,
+            set_entries,
+            bpf_stats,
+            json,
+            svg,
+            from_json,
+        }),
         Command::Bench(BenchCmd::SynthRules { count, seed }) => {
             print!("{}", xdpwall_rules::synth::mixed_rules_toml(count, seed));
             Ok(())

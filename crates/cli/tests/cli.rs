@@ -10,6 +10,8 @@
 //! * `demo` — the built-in demo end to end (needs root).
 //! * `events` — `run --events` with real traffic: JSON lines, terminal
 //!   lines and pcapng read back (needs root).
+//! * `gen` — usage errors; an exact frame count across a veth pair into a
+//!   counting XDP_DROP receiver (needs root).
 //!
 //! Every privileged test builds its own lab, so tests run in parallel; RAII
 //! guards stop `run` processes and delete namespaces even when a test fails.
@@ -40,3 +42,6 @@ mod events;
 
 #[path = "cli/metrics.rs"]
 mod metrics;
+
+#[path = "cli/gen.rs"]
+mod gen;

@@ -501,3 +501,82 @@ pub fn transport(events: u64, json: Option<&std::path::Path>) -> Result<()> {
     }
     Ok(())
 }
+
+/// Options of `bench dataplane`, as given on the command line.
+pub struct DataplaneArgs {
+    /// Repetitions.
+    pub reps: usize,
+    /// Window per repetition.
+    pub window: String,
+    /// Warm-up per repetition.
+    pub warmup: String,
+    /// Generator CPUs.
+    pub cpus: String,
+    /// Frame size.
+    pub size: usize,
+    /// Rules in the large set.
+    pub rules: usize,
+    /// Entries in the CIDR set.
+    pub set_entries: usize,
+    /// bpf_stats pass.
+    pub bpf_stats: bool,
+    /// JSON output file.
+    pub json: Option<PathBuf>,
+    /// SVG output file.
+    pub svg: Option<PathBuf>,
+    /// Re-render a saved result instead of measuring.
+    pub from_json: Option<PathBuf>,
+}
+
+/// `bench dataplane`: the Markdown table on stdout, JSON and SVG on request.
+pub fn dataplane(a: &DataplaneArgs) -> Result<()> {
+    use xdpwall_bench::dataplane::report;
+    use xdpwall_gen::units::{parse_cpus, parse_duration};
+    if let Some(p) = &a.from_json {
+        let text =
+            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+        let r = report::from_json(&text).map_err(|e| {
+            crate::exit::usage(format!(
+                "{}: not a `bench dataplane --json` result: {e}",
+                p.display()
+            ))
+        })?;
+        println!("{}", report::markdown(&r));
+        if let Some(svg) = &a.svg {
+            report::svg(&r, svg)?;
+        }
+        return Ok(());
+    }
+    let bad = |e: xdpwall_gen::Error| crate::exit::usage(format!("xdpwall bench dataplane: {e}"));
+    if a.reps == 0 {
+        return Err(crate::exit::usage(
+            "xdpwall bench dataplane: --reps must be at least 1",
+        ));
+    }
+    if !(60..=1514).contains(&a.size) {
+        return Err(crate::exit::usage(format!(
+            "xdpwall bench dataplane: --size {} not in 60..=1514",
+            a.size
+        )));
+    }
+    let opts = xdpwall_bench::dataplane::DataplaneOptions {
+        reps: a.reps,
+        window: parse_duration(&a.window).map_err(bad)?,
+        warmup: parse_duration(&a.warmup).map_err(bad)?,
+        cpus: parse_cpus(&a.cpus).map_err(bad)?,
+        size: a.size,
+        rules: a.rules.max(1),
+        set_entries: a.set_entries.max(1),
+        bpf_stats: a.bpf_stats,
+    };
+    let report = xdpwall_bench::dataplane::dataplane(&opts, &mut |l| eprintln!("{l}"))?;
+    println!("{}", xdpwall_bench::dataplane::report::markdown(&report));
+    if let Some(p) = &a.json {
+        std::fs::write(p, xdpwall_bench::dataplane::report::json(&report)?)
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    if let Some(p) = &a.svg {
+        xdpwall_bench::dataplane::report::svg(&report, p)?;
+    }
+    Ok(())
+}

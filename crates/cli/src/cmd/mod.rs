@@ -5,6 +5,7 @@ pub mod capture;
 pub mod check;
 pub mod demo;
 pub mod detach;
+pub mod gen;
 pub mod reload;
 pub mod replay;
 pub mod run;
