@@ -267,6 +267,33 @@ impl From<ModeArg> for xdpwall_rules::Mode {
 /// `bench` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum BenchCmd {
+    /// Time of `xdpwall reload` for sets of each size against a real `run`
+    /// in a lab namespace, then reloads under generated traffic: packets
+    /// leaked (passed though every config drops them) and lost, and the RSS
+    /// of `run` at idle and under load.
+    #[command(
+        after_help = "Examples:\n  xdpwall bench reload\n  xdpwall bench reload --entries 1,100000,1000000 --reloads 50 --rate 200000 --json reload.json"
+    )]
+    Reload {
+        /// Set sizes to time (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "1,100000,1000000")]
+        entries: Vec<usize>,
+        /// Reloads timed per size.
+        #[arg(long, default_value_t = 5)]
+        timed: usize,
+        /// Reloads under traffic.
+        #[arg(long, default_value_t = 50)]
+        reloads: usize,
+        /// Set size during the traffic run.
+        #[arg(long, default_value_t = 100_000)]
+        traffic_entries: usize,
+        /// Offered frames per second during the traffic run (both flows).
+        #[arg(long, default_value_t = 200_000)]
+        rate: u64,
+        /// Also write the results as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
     /// ns/packet under BPF_PROG_TEST_RUN: 1, 100 and N mixed rules, IPv4
     /// and IPv6, hitting the first rule, the last rule and the default; a
     /// large CIDR set against a 1-entry and an empty one.

@@ -98,6 +98,21 @@ fn main() {
             svg,
             from_json,
         }),
+        Command::Bench(BenchCmd::Reload {
+            entries,
+            timed,
+            reloads,
+            traffic_entries,
+            rate,
+            json,
+        }) => cmd::bench_reload::reload(&cmd::bench_reload::ReloadArgs {
+            entries,
+            timed,
+            reloads,
+            traffic_entries,
+            rate,
+            json,
+        }),
         Command::Bench(BenchCmd::SynthRules { count, seed }) => {
             print!("{}", xdpwall_rules::synth::mixed_rules_toml(count, seed));
             Ok(())

@@ -469,7 +469,8 @@ fn json(tables: &[Table], progs: &Programs, args: &ClassifyArgs) -> Result<Strin
     }))?)
 }
 
-struct Cleanup(PathBuf);
+/// Removes a scratch directory on drop.
+pub(crate) struct Cleanup(pub(crate) PathBuf);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {

@@ -198,6 +198,14 @@ pub fn run(args: &RunArgs) -> Result<()> {
         timings.compile.as_millis(),
         t.elapsed().as_millis()
     );
+    // Before announcing: once "attached" is printed, `reload` must work.
+    let control = match control::Server::bind(&iface) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            eprintln!("xdpwall: warning: {e:#}; `xdpwall reload` will not reach this process (SIGHUP still works)");
+            None
+        }
+    };
     announce(&iface, &inst, &attached, compiled.rules.len());
     crate::service::ready(&format!(
         "filtering {iface}: {} rules (program id {})",
@@ -235,13 +243,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         },
         delivered: delivered_before,
         counters: &counters,
-        control: match control::Server::bind(&iface) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                eprintln!("xdpwall: warning: {e:#}; `xdpwall reload` will not reach this process (SIGHUP still works)");
-                None
-            }
-        },
+        control,
     };
     loop {
         match session.serve(&inst, writer.as_ref(), &mut signals)? {

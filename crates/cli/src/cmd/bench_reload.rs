@@ -1,0 +1,418 @@
+//! `xdpwall bench reload`: how long `xdpwall reload` takes for sets of 1,
+//! 100,000 and 1,000,000 entries, and what a stream of reloads under
+//! generated traffic leaks or loses — against the real `xdpwall run` in a
+//! lab namespace, reached the way users reach it (the control socket).
+//!
+//! Accounting under traffic uses the program's own counters, which are
+//! shared by every generation: a flow from sources inside the set (to port
+//! 9000) must all land on rule `drop-set`, a flow from outside (to port
+//! 7000) on `pass-flow`; a 9000 packet on rule `leak` is one both configs
+//! drop that passed, and frames sent but judged by no generation were lost.
+//! (The default only sees the lab's own ARP.)
+
+use std::io::{BufRead, BufReader};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use xdpwall_dataplane::{attach, stats};
+use xdpwall_gen::prog::XDP_TX;
+use xdpwall_gen::{run as gen_run, AddrRange, FrameSpec, GenOptions, GenProgram, PortRange, Proto};
+use xdpwall_lab::{Lab, LabOptions, IFNAME_B};
+use xdpwall_rules::synth::set_file_lines;
+
+use crate::control::{request, Cmd, Reply};
+
+/// Options of `bench reload`.
+pub struct ReloadArgs {
+    /// Set sizes to time.
+    pub entries: Vec<usize>,
+    /// Reloads timed per size (idle).
+    pub timed: usize,
+    /// Reloads under traffic.
+    pub reloads: usize,
+    /// Set size during the traffic run.
+    pub traffic_entries: usize,
+    /// Offered frames per second (both flows together).
+    pub rate: u64,
+    /// Also write the results as JSON.
+    pub json: Option<PathBuf>,
+}
+
+const DROP_DPORT: u16 = 9000;
+const PASS_DPORT: u16 = 7000;
+/// Sources of the dropped flow: listed in every generation's set.
+const DROP_NET: &str = "198.18.100.0/24";
+
+fn config(set_file: &Path) -> String {
+    format!(
+        "[xdp]\ndefault = \"pass\"\n\n[sets]\nblock = {{ file = \"{}\" }}\n\n\
+         [[rule]]\nname = \"drop-set\"\nsrc = \"@block\"\naction = \"drop\"\n\n\
+         [[rule]]\nname = \"pass-flow\"\nproto = \"udp\"\ndport = {PASS_DPORT}\naction = \"pass\"\n\n\
+         [[rule]]\nname = \"leak\"\nproto = \"udp\"\ndport = {DROP_DPORT}\naction = \"pass\"\n",
+        set_file.display()
+    )
+}
+
+/// Two different set files of `n` entries, both listing [`DROP_NET`].
+fn set_files(dir: &Path, n: usize) -> Result<[PathBuf; 2]> {
+    let shift = 1000;
+    let lines: Vec<String> = set_file_lines(n + shift, 1)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let mut out = Vec::new();
+    for (k, range) in [0..n.saturating_sub(1), shift..shift + n.saturating_sub(1)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut text = format!("{DROP_NET}\n");
+        for l in &lines[range] {
+            text.push_str(l);
+            text.push('\n');
+        }
+        let p = dir.join(format!("set-{n}-{k}.txt"));
+        std::fs::write(&p, text)?;
+        out.push(p);
+    }
+    Ok([out[0].clone(), out[1].clone()])
+}
+
+/// `xdpwall run` in namespace b, its stderr lines on a channel.
+struct Run {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Run {
+    fn start(lab: &Lab, cfg: &Path) -> Result<Self> {
+        let exe = std::env::current_exe().context("finding the xdpwall binary")?;
+        let mut child = lab
+            .b()
+            .ns()
+            .command(exe)
+            .args(["run"])
+            .arg(cfg)
+            .args(["--iface", IFNAME_B, "--mode", "native"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("starting xdpwall run")?;
+        let err = child.stderr.take().context("run's stderr")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(err).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        let run = Run { child, lines: rx };
+        run.wait_for("attached to", Duration::from_secs(120))?;
+        Ok(run)
+    }
+
+    fn wait_for(&self, needle: &str, timeout: Duration) -> Result<()> {
+        let end = Instant::now() + timeout;
+        loop {
+            let left = end.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) if l.contains(needle) => return Ok(()),
+                Ok(_) => {}
+                Err(_) => bail!("xdpwall run did not say {needle:?} in {timeout:?}"),
+            }
+        }
+    }
+
+    /// Resident and peak resident set of the process, in KiB.
+    fn rss(&self) -> Result<(u64, u64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let field = |k: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(k))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+                .unwrap_or(0)
+        };
+        Ok((field("VmRSS:"), field("VmHWM:")))
+    }
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        // SIGTERM detaches; wait so the namespaces can go.
+        // SAFETY: signalling our own child.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// One `xdpwall reload` round trip, from inside namespace b.
+fn reload_once(lab: &Lab) -> Result<Duration> {
+    let t = Instant::now();
+    let reply = lab
+        .b()
+        .ns()
+        .run(|| request(IFNAME_B, Cmd::Reload, Duration::from_secs(120)))
+        .context("entering namespace b")??;
+    match reply {
+        Reply::Ok(_) => Ok(t.elapsed()),
+        Reply::Failed(code, text) => bail!("reload failed ({code}): {text}"),
+    }
+}
+
+/// Packets counted by `drop-set`, `pass-flow` and `leak`.
+fn counters(lab: &Lab) -> Result<(u64, u64, u64)> {
+    let s = lab
+        .b()
+        .ns()
+        .run(|| attach::find(IFNAME_B).and_then(|i| stats::read(&i)))
+        .context("entering namespace b")??;
+    let rule = |n: &str| {
+        s.rules
+            .iter()
+            .find(|r| r.name == n)
+            .map_or(0, |r| r.counter.packets)
+    };
+    Ok((rule("drop-set"), rule("pass-flow"), rule("leak")))
+}
+
+/// Timings of one set size.
+#[derive(Debug, serde::Serialize)]
+struct SizeRow {
+    entries: usize,
+    start_ms: f64,
+    reload_ms: Vec<f64>,
+}
+
+/// The traffic run.
+#[derive(Debug, Default, serde::Serialize)]
+struct TrafficRun {
+    entries: usize,
+    reloads: usize,
+    offered_pps: u64,
+    sent: u64,
+    sent_pps: f64,
+    tx_dropped: u64,
+    judged: u64,
+    dropped_by_set: u64,
+    passed_by_rule: u64,
+    leaked: u64,
+    lost: u64,
+    reload_ms: Vec<f64>,
+    rss_idle_kib: u64,
+    rss_load_kib: u64,
+    rss_peak_kib: u64,
+}
+
+fn stats_of(v: &[f64]) -> (f64, f64, f64) {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let med = s.get(s.len() / 2).copied().unwrap_or(f64::NAN);
+    (
+        s.first().copied().unwrap_or(f64::NAN),
+        med,
+        s.last().copied().unwrap_or(f64::NAN),
+    )
+}
+
+/// Runs `bench reload`.
+///
+/// # Errors
+/// The lab, `run`, a reload or the generator fails.
+pub fn reload(args: &ReloadArgs) -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("xdpwall-bench-reload-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let _cleanup = super::bench::Cleanup(dir.clone());
+    let lab = Lab::new(LabOptions::default().ipv6(false)).context("building the lab")?;
+    let cfg = dir.join("rules.toml");
+
+    let mut sizes = Vec::new();
+    for &n in &args.entries {
+        eprintln!("set of {n} entries: writing, starting run…");
+        let files = set_files(&dir, n)?;
+        std::fs::write(&cfg, config(&files[0]))?;
+        let t = Instant::now();
+        let run = Run::start(&lab, &cfg)?;
+        let start_ms = t.elapsed().as_secs_f64() * 1e3;
+        let mut row = SizeRow {
+            entries: n,
+            start_ms,
+            reload_ms: Vec::new(),
+        };
+        for i in 0..args.timed {
+            std::fs::write(&cfg, config(&files[(i + 1) % 2]))?;
+            row.reload_ms.push(reload_once(&lab)?.as_secs_f64() * 1e3);
+            eprint!("\r  reload {}/{}", i + 1, args.timed);
+        }
+        eprintln!();
+        drop(run);
+        sizes.push(row);
+    }
+
+    let traffic = traffic_run(&lab, &dir, &cfg, args)?;
+
+    println!("`xdpwall reload` round trip (parse, compile, load, atomic swap), ms:\n");
+    println!("| set entries | start (ms) | reloads | min | median | max |");
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for r in &sizes {
+        let (lo, med, hi) = stats_of(&r.reload_ms);
+        println!(
+            "| {} | {:.0} | {} | {lo:.0} | {med:.0} | {hi:.0} |",
+            r.entries,
+            r.start_ms,
+            r.reload_ms.len()
+        );
+    }
+    let t = &traffic;
+    let (lo, med, hi) = stats_of(&t.reload_ms);
+    println!(
+        "\n{} reloads of a {}-entry set under {:.0} pps of generated UDP ({} frames sent, {} dropped by the veth):\n",
+        t.reloads, t.entries, t.sent_pps, t.sent, t.tx_dropped
+    );
+    println!("| judged | dropped by the set | passed by rule | leaked | lost | reload ms (min/median/max) |");
+    println!("|---:|---:|---:|---:|---:|---|");
+    println!(
+        "| {} | {} | {} | {} | {} | {lo:.0} / {med:.0} / {hi:.0} |",
+        t.judged, t.dropped_by_set, t.passed_by_rule, t.leaked, t.lost
+    );
+    println!(
+        "\nRSS of `xdpwall run`: {} KiB idle, {} KiB under load, peak {} KiB",
+        t.rss_idle_kib, t.rss_load_kib, t.rss_peak_kib
+    );
+    if let Some(p) = &args.json {
+        let v = serde_json::json!({"bench": "reload", "sizes": sizes, "traffic": traffic});
+        std::fs::write(p, serde_json::to_string_pretty(&v)?)
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    Ok(())
+}
+
+fn traffic_run(lab: &Lab, dir: &Path, cfg: &Path, args: &ReloadArgs) -> Result<TrafficRun> {
+    let n = args.traffic_entries;
+    eprintln!(
+        "traffic: {} reloads of a {n}-entry set under {} pps…",
+        args.reloads, args.rate
+    );
+    let files = set_files(dir, n)?;
+    std::fs::write(cfg, config(&files[0]))?;
+    let run = Run::start(lab, cfg)?;
+    let mut out = TrafficRun {
+        entries: n,
+        reloads: args.reloads,
+        offered_pps: args.rate,
+        ..Default::default()
+    };
+    out.rss_idle_kib = run.rss()?.0;
+    let (a, b) = (lab.a(), lab.b());
+    let spec = |src: Ipv4Addr, dport| FrameSpec {
+        src_mac: a.mac(),
+        dst_mac: b.mac(),
+        src: IpAddr::V4(src),
+        dst: IpAddr::V4(b.ipv4()),
+        proto: Proto::Udp,
+        sport: 1024,
+        dport,
+        size: 64,
+    };
+    let sports = PortRange {
+        first: 1024,
+        count: 1000,
+    };
+    let flows = [
+        (Ipv4Addr::new(198, 18, 100, 1), 250, DROP_DPORT),
+        (Ipv4Addr::new(198, 18, 50, 1), 250, PASS_DPORT),
+    ];
+    let mut gens = Vec::new();
+    for (src, count, dport) in flows {
+        let s = spec(src, dport);
+        let range = AddrRange {
+            first: IpAddr::V4(src),
+            count,
+            step: 1,
+        };
+        gens.push((GenProgram::load(&s, &range, &sports, XDP_TX)?, s.build()?));
+    }
+    let cpus = xdpwall_gen::run::allowed_cpus()?;
+    let ifindex = a.ifindex();
+    let stop = AtomicBool::new(false);
+    let before = counters(lab)?;
+    let reports = std::thread::scope(|s| -> Result<Vec<xdpwall_gen::Report>> {
+        let handles: Vec<_> = gens
+            .iter()
+            .enumerate()
+            .map(|(i, (prog, frame))| {
+                let opts = GenOptions {
+                    ifindex,
+                    netns: Some(a.ns().path().to_path_buf()),
+                    cpus: vec![cpus[i % cpus.len()]],
+                    batch: 64,
+                    rate: Some(args.rate / 2),
+                    // Until the reloads are done (the stop flag).
+                    duration: Some(Duration::from_secs(24 * 3600)),
+                    count: None,
+                    nice: None,
+                };
+                let stop = &stop;
+                s.spawn(move || gen_run(prog, frame, &opts, stop))
+            })
+            .collect();
+        let mut result = Ok(());
+        for i in 0..args.reloads {
+            std::fs::write(cfg, config(&files[(i + 1) % 2]))?;
+            match reload_once(lab) {
+                Ok(d) => out.reload_ms.push(d.as_secs_f64() * 1e3),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+            if i == args.reloads / 2 {
+                out.rss_load_kib = run.rss()?.0;
+            }
+            eprint!("\r  reload {}/{}", i + 1, args.reloads);
+        }
+        eprintln!();
+        stop.store(true, Ordering::Relaxed);
+        let reports: Vec<_> = handles
+            .into_iter()
+            .map(|h| h.join().map_err(|_| anyhow::anyhow!("a sender panicked")))
+            .collect::<Result<Vec<_>>>()?
+            .into_iter()
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        result.map(|()| reports)
+    })?;
+    out.rss_peak_kib = run.rss()?.1;
+    out.sent = reports.iter().map(|r| r.sent.packets).sum();
+    out.tx_dropped = reports.iter().map(|r| r.tx_dropped).sum();
+    let secs = reports
+        .iter()
+        .map(|r| r.elapsed.as_secs_f64())
+        .fold(0.0, f64::max);
+    out.sent_pps = out.sent as f64 / secs.max(1e-9);
+    // The receiving veth judges frames in its own softirq, after the sender
+    // returned: wait (bounded) until every frame that left is counted.
+    let expect = out.sent.saturating_sub(out.tx_dropped);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let after = loop {
+        let c = counters(lab)?;
+        let judged = (c.0 + c.1 + c.2) - (before.0 + before.1 + before.2);
+        if judged >= expect || Instant::now() > deadline {
+            break c;
+        }
+        std::thread::yield_now();
+    };
+    out.dropped_by_set = after.0 - before.0;
+    out.passed_by_rule = after.1 - before.1;
+    out.leaked = after.2 - before.2;
+    out.judged = out.dropped_by_set + out.passed_by_rule + out.leaked;
+    out.lost = expect.saturating_sub(out.judged);
+    drop(run);
+    Ok(out)
+}
