@@ -125,7 +125,8 @@ pub enum Command {
         /// Busy-poll instead of sleeping.
         #[arg(long)]
         busy_poll: bool,
-        /// Take over a tap left on by a capture that was killed.
+        /// Take the tap over from another running capture or top (the tap
+        /// of one that was killed turns itself off within 5 s).
         #[arg(long)]
         force: bool,
     },

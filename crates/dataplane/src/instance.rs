@@ -75,6 +75,8 @@ pub struct Maps {
     pub tap_ring: MapHandle,
     /// Capture tap perf buffers.
     pub tap_perf: MapHandle,
+    /// XDP errors the kernel reported (per CPU; see `xdperr`).
+    pub xdp_errors: MapHandle,
 }
 
 /// A loaded program and its maps.
@@ -128,6 +130,7 @@ impl Instance {
             tap_ctl: dup(&m.xw_tap_ctl, "xw_tap_ctl")?,
             tap_ring: dup(&m.xw_tap_ring, "xw_tap_ring")?,
             tap_perf: dup(&m.xw_tap_perf, "xw_tap_perf")?,
+            xdp_errors: dup(&m.xw_xdp_errors, "xw_xdp_errors")?,
         };
         let prog = skel
             .progs
@@ -218,6 +221,7 @@ impl Instance {
             tap_ctl: take("xw_tap_ctl")?,
             tap_ring: take("xw_tap_ring")?,
             tap_perf: take("xw_tap_perf")?,
+            xdp_errors: take("xw_xdp_errors")?,
         };
         Ok(Self {
             prog,

@@ -183,7 +183,7 @@ fn copy_percpu(
 }
 
 /// Copies counters from `old` into `new` (not yet attached): rules by name,
-/// the default and the malformed counters. Packets counted by `old` between
+/// the default, the malformed and the XDP error counters. Packets counted by `old` between
 /// this copy and the swap are not carried.
 ///
 /// # Errors
@@ -200,7 +200,7 @@ pub fn carry(old: &Instance, new: &Instance) -> Result<()> {
     for k in 0..abi::MAL_MAX as u32 {
         copy_percpu(&old.maps.malformed, k, &new.maps.malformed, k)?;
     }
-    Ok(())
+    crate::xdperr::carry(old, new)
 }
 
 /// The program's event counters, summed over CPUs.
