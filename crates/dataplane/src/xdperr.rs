@@ -106,6 +106,21 @@ impl XdpErrors {
     pub fn total(&self) -> u64 {
         self.exception_total() + self.redirect_total()
     }
+
+    /// Counts by kind, with the names of `stats --json` and the metrics.
+    #[must_use]
+    pub fn by_kind(&self) -> [(&'static str, u64); 3] {
+        [
+            ("exception", self.exception_total()),
+            ("redirect_err", self.redirect_err),
+            ("redirect_map_err", self.redirect_map_err),
+        ]
+    }
+
+    /// Exceptions by the XDP action that caused them.
+    pub fn by_action(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        EXCEPTION_ACTIONS.iter().copied().zip(self.exceptions)
+    }
 }
 
 fn slot(inst: &Instance, key: u32) -> Result<u64> {
