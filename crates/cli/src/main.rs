@@ -8,6 +8,7 @@ mod event_out;
 mod exit;
 mod metrics_server;
 mod output;
+mod top;
 
 use clap::{CommandFactory, Parser};
 
@@ -45,6 +46,15 @@ fn main() {
             metrics,
         }),
         Command::Stats { iface, json } => cmd::stats::stats(iface, json),
+        Command::Top {
+            iface,
+            interval,
+            force,
+        } => top::top(&top::TopArgs {
+            iface,
+            interval_ms: interval,
+            force,
+        }),
         Command::Replay {
             config,
             capture,

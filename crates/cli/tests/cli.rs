@@ -8,6 +8,8 @@
 //! * `demo` — the built-in demo end to end (needs root).
 //! * `events` — `run --events` with real traffic: JSON lines, terminal
 //!   lines and pcapng read back (needs root).
+//! * `top` — the live view in a pseudo-terminal: drop sources from the
+//!   tap, keys, the tap turned off on exit or expiring after kill -9.
 //!
 //! Every privileged test builds its own lab, so tests run in parallel; RAII
 //! guards stop `run` processes and delete namespaces even when a test fails.
@@ -32,3 +34,6 @@ mod events;
 
 #[path = "cli/metrics.rs"]
 mod metrics;
+
+#[path = "cli/top.rs"]
+mod top;
