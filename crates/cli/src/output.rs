@@ -14,8 +14,10 @@ pub struct Header<'a> {
     pub transport: &'a str,
     /// Event counts: produced by the program, delivered to `run`, lost.
     pub events: EventCounts,
-    /// XDP errors the kernel reported for the program (None: not counted).
+    /// XDP errors the kernel reported for the program (None: not shown).
     pub xdp_errors: Option<XdpErrors>,
+    /// Whether tracepoint programs count them now (None: unknown).
+    pub xdp_counting: Option<bool>,
 }
 
 /// Event counts shown by `stats`.
@@ -80,6 +82,9 @@ pub fn stats_json(h: &Header<'_>, s: &Stats) -> String {
         .map(|(a, n)| (a.to_string(), n.into()))
         .collect();
     xdp_errors.insert("exception_by_action".into(), by_action.into());
+    if let Some(c) = h.xdp_counting {
+        xdp_errors.insert("counting".into(), c.into());
+    }
     let obj = JsonStats {
         iface: h.iface,
         mode: h.mode,
@@ -201,7 +206,7 @@ pub fn stats_table(h: &Header<'_>, s: &Stats, prev: Option<&Stats>) -> String {
         }
     ));
     if let Some(xe) = &h.xdp_errors {
-        out.push_str(&xdp_errors_line(xe));
+        out.push_str(&xdp_errors_line(xe, h.xdp_counting));
     }
     let e = h.events;
     if e.produced > 0 {
@@ -213,15 +218,16 @@ pub fn stats_table(h: &Header<'_>, s: &Stats, prev: Option<&Stats>) -> String {
     out
 }
 
-/// The `stats` line of XDP errors: totals by kind, exceptions by action.
-pub fn xdp_errors_line(e: &XdpErrors) -> String {
+/// The `stats` line of XDP errors: totals by kind, exceptions by action,
+/// and a note when nothing counts them (no `run` serves the program).
+pub fn xdp_errors_line(e: &XdpErrors, counting: Option<bool>) -> String {
     let actions: Vec<String> = e
         .by_action()
         .filter(|(_, n)| *n > 0)
         .map(|(a, n)| format!("{a}={n}"))
         .collect();
     format!(
-        "  xdp errors: exception {}{}, redirect {}, redirect (map) {}\n",
+        "  xdp errors: exception {}{}, redirect {}, redirect (map) {}{}\n",
         e.exception_total(),
         if actions.is_empty() {
             String::new()
@@ -229,6 +235,11 @@ pub fn xdp_errors_line(e: &XdpErrors) -> String {
             format!(" ({})", actions.join(" "))
         },
         e.redirect_err,
-        e.redirect_map_err
+        e.redirect_map_err,
+        if counting == Some(false) {
+            " [not counting: the `xdpwall run` that attached the program has exited]"
+        } else {
+            ""
+        }
     )
 }

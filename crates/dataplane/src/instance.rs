@@ -326,7 +326,7 @@ pub(crate) fn prog_name(info: &libbpf_rs::libbpf_sys::bpf_prog_info) -> String {
         .unwrap_or_default()
 }
 
-fn map_ids(fd: BorrowedFd<'_>, n: u32) -> Result<Vec<u32>> {
+pub(crate) fn map_ids(fd: BorrowedFd<'_>, n: u32) -> Result<Vec<u32>> {
     let mut ids = vec![0u32; n as usize];
     // SAFETY: zeroed C struct.
     let mut info: libbpf_rs::libbpf_sys::bpf_prog_info = unsafe { std::mem::zeroed() };

@@ -9,14 +9,14 @@
 //! it; a restarted `run` attaches new ones.
 
 use std::mem::MaybeUninit;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{Link, MapCore, MapFlags};
 use xdpwall_rules::compile::abi;
 
 use crate::error::{Error, Result};
-use crate::instance::Instance;
+use crate::instance::{map_ids, prog_info, Instance};
 use crate::xdperr_skel::XdperrSkelBuilder;
 
 /// Live tracepoint programs counting one instance's XDP errors.
@@ -71,6 +71,51 @@ impl XdpErrorCounter {
         .collect();
         Ok(Self { _links: links })
     }
+}
+
+/// Ids of the loaded tracepoint programs counting into `inst`'s
+/// `xw_xdp_errors` (two while a `run` serves it; none when nobody counts).
+/// Walks every program of the machine: for `stats`, not hot paths.
+///
+/// # Errors
+/// The map's id cannot be read.
+pub fn counting_programs(inst: &Instance) -> Result<Vec<u32>> {
+    let map_id = inst
+        .maps
+        .xdp_errors
+        .info()
+        .map_err(|source| Error::Map {
+            op: "read the id of",
+            map: "xw_xdp_errors",
+            source,
+        })?
+        .info
+        .id;
+    let mut out = Vec::new();
+    let mut id = 0u32;
+    loop {
+        // SAFETY: plain syscall wrappers; `id` is a valid out-pointer.
+        if unsafe { libbpf_rs::libbpf_sys::bpf_prog_get_next_id(id, &mut id) } < 0 {
+            break;
+        }
+        // SAFETY: as above; a program gone meanwhile just fails.
+        let fd = unsafe { libbpf_rs::libbpf_sys::bpf_prog_get_fd_by_id(id) };
+        if fd < 0 {
+            continue;
+        }
+        // SAFETY: fd was just returned to us and is owned by nobody else.
+        let prog = unsafe { <OwnedFd as FromRawFd>::from_raw_fd(fd) };
+        let Ok(info) = prog_info(prog.as_fd()) else {
+            continue;
+        };
+        if info.type_ != libbpf_rs::libbpf_sys::BPF_PROG_TYPE_TRACING {
+            continue;
+        }
+        if map_ids(prog.as_fd(), info.nr_map_ids).is_ok_and(|ids| ids.contains(&map_id)) {
+            out.push(id);
+        }
+    }
+    Ok(out)
 }
 
 /// XDP errors of an instance, summed over CPUs.

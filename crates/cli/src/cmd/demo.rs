@@ -79,6 +79,7 @@ pub fn demo(rounds: u32) -> Result<()> {
         transport: "ringbuf",
         events: EventCounts::default(),
         xdp_errors: None,
+        xdp_counting: None,
     };
 
     let mut prev: Option<Stats> = None;

@@ -271,6 +271,7 @@ fn finish(
             lost: k.lost,
         },
         xdp_errors: xdperr::read(inst).ok(),
+        xdp_counting: None,
     };
     let table = stats_table(&h, &s, None);
     // Events on stdout stay machine-readable: the summary goes to stderr.
@@ -375,6 +376,7 @@ impl Session<'_> {
                             lost: k.lost,
                         },
                         xdp_errors: xdperr::read(inst).ok(),
+                        xdp_counting: None,
                     };
                     eprint!("{}", stats_table(&h, &s, None));
                 }

@@ -74,6 +74,7 @@ pub fn stats(iface: Option<String>, json: bool) -> Result<()> {
         xdp_errors: Some(
             xdperr::read(&inst).with_context(|| format!("cannot read XDP errors on {iface}"))?,
         ),
+        xdp_counting: xdperr::counting_programs(&inst).ok().map(|p| !p.is_empty()),
     };
     if json {
         println!("{}", stats_json(&h, &s));

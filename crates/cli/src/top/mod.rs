@@ -166,6 +166,8 @@ impl Watch<'_> {
         let mut next_tick = Instant::now();
         let mut next_renew = Instant::now();
         let mut dirty = true;
+        let mut counting = None;
+        let mut next_counting_check = Instant::now();
         loop {
             if consumer.is_some() && lease.is_none() && Instant::now() >= next_renew {
                 // (Re)try the tap: free at start, or when another holder left.
@@ -229,8 +231,15 @@ impl Watch<'_> {
                         )))
                     }
                 }
+                if now >= next_counting_check {
+                    // Walks every program of the machine: not every tick.
+                    counting = xdperr::counting_programs(inst).ok().map(|p| !p.is_empty());
+                    next_counting_check = now + Duration::from_secs(5);
+                }
                 let t = self.started.elapsed().as_secs_f64();
-                state.data_mut().sample(t, snapshot(inst)?);
+                let mut sample = snapshot(inst)?;
+                sample.xdp_counting = counting;
+                state.data_mut().sample(t, sample);
                 if let Ok(s) = shared.lock() {
                     let (top, total, tracked, names) = s.snapshot(SOURCES_SHOWN);
                     state.data_mut().set_sources(top, total, tracked, &names);
@@ -278,6 +287,7 @@ fn snapshot(inst: &Instance) -> Result<Sample> {
         tap_produced: k.tap_produced,
         tap_lost: k.tap_lost,
         xdp_errors: x,
+        xdp_counting: None,
     })
 }
 

@@ -297,9 +297,14 @@ fn draw_losses(f: &mut Frame<'_>, area: Rect, top: &Top, t: Theme) {
             "xdp errors",
             Span::styled(
                 format!(
-                    "exc {} · redir {}",
+                    "exc {} · redir {}{}",
                     si(x.exception_total() as f64),
-                    si(x.redirect_total() as f64)
+                    si(x.redirect_total() as f64),
+                    if s.xdp_counting == Some(false) {
+                        " (off)"
+                    } else {
+                        ""
+                    }
                 ),
                 t.bad(x.total()),
             ),
@@ -356,6 +361,7 @@ fn draw_help(f: &mut Frame<'_>, area: Rect) {
         Line::from(""),
         Line::from("Sources: dropped packets tapped from the data plane"),
         Line::from("since top started (heaviest of a bounded table)."),
+        Line::from("xdp errors (off): no `xdpwall run` counts them now."),
         Line::from("any key closes this help"),
     ];
     let w = 56.min(area.width);

@@ -43,6 +43,8 @@ pub struct Sample {
     pub tap_lost: u64,
     /// XDP errors the kernel reported.
     pub xdp_errors: XdpErrors,
+    /// Whether tracepoints count them now (None: unknown).
+    pub xdp_counting: Option<bool>,
 }
 
 /// A rate history of fixed capacity (oldest dropped first).
