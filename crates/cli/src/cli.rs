@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
   xdpwall check rules.toml                      # validate and print the normalised rule table
   xdpwall run rules.toml --iface eth0           # attach and stay in the foreground
   xdpwall stats --iface eth0 --json             # counters of the running instance
+  xdpwall top --iface eth0                      # live view: rates, dropped sources, losses
   xdpwall replay rules.toml capture.pcapng      # verdict for every packet of a capture
   xdpwall detach --iface eth0                   # remove xdpwall from an interface")]
 pub struct Cli {

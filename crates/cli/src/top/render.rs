@@ -215,7 +215,8 @@ fn draw_sources(f: &mut Frame<'_>, area: Rect, d: &Data, t: Theme) {
                 Cell::from(Line::from(si(s.packets as f64)).right_aligned()),
                 Cell::from(Line::from(share).right_aligned()),
                 Cell::from(Span::styled(
-                    s.rule.clone().unwrap_or_else(|| "(default)".into()),
+                    // No rule: the default action or the malformed policy.
+                    s.rule.clone().unwrap_or_else(|| "(no rule)".into()),
                     t.fg(Color::Red),
                 )),
             ])

@@ -127,7 +127,8 @@ pub struct Source {
     pub bytes: u64,
     /// Most `packets` may overcount (space-saving error).
     pub error: u64,
-    /// The rule that dropped its last packet (`None`: the default action).
+    /// The rule that dropped its last packet (`None`: the default action
+    /// or the malformed policy).
     pub rule: Option<String>,
 }
 
