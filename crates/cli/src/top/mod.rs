@@ -234,7 +234,9 @@ impl Watch<'_> {
                 if now >= next_counting_check {
                     // Walks every program of the machine: not every tick.
                     counting = xdperr::counting_programs(inst).ok().map(|p| !p.is_empty());
-                    next_counting_check = now + Duration::from_secs(5);
+                    // Soon again while nothing counts: `run` may be starting.
+                    let again = if counting == Some(true) { 5 } else { 1 };
+                    next_counting_check = now + Duration::from_secs(again);
                 }
                 let t = self.started.elapsed().as_secs_f64();
                 let mut sample = snapshot(inst)?;

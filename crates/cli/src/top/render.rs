@@ -298,20 +298,22 @@ fn draw_losses(f: &mut Frame<'_>, area: Rect, top: &Top, t: Theme) {
             "xdp errors",
             Span::styled(
                 format!(
-                    "exc {} · redir {}{}",
+                    "exc {} · redir {}",
                     si(x.exception_total() as f64),
                     si(x.redirect_total() as f64),
-                    if s.xdp_counting == Some(false) {
-                        " (off)"
-                    } else {
-                        ""
-                    }
                 ),
                 t.bad(x.total()),
             ),
         ),
+        line(
+            "  counted",
+            match s.xdp_counting {
+                Some(true) => Span::raw("yes, by run"),
+                Some(false) => Span::styled("no: run has exited", t.fg(Color::Yellow)),
+                None => Span::raw("?"),
+            },
+        ),
         line("malformed", Span::raw(si(s.malformed as f64))),
-        line("xdp mode", Span::raw(top.head.mode.clone())),
     ];
     f.render_widget(
         Paragraph::new(lines).block(
@@ -362,7 +364,7 @@ fn draw_help(f: &mut Frame<'_>, area: Rect) {
         Line::from(""),
         Line::from("Sources: dropped packets tapped from the data plane"),
         Line::from("since top started (heaviest of a bounded table)."),
-        Line::from("xdp errors (off): no `xdpwall run` counts them now."),
+        Line::from("XDP errors are counted only while `xdpwall run` lives."),
         Line::from("any key closes this help"),
     ];
     let w = 56.min(area.width);
@@ -453,6 +455,7 @@ mod tests {
                     redirect_map_err: 0,
                 },
                 malformed: 1,
+                xdp_counting: Some(true),
                 ..Sample::default()
             },
         );
@@ -496,7 +499,7 @@ mod tests {
         assert!(all.contains("events lost 9 of 120"), "{all}");
         assert!(all.contains("tap lost    7 (tap on)"), "{all}");
         assert!(all.contains("exc 4 · redir 2"), "{all}");
-        assert!(all.contains("xdp mode    native"), "{all}");
+        assert!(all.contains("  counted   yes, by run"), "{all}");
         assert!(
             lines[23].contains("q quit") && lines[23].contains("/ filter"),
             "{all}"

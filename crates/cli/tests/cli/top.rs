@@ -247,6 +247,9 @@ fn top_case(via: Via) {
     let mut top = TopSession::start(lab.b().ns(), via);
     top.wait_for("xdpwall top");
     top.wait_for("udp-high-drop");
+    top.wait_for(" · native · prog ");
+    // `run` counts XDP errors, and top knows it.
+    top.wait_for("counted   yes, by run");
     // The tap is on, for dropped packets only, with a lease.
     poll(WAIT, "top to take the tap", || match tap::state(&inst) {
         Ok(TapState::Held(_)) => Ok(()),
