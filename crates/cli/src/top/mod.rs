@@ -82,6 +82,7 @@ pub fn top(args: &TopArgs) -> Result<()> {
     });
     let mut screen = term::Screen::enter().context("cannot set up the terminal")?;
     let started = Instant::now();
+    let sources = Arc::new(Mutex::new(sources::Sources::default()));
     loop {
         let mut w = Watch {
             inst: &inst,
@@ -90,6 +91,7 @@ pub fn top(args: &TopArgs) -> Result<()> {
             args,
             started,
             colour,
+            sources: &sources,
         };
         match w.run(&mut state, &mut screen, &mut signals)? {
             Next::Quit => return Ok(()),
@@ -123,6 +125,9 @@ struct Watch<'a> {
     args: &'a TopArgs,
     started: Instant,
     colour: bool,
+    /// Dropped sources since top started: kept across reloads (sources
+    /// are keyed by address and rule name, not by program).
+    sources: &'a Arc<Mutex<sources::Sources>>,
 }
 
 impl Watch<'_> {
@@ -135,9 +140,9 @@ impl Watch<'_> {
         let inst = self.inst;
         state.head.prog_id = inst.prog_id;
         state.head.mode = crate::cmd::stats::mode_name(inst).to_string();
-        let shared = Arc::new(Mutex::new(sources::Sources::default()));
+        let shared = self.sources;
         let names = stats::rule_names(inst).unwrap_or_default();
-        let writer = EventWriter::new(Box::new(sources::SourceSink(Arc::clone(&shared))), names);
+        let writer = EventWriter::new(Box::new(sources::SourceSink(Arc::clone(shared))), names);
         let opts = ConsumerOptions {
             poll: Poll::Epoll,
             timeout: Duration::from_millis(10),

@@ -242,8 +242,8 @@ fn instance(lab: &Lab) -> Instance {
 fn top_case(via: Via) {
     let lab = Lab::new(LabOptions::default().ipv6(false)).expect("lab");
     let (_d, cfg) = config_dir("top", LAB_RULES);
-    let _run = Running::start(lab.b().ns(), &cfg, &[]);
-    let inst = instance(&lab);
+    let mut run = Running::start(lab.b().ns(), &cfg, &[]);
+    let old = instance(&lab);
     let mut top = TopSession::start(lab.b().ns(), via);
     top.wait_for("xdpwall top");
     top.wait_for("udp-high-drop");
@@ -251,15 +251,34 @@ fn top_case(via: Via) {
     // `run` counts XDP errors, and top knows it.
     top.wait_for("counted   yes, by run");
     // The tap is on, for dropped packets only, with a lease.
-    poll(WAIT, "top to take the tap", || match tap::state(&inst) {
+    poll(WAIT, "top to take the tap", || match tap::state(&old) {
         Ok(TapState::Held(_)) => Ok(()),
         other => Err(format!("{other:?}")),
     });
-    let t = inst.tap().expect("tap");
+    let t = old.tap().expect("tap");
     assert_eq!(t.flags & abi::TAP_DROPS, abi::TAP_DROPS);
     // No rule logs, yet the source of the drops shows up.
     assert!(send_udp(&lab, DROP_UDP, 20) > 0);
     top.wait_for(&lab.a().ipv4().to_string());
+    // A reload: top follows the new program, taps it, releases the old
+    // one's tap, and keeps the sources seen so far.
+    run.signal(libc::SIGHUP);
+    run.wait_stderr("xdpwall: reloaded", WAIT);
+    let inst = instance(&lab);
+    assert_ne!(inst.prog_id, old.prog_id);
+    top.wait_for(&format!("prog {} ", inst.prog_id));
+    poll(WAIT, "top to tap the new program", || {
+        match tap::state(&inst) {
+            Ok(TapState::Held(_)) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    assert_eq!(
+        old.tap().expect("tap").enabled,
+        0,
+        "old program's tap left on"
+    );
+    assert!(top.screen().contains(&lab.a().ipv4().to_string()));
     let shown = top.screen();
     let row = shown
         .lines()
