@@ -25,13 +25,16 @@ static HOOK: Once = Once::new();
 
 /// Makes a panic restore the terminal before the previous hook prints.
 fn install_panic_hook() {
-    HOOK.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            restore();
-            previous(info);
-        }));
-    });
+    HOOK.call_once(|| chain_panic_hook(restore));
+}
+
+/// Runs `first` on every panic, then the hook that was installed before.
+fn chain_panic_hook(first: fn()) {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        first();
+        previous(info);
+    }));
 }
 
 /// The terminal in `top`'s mode; restored when dropped.
@@ -67,5 +70,26 @@ impl Screen {
 impl Drop for Screen {
     fn drop(&mut self) {
         restore();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use super::chain_panic_hook;
+
+    static RESTORED: AtomicBool = AtomicBool::new(false);
+
+    fn mark() {
+        RESTORED.store(true, Ordering::SeqCst);
+    }
+
+    #[test]
+    fn a_panic_runs_the_restore_before_the_message() {
+        chain_panic_hook(mark);
+        let r = std::panic::catch_unwind(|| panic!("top panicked (expected by this test)"));
+        assert!(r.is_err());
+        assert!(RESTORED.load(Ordering::SeqCst), "the hook did not restore");
     }
 }
