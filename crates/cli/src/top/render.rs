@@ -599,6 +599,21 @@ mod tests {
     }
 
     #[test]
+    fn odd_sizes_draw_without_panicking() {
+        let mut t = fixture();
+        for (w, h) in [(1, 1), (10, 3), (40, 10), (79, 23), (200, 60)] {
+            screen(&t, w, h);
+        }
+        t.on_key(Key::Char('?'));
+        for (w, h) in [(1, 1), (10, 3), (40, 10)] {
+            screen(&t, w, h);
+        }
+        // Wider terminals get a longer history.
+        let wide = screen(&fixture(), 160, 24);
+        assert!(wide[3].contains("ssh-drop"), "{}", wide.join("\n"));
+    }
+
+    #[test]
     fn numbers_and_sparklines() {
         assert_eq!(si(0.0), "0");
         assert_eq!(si(999.0), "999");
