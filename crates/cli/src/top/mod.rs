@@ -8,6 +8,7 @@
 //! * [`sources`] — the sink feeding it from the tap's events;
 //! * [`render`] — ratatui widgets;
 //! * [`term`] — entering and restoring the terminal;
+//! * [`input`] — keys, and noticing a terminal that went away;
 //! * this module — finding the instance (like `stats`) and the loop.
 //!
 //! The sources come from the instance's capture tap (as `xdpwall capture`
@@ -16,6 +17,7 @@
 //! second and turns it off on exit; a killed `top` stops costing the data
 //! plane within seconds.
 
+mod input;
 mod render;
 mod sources;
 mod state;
@@ -27,8 +29,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use ratatui::crossterm::event::{self, Event, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGWINCH};
 use signal_hook::iterator::Signals;
 use xdpwall_dataplane::attach;
 use xdpwall_dataplane::tap::{self, TapLease, TapSpec};
@@ -37,7 +38,7 @@ use xdpwall_events::{Consumer, ConsumerOptions, Poll};
 use xdpwall_rules::compile::abi;
 
 use crate::event_out::EventWriter;
-use state::{Flow, Head, Key, RuleSample, Sample, TapStatus, Top};
+use state::{Flow, Head, RuleSample, Sample, TapStatus, Top};
 
 /// Options of `top`.
 pub struct TopArgs {
@@ -72,8 +73,8 @@ pub fn top(args: &TopArgs) -> Result<()> {
     let iface = crate::cmd::stats::pick_iface(args.iface.clone())?;
     let ifindex = xdpwall_dataplane::instance::ifindex(&iface)?;
     let mut inst = attach::find(&iface)?;
-    let mut signals =
-        Signals::new([SIGINT, SIGTERM, SIGHUP]).context("cannot install signal handlers")?;
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP, SIGWINCH])
+        .context("cannot install signal handlers")?;
     let colour = std::env::var_os("NO_COLOR").is_none();
     let mut state = Top::new(Head {
         iface: iface.clone(),
@@ -190,28 +191,31 @@ impl Watch<'_> {
                 next_renew = Instant::now() + tap::RENEW_EVERY;
                 dirty = true;
             }
-            match (&consumer, &lease) {
-                (Some(c), Some(_)) => c.poll()?,
-                _ => {
-                    event::poll(Duration::from_millis(20))?;
+            // Wait for tapped packets, or for keys when nothing is tapped.
+            let wait = match (&consumer, &lease) {
+                (Some(c), Some(_)) => {
+                    c.poll()?;
+                    Duration::ZERO
                 }
-            }
-            while event::poll(Duration::ZERO)? {
-                match event::read()? {
-                    Event::Key(k) if k.kind == KeyEventKind::Press => {
-                        if let Some(key) = map_key(k) {
-                            if state.on_key(key) == Flow::Quit {
-                                return Ok(Next::Quit);
-                            }
-                            dirty = true;
+                _ => Duration::from_millis(20),
+            };
+            match input::wait(wait).context("cannot read the terminal")? {
+                input::Input::Gone => return Ok(Next::Quit),
+                input::Input::Keys(keys) => {
+                    for key in keys {
+                        if state.on_key(key) == Flow::Quit {
+                            return Ok(Next::Quit);
                         }
+                        dirty = true;
                     }
-                    Event::Resize(..) => dirty = true,
-                    _ => {}
                 }
             }
-            if signals.pending().next().is_some() {
-                return Ok(Next::Quit);
+            for sig in signals.pending() {
+                if sig == SIGWINCH {
+                    dirty = true; // the next draw resizes
+                } else {
+                    return Ok(Next::Quit);
+                }
             }
             let now = Instant::now();
             if let Some(l) = lease.as_mut() {
@@ -295,20 +299,5 @@ fn snapshot(inst: &Instance) -> Result<Sample> {
         tap_lost: k.tap_lost,
         xdp_errors: x,
         xdp_counting: None,
-    })
-}
-
-fn map_key(k: KeyEvent) -> Option<Key> {
-    Some(match k.code {
-        KeyCode::Char('c') if k.modifiers.contains(KeyModifiers::CONTROL) => Key::CtrlC,
-        KeyCode::Char(c) => Key::Char(c),
-        KeyCode::Esc => Key::Esc,
-        KeyCode::Enter => Key::Enter,
-        KeyCode::Backspace => Key::Backspace,
-        KeyCode::Up => Key::Up,
-        KeyCode::Down => Key::Down,
-        KeyCode::PageUp => Key::PageUp,
-        KeyCode::PageDown => Key::PageDown,
-        _ => return None,
     })
 }

@@ -224,9 +224,30 @@ impl TopSession {
 impl Drop for TopSession {
     fn drop(&mut self) {
         if self.child.try_wait().ok().flatten().is_none() {
+            // top first: a failing test must not leave it running.
+            let path = format!("/proc/{0}/task/{0}/children", self.child.id());
+            for pid in std::fs::read_to_string(path)
+                .unwrap_or_default()
+                .split_whitespace()
+            {
+                if let Ok(pid) = pid.parse::<i32>() {
+                    // SAFETY: kill(2) on the top this test started.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+    }
+}
+
+/// Whether process `pid` has exited (gone, or a zombie nobody reaped).
+fn exited(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
     }
 }
 
@@ -366,4 +387,34 @@ fn a_killed_top_leaves_a_tap_that_expires_by_itself() {
     );
     // A new capture needs no --force to take the expired tap.
     assert_eq!(tap::state(&inst).expect("state"), TapState::Free);
+}
+
+#[test]
+fn top_exits_and_frees_the_tap_when_its_terminal_goes_away() {
+    if !require_root("top_exits_and_frees_the_tap_when_its_terminal_goes_away") {
+        return;
+    }
+    let lab = Lab::new(LabOptions::default().ipv6(false)).expect("lab");
+    let (_d, cfg) = config_dir("top-hup", LAB_RULES);
+    let _run = Running::start(lab.b().ns(), &cfg, &[]);
+    let inst = instance(&lab);
+    let mut top = TopSession::start(lab.b().ns(), Via::IpNetnsExec);
+    top.wait_for("udp-high-drop");
+    poll(WAIT, "top to take the tap", || match tap::state(&inst) {
+        Ok(TapState::Held(_)) => Ok(()),
+        other => Err(format!("{other:?}")),
+    });
+    let pid = top.top_pid();
+    // Like a closed ssh session: the terminal's other end disappears.
+    top.child.kill().expect("kill script");
+    top.wait_exit();
+    poll(WAIT, "top to exit after the hang-up", || {
+        if exited(pid) {
+            Ok(())
+        } else {
+            Err(format!("top (pid {pid}) still runs"))
+        }
+    });
+    // It turned the tap off itself (an expired lease would still say enabled).
+    assert_eq!(inst.tap().expect("tap").enabled, 0, "tap not released");
 }
