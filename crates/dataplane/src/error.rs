@@ -77,11 +77,13 @@ pub enum Error {
         source: io::Error,
     },
     /// The tracepoint programs counting XDP errors could not be attached.
-    #[error("cannot attach the tracepoints that count XDP errors (tp_btf xdp:xdp_exception, xdp:xdp_redirect_err): {source}")]
+    #[error("cannot load or attach the tracepoints that count XDP errors (tp_btf xdp:xdp_exception, xdp:xdp_redirect_err): {source}{log}")]
     Tracepoints {
         /// libbpf's error.
         #[source]
         source: libbpf_rs::Error,
+        /// Last lines of the verifier/libbpf log (with a leading newline).
+        log: String,
     },
     /// Another process holds the capture tap (and its lease is live).
     #[error("another `xdpwall capture` or `xdpwall top` is tapping {iface} (its lease runs {secs:.1} s more); stop it, or pass --force to take the tap over")]

@@ -56,12 +56,14 @@ impl XdpErrorCounter {
                 map: "xw_xdp_errors",
                 source,
             })?;
-        let mut skel = open.load().map_err(|source| Error::Load {
+        let mut skel = open.load().map_err(|source| Error::Tracepoints {
             source,
             log: crate::load::log_tail(),
         })?;
-        skel.attach()
-            .map_err(|source| Error::Tracepoints { source })?;
+        skel.attach().map_err(|source| Error::Tracepoints {
+            source,
+            log: String::new(),
+        })?;
         let links = [
             skel.links.xw_xdp_exception.take(),
             skel.links.xw_xdp_redirect_err.take(),
