@@ -418,3 +418,38 @@ fn top_exits_and_frees_the_tap_when_its_terminal_goes_away() {
     // It turned the tap off itself (an expired lease would still say enabled).
     assert_eq!(inst.tap().expect("tap").enabled, 0, "tap not released");
 }
+
+/// One tapper at a time: while `capture` holds the tap, top says so and
+/// goes on without sources (and capture is not disturbed); when capture
+/// ends, top takes the tap within a second or so and shows sources again.
+/// A second `capture` is then refused while top's lease is live.
+#[test]
+fn top_waits_for_a_tap_held_by_capture() {
+    if !require_root("top_waits_for_a_tap_held_by_capture") {
+        return;
+    }
+    let lab = Lab::new(LabOptions::default().ipv6(false)).expect("lab");
+    let (_d, cfg) = config_dir("top-busy", LAB_RULES);
+    let _run = Running::start(lab.b().ns(), &cfg, &[]);
+    let mut cmd = lab.b().ns().command(BIN);
+    cmd.args(["capture", "--iface", IFNAME_B, "-c", "1000000"]);
+    let mut cap = Running::spawn_command(cmd);
+    cap.wait_stderr("tapping the xdpwall program", WAIT);
+    let mut top = TopSession::start(lab.b().ns(), Via::IpNetnsExec);
+    top.wait_for("tap busy");
+    top.wait_for("(tap busy)");
+    cap.signal(libc::SIGINT);
+    cap.wait_exit(WAIT).assert_code(0);
+    top.wait_for("(tap on)");
+    assert!(send_udp(&lab, DROP_UDP, 5) > 0);
+    top.wait_for(&lab.a().ipv4().to_string());
+    let out = crate::fixtures::xdpwall_in(
+        lab.b().ns(),
+        Via::IpNetnsExec,
+        &["capture", "--iface", IFNAME_B, "-c", "1"],
+    );
+    out.assert_code(1);
+    assert!(out.stderr.contains("--force"), "{}", out.describe());
+    top.keys("q");
+    assert!(top.wait_exit().success(), "{}", top.screen());
+}
