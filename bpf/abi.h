@@ -191,13 +191,20 @@ enum xw_evstat {
 	XW_EVS_MAX = 8,
 };
 
-/* The capture tap, switched by user space at run time (xw_tap_ctl[0]). */
+/* The capture tap, switched by user space at run time (xw_tap_ctl[0]).
+ * A tap is a lease: it stops by itself at `expires_ns`, so a tapping
+ * process that dies without turning it off (kill -9) costs the data plane
+ * only until then; a live one renews it. */
 struct xw_tap {
 	__u32 enabled;
 	__u32 snaplen;
-	__u32 transport; /* XW_TRANSPORT_* */
-	__u32 pad;
+	__u32 transport;  /* XW_TRANSPORT_* */
+	__u32 flags;      /* XW_TAP_* */
+	__u64 expires_ns; /* bpf_ktime_get_ns() (CLOCK_MONOTONIC) when it stops */
 };
+
+/* xw_tap.flags: tap only packets the program drops (`xdpwall top`). */
+#define XW_TAP_DROPS 1u
 
 /* Size of the tap's ring buffer (fixed: the tap is off unless capturing). */
 #define XW_TAP_RING_SIZE (2u << 20)
@@ -246,5 +253,17 @@ struct xw_trace {
 	__u32 malformed; /* 0, or reason + 1 */
 	__u32 pad;
 };
+
+/* ---- XDP errors the kernel reports for our program ------------------- */
+
+/* Slots of xw_xdp_errors (per CPU, __u64), counted by bpf/xdperr.bpf.c from
+ * the xdp:xdp_exception and xdp:xdp_redirect_err tracepoints: exceptions by
+ * the XDP action that caused them (XDP_ABORTED..XDP_REDIRECT), exceptions
+ * for an action the kernel does not know, then failed redirects without and
+ * with a map (devmap, cpumap, xskmap). */
+#define XW_XERR_EXC_INVALID 5
+#define XW_XERR_REDIRECT 6
+#define XW_XERR_REDIRECT_MAP 7
+#define XW_XERR_MAX 8
 
 #endif /* XDPWALL_ABI_H */

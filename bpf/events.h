@@ -145,16 +145,22 @@ static __always_inline void emit(struct xdp_md *ctx, __u32 rule, __u32 verdict, 
 		evstat_add(tap ? XW_EVS_TAP_LOST : XW_EVS_LOST);
 }
 
-/* Feeds `xdpwall capture` when its tap is on. */
+/* Feeds `xdpwall capture` / `xdpwall top` while their tap is on and its
+ * lease has not run out (a killed tapper cannot leave it on for good). */
 static __always_inline void maybe_tap(struct xdp_md *ctx, __u32 rule, __u32 verdict,
 				      __u64 wire_len)
 {
 	__u32 zero = 0;
 	struct xw_tap *t = bpf_map_lookup_elem(&xw_tap_ctl, &zero);
 
-	if (t && t->enabled)
-		emit(ctx, rule, verdict, XW_EV_CAPTURE, t->snaplen, wire_len, 1,
-		     t->transport == XW_TRANSPORT_PERFBUF);
+	if (!t || !t->enabled)
+		return;
+	if ((t->flags & XW_TAP_DROPS) && verdict != XDP_DROP)
+		return;
+	if (bpf_ktime_get_ns() >= t->expires_ns)
+		return;
+	emit(ctx, rule, verdict, XW_EV_CAPTURE, t->snaplen, wire_len, 1,
+	     t->transport == XW_TRANSPORT_PERFBUF);
 }
 
 /* Emits an event for `rule` if it logs or samples and its limits allow. */

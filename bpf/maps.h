@@ -197,4 +197,8 @@ struct {
 	__uint(max_entries, XW_MAX_RULES);
 } xw_sample_seen SEC(".maps");
 
+/* XDP errors the kernel reports for this program (bpf/xdperr.bpf.c counts
+ * them; they live here so they live as long as the program). */
+#include "xdperr_map.h"
+
 #endif /* XDPWALL_MAPS_H */

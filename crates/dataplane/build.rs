@@ -1,4 +1,4 @@
-//! Compiles the XDP program (bpf/*.c) with clang and generates its skeleton.
+//! Compiles the BPF objects (bpf/*.bpf.c) with clang and generates their skeletons.
 
 use std::env;
 use std::ffi::OsString;
@@ -10,9 +10,7 @@ fn main() {
     let manifest =
         PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let bpf_dir = manifest.join("../../bpf");
-    let src = bpf_dir.join("xdpwall.bpf.c");
-    let out =
-        PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("xdpwall.skel.rs");
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
 
     // Only clang-19 exists on Debian 12 by default; XDPWALL_CLANG overrides.
     let clang = env::var_os("XDPWALL_CLANG").unwrap_or_else(|| OsString::from("clang-19"));
@@ -26,17 +24,23 @@ fn main() {
         "-Werror".into(),
     ];
 
-    SkeletonBuilder::new()
-        .source(&src)
-        .clang(&clang)
-        .clang_args(args)
-        .build_and_generate(&out)
-        .unwrap_or_else(|e| {
-            panic!(
-                "building the XDP program failed: {e:#}\n\
-                 (needs clang-19 and linux-libc-dev: run scripts/setup.sh as root)"
-            )
-        });
+    // The XDP program, and the tracepoint programs counting XDP errors.
+    for (src, skel) in [
+        ("xdpwall.bpf.c", "xdpwall.skel.rs"),
+        ("xdperr.bpf.c", "xdperr.skel.rs"),
+    ] {
+        SkeletonBuilder::new()
+            .source(bpf_dir.join(src))
+            .clang(&clang)
+            .clang_args(args.clone())
+            .build_and_generate(out_dir.join(skel))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "building {src} failed: {e:#}\n\
+                     (needs clang-19 and linux-libc-dev: run scripts/setup.sh as root)"
+                )
+            });
+    }
 
     // Rebuild when any BPF source or header changes, not just the .bpf.c.
     println!("cargo:rerun-if-changed={}", bpf_dir.display());

@@ -13,6 +13,7 @@ use clap::{Parser, Subcommand, ValueEnum};
   xdpwall run rules.toml --iface eth0           # attach and stay in the foreground
   xdpwall reload --iface eth0                   # re-read the config, swap rules atomically
   xdpwall stats --iface eth0 --json             # counters of the running instance
+  xdpwall top --iface eth0                      # live view: rates, dropped sources, losses
   xdpwall replay rules.toml capture.pcapng      # verdict for every packet of a capture
   xdpwall detach --iface eth0                   # remove xdpwall from an interface")]
 pub struct Cli {
@@ -95,6 +96,23 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Live terminal view: per-rule packet/byte rates with history, the
+    /// heaviest sources of dropped traffic, event and tap losses, XDP
+    /// errors and mode. Keys: q quit, s sort, / filter, p pause, ? help.
+    #[command(
+        after_help = "Examples:\n  xdpwall top --iface eth0\n  xdpwall top --interval 500\n  ip netns exec blue xdpwall top\n\nSources of drops come from the data plane's capture tap (dropped packets\nonly, 64 bytes each) while top runs; top turns it off on exit, and a\nkilled top's tap turns itself off within 5 s."
+    )]
+    Top {
+        /// Interface (default: the only one running xdpwall in this netns).
+        #[arg(short, long)]
+        iface: Option<String>,
+        /// Sampling interval in milliseconds (100 to 60000).
+        #[arg(long, value_name = "MS", default_value_t = 1000)]
+        interval: u64,
+        /// Take the tap over from a running capture or another top.
+        #[arg(long)]
+        force: bool,
+    },
     /// Run every packet of a capture through the real XDP program
     /// (BPF_PROG_TEST_RUN) and print each verdict and matching rule.
     #[command(
@@ -137,7 +155,8 @@ pub enum Command {
         /// Busy-poll instead of sleeping.
         #[arg(long)]
         busy_poll: bool,
-        /// Take over a tap left on by a capture that was killed.
+        /// Take the tap over from another running capture or top (the tap
+        /// of one that was killed turns itself off within 5 s).
         #[arg(long)]
         force: bool,
     },

@@ -11,6 +11,7 @@ mod logging;
 mod metrics_server;
 mod output;
 mod service;
+mod top;
 
 use clap::{CommandFactory, Parser};
 
@@ -50,6 +51,15 @@ fn main() {
         }),
         Command::Stats { iface, json } => cmd::stats::stats(iface, json),
         Command::Reload { iface } => cmd::reload::reload(iface),
+        Command::Top {
+            iface,
+            interval,
+            force,
+        } => top::top(&top::TopArgs {
+            iface,
+            interval_ms: interval,
+            force,
+        }),
         Command::Replay {
             config,
             capture,

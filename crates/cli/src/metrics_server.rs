@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use xdpwall_dataplane::attach::{self, AttachMode};
-use xdpwall_dataplane::stats;
+use xdpwall_dataplane::{stats, xdperr};
 use xdpwall_sinks::metrics::{render, MetricsSnapshot, RuleMetrics};
 
 /// Counters only `run` knows.
@@ -143,6 +143,7 @@ fn snapshot(iface: &str, counters: &RunCounters) -> Result<MetricsSnapshot> {
     let s = stats::read(&inst)?;
     let k = stats::events(&inst)?;
     let info = inst.info()?;
+    let xerr = xdperr::read(&inst)?;
     Ok(MetricsSnapshot {
         rules: s
             .rules
@@ -169,6 +170,12 @@ fn snapshot(iface: &str, counters: &RunCounters) -> Result<MetricsSnapshot> {
         mode: AttachMode::from_code(info.mode)
             .map_or("unknown", AttachMode::name)
             .into(),
+        xdp_errors: xerr
+            .by_kind()
+            .iter()
+            .map(|(k, n)| ((*k).to_string(), *n))
+            .collect(),
+        xdp_exceptions: xerr.by_action().map(|(a, n)| (a.to_string(), n)).collect(),
     })
 }
 

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 use xdpwall_dataplane::stats::Stats;
+use xdpwall_dataplane::xdperr::XdpErrors;
 
 /// Facts shown above the counters.
 pub struct Header<'a> {
@@ -13,6 +14,10 @@ pub struct Header<'a> {
     pub transport: &'a str,
     /// Event counts: produced by the program, delivered to `run`, lost.
     pub events: EventCounts,
+    /// XDP errors the kernel reported for the program (None: not shown).
+    pub xdp_errors: Option<XdpErrors>,
+    /// Whether tracepoint programs count them now (None: unknown).
+    pub xdp_counting: Option<bool>,
 }
 
 /// Event counts shown by `stats`.
@@ -58,6 +63,7 @@ struct JsonStats<'a> {
     malformed: serde_json::Map<String, serde_json::Value>,
     malformed_action: &'a str,
     events: JsonEvents,
+    xdp_errors: serde_json::Map<String, serde_json::Value>,
 }
 
 /// The `stats --json` object (DESIGN.md keys).
@@ -65,6 +71,19 @@ pub fn stats_json(h: &Header<'_>, s: &Stats) -> String {
     let mut malformed = serde_json::Map::new();
     for (reason, c) in &s.malformed {
         malformed.insert((*reason).to_string(), c.packets.into());
+    }
+    let xe = h.xdp_errors.unwrap_or_default();
+    let mut xdp_errors = serde_json::Map::new();
+    for (kind, n) in xe.by_kind() {
+        xdp_errors.insert(kind.to_string(), n.into());
+    }
+    let by_action: serde_json::Map<String, serde_json::Value> = xe
+        .by_action()
+        .map(|(a, n)| (a.to_string(), n.into()))
+        .collect();
+    xdp_errors.insert("exception_by_action".into(), by_action.into());
+    if let Some(c) = h.xdp_counting {
+        xdp_errors.insert("counting".into(), c.into());
     }
     let obj = JsonStats {
         iface: h.iface,
@@ -92,6 +111,7 @@ pub fn stats_json(h: &Header<'_>, s: &Stats) -> String {
             delivered: h.events.delivered,
             lost: h.events.lost,
         },
+        xdp_errors,
     };
     serde_json::to_string(&obj).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
@@ -185,6 +205,9 @@ pub fn stats_table(h: &Header<'_>, s: &Stats, prev: Option<&Stats>) -> String {
             format!(": {}", mal.join(" "))
         }
     ));
+    if let Some(xe) = &h.xdp_errors {
+        out.push_str(&xdp_errors_line(xe, h.xdp_counting));
+    }
     let e = h.events;
     if e.produced > 0 {
         out.push_str(&format!(
@@ -193,4 +216,30 @@ pub fn stats_table(h: &Header<'_>, s: &Stats, prev: Option<&Stats>) -> String {
         ));
     }
     out
+}
+
+/// The `stats` line of XDP errors: totals by kind, exceptions by action,
+/// and a note when nothing counts them (no `run` serves the program).
+pub fn xdp_errors_line(e: &XdpErrors, counting: Option<bool>) -> String {
+    let actions: Vec<String> = e
+        .by_action()
+        .filter(|(_, n)| *n > 0)
+        .map(|(a, n)| format!("{a}={n}"))
+        .collect();
+    format!(
+        "  xdp errors: exception {}{}, redirect {}, redirect (map) {}{}\n",
+        e.exception_total(),
+        if actions.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", actions.join(" "))
+        },
+        e.redirect_err,
+        e.redirect_map_err,
+        if counting == Some(false) {
+            " [not counting: the `xdpwall run` that attached the program has exited]"
+        } else {
+            ""
+        }
+    )
 }

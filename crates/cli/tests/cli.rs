@@ -12,6 +12,10 @@
 //!   lines and pcapng read back (needs root).
 //! * `gen` — usage errors; an exact frame count across a veth pair into a
 //!   counting XDP_DROP receiver (needs root).
+//! * `top` — the live view in a pseudo-terminal: drop sources from the
+//!   tap, keys, the tap turned off on exit or expiring after kill -9.
+//! * `xdperr` — `run`'s XDP error tracepoints across reload, kill -9 and
+//!   restart, as `stats` reports them.
 //!
 //! Every privileged test builds its own lab, so tests run in parallel; RAII
 //! guards stop `run` processes and delete namespaces even when a test fails.
@@ -45,3 +49,8 @@ mod metrics;
 
 #[path = "cli/gen.rs"]
 mod gen;
+#[path = "cli/top.rs"]
+mod top;
+
+#[path = "cli/xdperr.rs"]
+mod xdperr;

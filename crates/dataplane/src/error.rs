@@ -85,6 +85,26 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    /// The tracepoint programs counting XDP errors could not be attached.
+    #[error("cannot load or attach the tracepoints that count XDP errors (tp_btf xdp:xdp_exception, xdp:xdp_redirect_err): {source}{log}")]
+    Tracepoints {
+        /// libbpf's error.
+        #[source]
+        source: libbpf_rs::Error,
+        /// Last lines of the verifier/libbpf log (with a leading newline).
+        log: String,
+    },
+    /// Another process holds the capture tap (and its lease is live).
+    #[error("another `xdpwall capture` or `xdpwall top` is tapping {iface} (its lease runs {secs:.1} s more); stop it, or pass --force to take the tap over")]
+    TapBusy {
+        /// Interface.
+        iface: String,
+        /// Seconds left on the other lease.
+        secs: f64,
+    },
+    /// Someone else took the tap while we held it.
+    #[error("the capture tap on {0} was taken over by another process")]
+    TapLost(String),
     /// BPF_PROG_TEST_RUN refused the packet.
     #[error("BPF_PROG_TEST_RUN failed on a {len}-byte packet: {source}")]
     TestRun {

@@ -79,6 +79,8 @@ pub struct Maps {
     pub tap_ring: MapHandle,
     /// Capture tap perf buffers.
     pub tap_perf: MapHandle,
+    /// XDP errors the kernel reported (per CPU; see `xdperr`).
+    pub xdp_errors: MapHandle,
 }
 
 /// A loaded program and its maps.
@@ -134,6 +136,7 @@ impl Instance {
             tap_ctl: dup(&m.xw_tap_ctl, "xw_tap_ctl")?,
             tap_ring: dup(&m.xw_tap_ring, "xw_tap_ring")?,
             tap_perf: dup(&m.xw_tap_perf, "xw_tap_perf")?,
+            xdp_errors: dup(&m.xw_xdp_errors, "xw_xdp_errors")?,
         };
         let prog = skel
             .progs
@@ -226,6 +229,7 @@ impl Instance {
             tap_ctl: take("xw_tap_ctl")?,
             tap_ring: take("xw_tap_ring")?,
             tap_perf: take("xw_tap_perf")?,
+            xdp_errors: take("xw_xdp_errors")?,
         };
         Ok(Self {
             prog,
@@ -330,7 +334,7 @@ pub(crate) fn prog_name(info: &libbpf_rs::libbpf_sys::bpf_prog_info) -> String {
         .unwrap_or_default()
 }
 
-fn map_ids(fd: BorrowedFd<'_>, n: u32) -> Result<Vec<u32>> {
+pub(crate) fn map_ids(fd: BorrowedFd<'_>, n: u32) -> Result<Vec<u32>> {
     let mut ids = vec![0u32; n as usize];
     // SAFETY: zeroed C struct.
     let mut info: libbpf_rs::libbpf_sys::bpf_prog_info = unsafe { std::mem::zeroed() };

@@ -15,6 +15,18 @@ mod skel {
     include!(concat!(env!("OUT_DIR"), "/xdpwall.skel.rs"));
 }
 
+#[allow(
+    clippy::all,
+    clippy::pedantic,
+    clippy::unwrap_used,
+    missing_docs,
+    unsafe_op_in_unsafe_fn,
+    unused_imports
+)]
+mod xdperr_skel {
+    include!(concat!(env!("OUT_DIR"), "/xdperr.skel.rs"));
+}
+
 pub mod attach;
 pub mod error;
 pub mod instance;
@@ -22,7 +34,9 @@ pub mod load;
 mod pod;
 mod slots;
 pub mod stats;
+pub mod tap;
 pub mod testrun;
+pub mod xdperr;
 
 pub use error::{Error, Result};
 pub use instance::Instance;

@@ -39,7 +39,7 @@ fn capture_log(_level: PrintLevel, msg: String) {
     }
 }
 
-fn log_tail() -> String {
+pub(crate) fn log_tail() -> String {
     let log = LOG.lock().map(|l| l.clone()).unwrap_or_default();
     let lines: Vec<&str> = log.lines().collect();
     let tail = lines[lines.len().saturating_sub(30)..].join("\n");
@@ -79,7 +79,7 @@ fn entries(n: usize) -> u32 {
 /// # Errors
 /// The kernel refuses the program or a map (the error carries the log).
 pub fn load(c: &Compiled, opts: LoadOptions) -> Result<Instance> {
-    load_with(c, opts, None)
+    load_inner(c, opts, None, None)
 }
 
 /// Loads the program for `c` as the successor of `prev` (a reload, or a
@@ -92,14 +92,35 @@ pub fn load(c: &Compiled, opts: LoadOptions) -> Result<Instance> {
 /// ([`Error::Incompatible`]: load with [`load`] instead), or as [`load`].
 pub fn load_next(c: &Compiled, opts: LoadOptions, prev: &Instance) -> Result<Instance> {
     crate::slots::check_compatible(prev)?;
-    load_with(c, opts, Some(prev))
+    load_inner(c, opts, Some(prev), None)
 }
 
-fn load_with(c: &Compiled, opts: LoadOptions, prev: Option<&Instance>) -> Result<Instance> {
+/// Loads like [`load`], but the default action returns the raw XDP action
+/// `xdp` (e.g. 0, `XDP_ABORTED`, or 4, `XDP_REDIRECT` without a target) —
+/// for tests that make the kernel report XDP errors for this program. No
+/// config can ask for this.
+///
+/// # Errors
+/// As [`load`].
+pub fn load_with_raw_default(c: &Compiled, opts: LoadOptions, xdp: u32) -> Result<Instance> {
+    load_inner(c, opts, None, Some(xdp))
+}
+
+/// Routes libbpf's messages into the log shown when a load fails.
+pub(crate) fn start_log() {
     libbpf_rs::set_print(Some((PrintLevel::Debug, capture_log)));
     if let Ok(mut log) = LOG.lock() {
         log.clear();
     }
+}
+
+fn load_inner(
+    c: &Compiled,
+    opts: LoadOptions,
+    prev: Option<&Instance>,
+    raw_default: Option<u32>,
+) -> Result<Instance> {
+    start_log();
     let mut storage = MaybeUninit::uninit();
     let mut open = XdpwallSkelBuilder::default()
         .open(&mut storage)
@@ -115,7 +136,7 @@ fn load_with(c: &Compiled, opts: LoadOptions, prev: Option<&Instance>) -> Result
         ro.always_class = c.always_class;
         ro.count_class = c.count_class;
         ro.has_count_rules = u32::from(c.has_count_rules);
-        ro.default_verdict = verdict(c.default);
+        ro.default_verdict = raw_default.unwrap_or(verdict(c.default));
         ro.malformed_verdict = verdict(c.malformed);
         ro.trace_enabled = u32::from(opts.trace);
         ro.has_events = u32::from(c.events.enabled);
@@ -135,6 +156,11 @@ fn load_with(c: &Compiled, opts: LoadOptions, prev: Option<&Instance>) -> Result
                 "xw_malformed",
             ),
             (&mut m.xw_evstats, prev.maps.evstats.as_fd(), "xw_evstats"),
+            (
+                &mut m.xw_xdp_errors,
+                prev.maps.xdp_errors.as_fd(),
+                "xw_xdp_errors",
+            ),
         ] {
             map.reuse_fd(fd).map_err(|source| Error::Map {
                 op: "share",
@@ -194,6 +220,7 @@ fn bind_unused_maps(inst: &Instance) -> Result<()> {
         (&m.tap_ctl, "xw_tap_ctl"),
         (&m.tap_ring, "xw_tap_ring"),
         (&m.tap_perf, "xw_tap_perf"),
+        (&m.xdp_errors, "xw_xdp_errors"),
     ] {
         // SAFETY: both fds are valid for the call; NULL opts are allowed.
         let ret = unsafe {

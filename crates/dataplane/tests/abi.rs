@@ -58,7 +58,10 @@ const STRUCTS: &[(&str, &[&str])] = &[
     ),
     ("xw_scratch", &["ev", "data"]),
     ("xw_wake", &["last_ns", "pending"]),
-    ("xw_tap", &["enabled", "snaplen", "transport", "pad"]),
+    (
+        "xw_tap",
+        &["enabled", "snaplen", "transport", "flags", "expires_ns"],
+    ),
 ];
 
 /// Every `#define` and enum constant the test reads from the header.
@@ -141,6 +144,11 @@ const NAMES: &[&str] = &[
     "XW_EVS_TAP_LOST",
     "XW_EV_CAPTURE",
     "XW_TAP_RING_SIZE",
+    "XW_TAP_DROPS",
+    "XW_XERR_EXC_INVALID",
+    "XW_XERR_REDIRECT",
+    "XW_XERR_REDIRECT_MAP",
+    "XW_XERR_MAX",
 ];
 
 /// The probe's output, computed once per test binary.
@@ -283,7 +291,8 @@ fn rust_view() -> BTreeMap<String, u64> {
         enabled,
         snaplen,
         transport,
-        pad
+        flags,
+        expires_ns
     });
     m
 }
@@ -444,6 +453,16 @@ fn constants_agree() {
         ("XW_EVS_TAP_LOST", u64::from(abi::EVS_TAP_LOST)),
         ("XW_EV_CAPTURE", u64::from(abi::EV_CAPTURE)),
         ("XW_TAP_RING_SIZE", u64::from(abi::TAP_RING_SIZE)),
+        ("XW_TAP_DROPS", u64::from(abi::TAP_DROPS)),
+        ("XW_XERR_EXC_INVALID", u64::from(abi::XERR_EXC_INVALID)),
+        ("XW_XERR_REDIRECT", u64::from(abi::XERR_REDIRECT)),
+        ("XW_XERR_REDIRECT_MAP", u64::from(abi::XERR_REDIRECT_MAP)),
+        ("XW_XERR_MAX", u64::from(abi::XERR_MAX)),
+        // Exceptions by action fill the slots below the invalid one.
+        (
+            "XW_XERR_EXC_INVALID",
+            (xdpwall_dataplane::xdperr::EXCEPTION_ACTIONS.len() - 1) as u64,
+        ),
     ];
     let mut bad = Vec::new();
     for &(name, want) in ex {

@@ -262,3 +262,112 @@ fn a_record_without_a_wake_up_is_delivered_within_one_poll_timeout() {
         }
     }
 }
+
+/// Opens the capture tap's buffers of `inst` (like `collect`).
+fn collect_tap(inst: &Instance, transport: u32) -> (Consumer<'_>, Rc<RefCell<Vec<Got>>>) {
+    let got = Rc::new(RefCell::new(Vec::new()));
+    let sink = Rc::clone(&got);
+    let opts = ConsumerOptions {
+        poll: Poll::Epoll,
+        timeout: Duration::from_millis(5),
+        buffer: u64::from(abi::TAP_RING_SIZE),
+        perf_per_wakeup: 1,
+    };
+    let c = Consumer::tap(inst, transport, opts, move |r| {
+        sink.borrow_mut().push(Got {
+            rule: r.header.rule,
+            verdict: r.header.verdict,
+            wire_len: r.header.wire_len,
+            cap_len: r.header.cap_len,
+            kind: r.header.kind,
+            ts_ns: r.header.ts_ns,
+            data: r.data.to_vec(),
+        });
+    })
+    .expect("tap consumer");
+    (c, got)
+}
+
+/// The tap (capture, top) is a lease: the data plane ignores a tap whose
+/// deadline has passed, so a tapper killed with -9 stops costing anything
+/// by itself; the drops-only flag taps dropped packets alone.
+#[test]
+fn the_tap_honours_its_lease_and_its_drops_only_flag() {
+    use xdpwall_dataplane::tap::{monotonic_ns, TapLease, TapSpec, TapState};
+    use xdpwall_dataplane::types::xw_tap;
+    if !root("the_tap_honours_its_lease_and_its_drops_only_flag") {
+        return;
+    }
+    for (name, t) in TRANSPORTS {
+        let (_c, inst) = setup(&config(
+            name,
+            "1MiB",
+            "[[rule]]\nname = \"drop-9\"\nproto = \"udp\"\ndport = 9\naction = \"drop\"\n",
+        ));
+        let (consumer, got) = collect_tap(&inst, t);
+        let run = |port| inst.test_run(&udp(port, 40)).expect("test run");
+
+        // On, but the lease ran out (a tapper that died): nothing is tapped.
+        inst.set_tap(&xw_tap {
+            enabled: 1,
+            snaplen: 64,
+            transport: t,
+            flags: 0,
+            expires_ns: monotonic_ns() - 1,
+        })
+        .expect("set tap");
+        assert_eq!(
+            xdpwall_dataplane::tap::state(&inst).expect("state"),
+            TapState::Free
+        );
+        run(9);
+        run(53);
+        consumer.drain().expect("drain");
+        assert!(got.borrow().is_empty(), "{name}: an expired tap emitted");
+        assert_eq!(stats::events(&inst).expect("counters").tap_produced, 0);
+
+        // A live lease, dropped packets only: the drop is tapped, the pass not.
+        let spec = TapSpec {
+            snaplen: 64,
+            transport: t,
+            flags: abi::TAP_DROPS,
+        };
+        let mut lease = TapLease::acquire(&inst, "test", spec, false).expect("acquire");
+        assert!(matches!(
+            xdpwall_dataplane::tap::state(&inst).expect("state"),
+            TapState::Held(_)
+        ));
+        run(9);
+        run(53);
+        consumer.drain().expect("drain");
+        {
+            let g = got.borrow();
+            assert_eq!(g.len(), 1, "{name}: only the dropped packet");
+            assert_eq!(
+                (g[0].rule, g[0].verdict, g[0].kind),
+                (0, 1, abi::EV_CAPTURE)
+            );
+            assert_eq!(g[0].cap_len, 64);
+        }
+        // A second tapper is refused while the lease is live, unless forced.
+        assert!(matches!(
+            TapLease::acquire(&inst, "test", spec, false),
+            Err(xdpwall_dataplane::Error::TapBusy { .. })
+        ));
+        lease.renew().expect("renew");
+        // Released: the tap is off.
+        drop(lease);
+        assert_eq!(inst.tap().expect("tap").enabled, 0);
+        run(9);
+        consumer.drain().expect("drain");
+        assert_eq!(got.borrow().len(), 1, "{name}: tapped after release");
+
+        // A forced take-over makes the previous holder's renewal fail.
+        let mut first = TapLease::acquire(&inst, "test", spec, false).expect("acquire");
+        let _second = TapLease::acquire(&inst, "test", spec, true).expect("forced");
+        assert!(matches!(
+            first.renew(),
+            Err(xdpwall_dataplane::Error::TapLost(_))
+        ));
+    }
+}

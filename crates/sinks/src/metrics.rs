@@ -40,6 +40,11 @@ pub struct MetricsSnapshot {
     pub reloads_failed: u64,
     /// Attach mode name ("native" or "generic").
     pub mode: String,
+    /// XDP errors the kernel reported, by kind (`exception`,
+    /// `redirect_err`, `redirect_map_err`).
+    pub xdp_errors: Vec<(String, u64)>,
+    /// XDP exceptions by the action that caused them (`aborted`, …).
+    pub xdp_exceptions: Vec<(String, u64)>,
 }
 
 /// Escapes a label value (backslash, double quote, newline).
@@ -162,6 +167,32 @@ pub fn render(m: &MetricsSnapshot) -> String {
     );
     family(
         &mut out,
+        "xdpwall_xdp_errors_total",
+        "counter",
+        "XDP errors the kernel reported for the program on its interface (xdp:xdp_exception, xdp:xdp_redirect_err), by kind.",
+    );
+    for (kind, n) in &m.xdp_errors {
+        let _ = writeln!(
+            out,
+            "xdpwall_xdp_errors_total{{kind=\"{}\"}} {n}",
+            esc(kind)
+        );
+    }
+    family(
+        &mut out,
+        "xdpwall_xdp_exceptions_total",
+        "counter",
+        "XDP exceptions (xdp:xdp_exception) by the XDP action that caused them.",
+    );
+    for (action, n) in &m.xdp_exceptions {
+        let _ = writeln!(
+            out,
+            "xdpwall_xdp_exceptions_total{{action=\"{}\"}} {n}",
+            esc(action)
+        );
+    }
+    family(
+        &mut out,
         "xdpwall_xdp_mode",
         "gauge",
         "The XDP attach mode in force (1 for the current mode).",
@@ -205,6 +236,12 @@ mod tests {
             reloads_ok: 2,
             reloads_failed: 1,
             mode: "native".into(),
+            xdp_errors: vec![
+                ("exception".into(), 3),
+                ("redirect_err".into(), 1),
+                ("redirect_map_err".into(), 0),
+            ],
+            xdp_exceptions: vec![("aborted".into(), 3), ("invalid".into(), 0)],
         }
     }
 
@@ -288,6 +325,9 @@ mod tests {
         assert!(t.contains("xdpwall_reloads_total{result=\"error\"} 1\n"));
         assert!(t.contains("xdpwall_xdp_mode{mode=\"native\"} 1\n"));
         assert!(t.contains("xdpwall_xdp_mode{mode=\"generic\"} 0\n"));
+        assert!(t.contains("xdpwall_xdp_errors_total{kind=\"exception\"} 3\n"));
+        assert!(t.contains("xdpwall_xdp_errors_total{kind=\"redirect_err\"} 1\n"));
+        assert!(t.contains("xdpwall_xdp_exceptions_total{action=\"aborted\"} 3\n"));
     }
 
     #[test]

@@ -6,14 +6,14 @@ use std::cell::Cell;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use xdpwall_dataplane::attach;
 use xdpwall_dataplane::load::{load, LoadOptions};
-use xdpwall_dataplane::types::xw_tap;
+use xdpwall_dataplane::tap::{self, TapLease, TapSpec};
 use xdpwall_dataplane::{stats, Instance};
 use xdpwall_events::{Consumer, ConsumerOptions, Poll};
 use xdpwall_rules::compile::{abi, compile};
@@ -36,7 +36,7 @@ pub struct CaptureArgs {
     pub perfbuf: bool,
     /// `--busy-poll`.
     pub busy_poll: bool,
-    /// Replace a stale tap left by a capture that was killed.
+    /// Take the tap over from another live capture or top.
     pub force: bool,
 }
 
@@ -96,13 +96,6 @@ pub fn capture(args: &CaptureArgs) -> Result<()> {
     let sink = open_sink(args.write.as_deref(), args.snaplen)?;
     let mut signals = Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
     let t = target(&args.iface)?;
-    let tap_was = t.inst.tap().unwrap_or_default();
-    if tap_was.enabled != 0 && !t.ours && !args.force {
-        bail!(
-            "another capture is tapping {} (or one was killed while it did); pass --force to take the tap over",
-            args.iface
-        );
-    }
     let transport = if args.perfbuf {
         abi::TRANSPORT_PERFBUF
     } else {
@@ -133,14 +126,13 @@ pub fn capture(args: &CaptureArgs) -> Result<()> {
         })?
     };
     // The consumer is open before the tap goes on: no event meets a reader-less buffer.
-    t.inst.set_tap(&xw_tap {
-        enabled: 1,
+    let spec = TapSpec {
         snaplen: args.snaplen.min(abi::MAX_SNAPLEN),
         transport,
-        pad: 0,
-    })?;
-    let mut guard = TapGuard {
-        inst: &t.inst,
+        flags: 0,
+    };
+    let mut lease = TapLease::acquire(&t.inst, &args.iface, spec, args.force)?;
+    let mut guard = PassThroughGuard {
         iface: &args.iface,
         attached: false,
     };
@@ -162,13 +154,18 @@ pub fn capture(args: &CaptureArgs) -> Result<()> {
             args.iface, t.inst.prog_id, args.snaplen
         );
     }
+    let mut renewed = Instant::now();
     loop {
         consumer.poll()?;
         if written.get() >= limit || signals.pending().next().is_some() {
             break;
         }
+        if renewed.elapsed() >= tap::RENEW_EVERY {
+            lease.renew()?;
+            renewed = Instant::now();
+        }
     }
-    guard.stop();
+    lease.release();
     consumer.drain()?;
     let err = writer.borrow_mut().finish();
     let after = stats::events(&t.inst).unwrap_or_default();
@@ -190,22 +187,14 @@ fn rule_names(inst: &Instance) -> Vec<String> {
     stats::rule_names(inst).unwrap_or_default()
 }
 
-/// Turns the tap off and detaches a pass-through program, also on error.
-struct TapGuard<'a> {
-    inst: &'a Instance,
+/// Detaches a pass-through program, also on error.
+struct PassThroughGuard<'a> {
     iface: &'a str,
     attached: bool,
 }
 
-impl TapGuard<'_> {
-    fn stop(&mut self) {
-        let _ = self.inst.set_tap(&xw_tap::default());
-    }
-}
-
-impl Drop for TapGuard<'_> {
+impl Drop for PassThroughGuard<'_> {
     fn drop(&mut self) {
-        self.stop();
         if self.attached {
             if let Err(e) = attach::detach(self.iface, false) {
                 eprintln!("xdpwall capture: could not detach the pass-through program: {e}");

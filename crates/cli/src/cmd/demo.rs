@@ -78,6 +78,8 @@ pub fn demo(rounds: u32) -> Result<()> {
         mode: attached.mode.name(),
         transport: "ringbuf",
         events: EventCounts::default(),
+        xdp_errors: None,
+        xdp_counting: None,
     };
 
     let mut prev: Option<Stats> = None;

@@ -13,6 +13,7 @@ use signal_hook::iterator::Signals;
 use xdpwall_dataplane::attach::{self, AttachMode, Attached};
 use xdpwall_dataplane::load::{load, load_next, LoadOptions};
 use xdpwall_dataplane::types::xw_info;
+use xdpwall_dataplane::xdperr::{self, XdpErrorCounter};
 use xdpwall_dataplane::{stats, Instance};
 use xdpwall_events::{Consumer, ConsumerOptions, Poll};
 use xdpwall_rules::compile::{abi, Compiled};
@@ -207,6 +208,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
         }
     };
     announce(&iface, &inst, &attached, compiled.rules.len());
+    let ifindex = xdpwall_dataplane::instance::ifindex(&iface)?;
+    let mut _xdp_errors = count_xdp_errors(&inst, ifindex);
     crate::service::ready(&format!(
         "filtering {iface}: {} rules (program id {})",
         compiled.rules.len(),
@@ -252,6 +255,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
                 if let Some(w) = &writer {
                     w.borrow_mut().set_rules(names);
                 }
+                // The new program has a new id: count its errors instead.
+                _xdp_errors = count_xdp_errors(&new, ifindex);
                 inst = *new;
             }
         }
@@ -269,6 +274,19 @@ pub fn run(args: &RunArgs) -> Result<()> {
         eprintln!("xdpwall: event output failed: {e}");
     }
     Ok(())
+}
+
+/// Attaches the tracepoint programs that count `inst`'s XDP errors; they
+/// count while the returned value lives (as long as `run`). A kernel that
+/// refuses them costs a warning, not the firewall.
+fn count_xdp_errors(inst: &Instance, ifindex: u32) -> Option<XdpErrorCounter> {
+    match XdpErrorCounter::attach(inst, ifindex) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            eprintln!("xdpwall: warning: XDP errors will not be counted: {e}");
+            None
+        }
+    }
 }
 
 /// Detaches (if still ours) and prints the final counters.
@@ -300,6 +318,8 @@ fn finish(
             delivered: session.delivered,
             lost: k.lost,
         },
+        xdp_errors: xdperr::read(inst).ok(),
+        xdp_counting: None,
     };
     let table = stats_table(&h, &s, None);
     // Events on stdout stay machine-readable: the summary goes to stderr.
@@ -406,6 +426,8 @@ impl Session<'_> {
                             delivered: delivered(&consumer),
                             lost: k.lost,
                         },
+                        xdp_errors: xdperr::read(inst).ok(),
+                        xdp_counting: None,
                     };
                     eprint!("{}", stats_table(&h, &s, None));
                 }

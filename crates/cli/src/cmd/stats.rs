@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use xdpwall_dataplane::attach::{self, AttachMode};
-use xdpwall_dataplane::{stats, Instance};
+use xdpwall_dataplane::{stats, xdperr, Instance};
 
 use crate::output::{stats_json, stats_table, EventCounts, Header};
 
@@ -71,6 +71,10 @@ pub fn stats(iface: Option<String>, json: bool) -> Result<()> {
             delivered: info.delivered,
             lost: k.lost,
         },
+        xdp_errors: Some(
+            xdperr::read(&inst).with_context(|| format!("cannot read XDP errors on {iface}"))?,
+        ),
+        xdp_counting: xdperr::counting_programs(&inst).ok().map(|p| !p.is_empty()),
     };
     if json {
         println!("{}", stats_json(&h, &s));

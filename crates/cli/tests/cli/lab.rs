@@ -192,6 +192,15 @@ fn assert_schema(s: &Value) {
         s["events"]["delivered"].is_u64() && s["events"]["lost"].is_u64(),
         "{s}"
     );
+    // Traffic the program passes or drops is no XDP error: all zero.
+    for k in ["exception", "redirect_err", "redirect_map_err"] {
+        assert_eq!(s["xdp_errors"][k].as_u64(), Some(0), "xdp_errors.{k}: {s}");
+    }
+    assert_eq!(
+        s["xdp_errors"]["exception_by_action"]["aborted"].as_u64(),
+        Some(0),
+        "{s}"
+    );
 }
 
 /// `run` with `extra` args, mixed traffic, then `stats --json` in b via

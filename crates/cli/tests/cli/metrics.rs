@@ -60,6 +60,9 @@ fn metrics_are_served_with_the_design_names_and_real_counts() {
         "xdpwall_events_lost_total{transport=\"ringbuf\"} 0",
         "xdpwall_reloads_total{result=\"ok\"} 0",
         "xdpwall_xdp_mode{mode=\"native\"} 1",
+        "xdpwall_xdp_errors_total{kind=\"exception\"} 0",
+        "xdpwall_xdp_errors_total{kind=\"redirect_err\"} 0",
+        "xdpwall_xdp_exceptions_total{action=\"aborted\"} 0",
     ] {
         assert!(body.contains(name), "{name} missing:\n{body}");
     }

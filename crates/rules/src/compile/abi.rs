@@ -130,3 +130,14 @@ pub const EVS_MAX: u32 = 8;
 pub const EV_CAPTURE: u32 = 3;
 /// Size of the capture tap's ring buffer.
 pub const TAP_RING_SIZE: u32 = 2 << 20;
+/// Tap flag: only packets the program drops.
+pub const TAP_DROPS: u32 = 1;
+/// XDP error slot: exceptions for an action the kernel does not know (slots
+/// 0-4 are exceptions by XDP action).
+pub const XERR_EXC_INVALID: u32 = 5;
+/// XDP error slot: failed plain redirects.
+pub const XERR_REDIRECT: u32 = 6;
+/// XDP error slot: failed map redirects.
+pub const XERR_REDIRECT_MAP: u32 = 7;
+/// Slots of the XDP error map.
+pub const XERR_MAX: u32 = 8;
