@@ -1,7 +1,8 @@
 //! XDP error counting follows `run`'s life: its tracepoint programs count
-//! into the running program's map while `run` lives, move to the new
-//! program on a reload, die with `run` (the counters stay, `stats` says
-//! nothing counts them), and a restarted `run` counts again.
+//! into the running program's map while `run` lives, are replaced by ones
+//! for the new program on a reload (the map is shared, like the rule
+//! counters), die with `run` (the counters stay, `stats` says nothing
+//! counts them), and a restarted `run` counts again.
 
 use xdpwall_dataplane::{attach, xdperr, Instance};
 use xdpwall_lab::{require_root, Lab, LabOptions, IFNAME_B};
@@ -42,13 +43,21 @@ fn xdp_errors_are_counted_while_run_lives_and_after_a_reload_or_restart() {
     let s = stats_json(lab.b().ns(), Via::IpNetnsExec).expect("stats");
     assert_eq!(s["xdp_errors"]["counting"], true, "{s}");
 
-    // A reload moves the counting to the new program.
+    // A reload's program shares the counters; the old program's tracepoint
+    // programs go and new ones (for the new program id) count.
+    let old_tps = xdperr::counting_programs(&first).expect("counting programs");
     run.signal(libc::SIGHUP);
     run.wait_stderr("xdpwall: reloaded", WAIT);
     let second = instance(&lab);
     assert_ne!(second.prog_id, first.prog_id);
-    wait_counting(&second, 2, "the tracepoints of the reloaded program");
-    wait_counting(&first, 0, "the old program's tracepoints to go");
+    poll(WAIT, "the reloaded program's own tracepoints", || {
+        let p = xdperr::counting_programs(&second).map_err(|e| e.to_string())?;
+        if p.len() == 2 && p.iter().all(|id| !old_tps.contains(id)) {
+            Ok(())
+        } else {
+            Err(format!("counting programs {p:?}, before the reload {old_tps:?}"))
+        }
+    });
 
     // kill -9: the program and its counters stay, nothing counts them.
     run.signal(libc::SIGKILL);
