@@ -11,15 +11,7 @@
 #include "parse.h"
 #include "classify.h"
 #include "events.h"
-
-static __always_inline __u32 verdict_of(__u32 rule)
-{
-	struct xw_rule *r = bpf_map_lookup_elem(&xw_rules, &rule);
-
-	if (r && r->action == XW_ACT_DROP)
-		return XDP_DROP;
-	return XDP_PASS;
-}
+#include "actions.h"
 
 static __always_inline void count_malformed(__u32 reason, __u64 bytes)
 {
@@ -31,7 +23,7 @@ static __always_inline void count_malformed(__u32 reason, __u64 bytes)
 	}
 }
 
-static __always_inline void trace(__u32 rule, __u32 verdict, __u32 malformed)
+static __always_inline void trace(__u32 rule, __u32 verdict, __u32 malformed, __u32 flags)
 {
 	__u32 zero = 0;
 	struct xw_trace *t = bpf_map_lookup_elem(&xw_trace, &zero);
@@ -40,6 +32,7 @@ static __always_inline void trace(__u32 rule, __u32 verdict, __u32 malformed)
 		t->rule = rule;
 		t->action = verdict;
 		t->malformed = malformed;
+		t->flags = flags;
 	}
 }
 
@@ -52,7 +45,7 @@ int xdpwall_main(struct xdp_md *ctx)
 	};
 	struct match_ctx m = {};
 	__u64 bytes = bpf_xdp_get_buff_len(ctx);
-	__u32 rule = XW_NO_RULE, verdict, malformed = 0;
+	__u32 rule = XW_NO_RULE, verdict, malformed = 0, flags = 0;
 	int err;
 
 	/* Parsed straight into the classifier's context: no copy. */
@@ -69,8 +62,12 @@ int xdpwall_main(struct xdp_md *ctx)
 		bump(XW_STAT_DEFAULT, bytes);
 		verdict = default_verdict;
 	} else {
+		struct act_out a;
+
 		bump(rule, bytes);
-		verdict = verdict_of(rule);
+		a = act(rule, &m.p, bytes);
+		verdict = a.verdict;
+		flags = a.trace;
 	}
 out:
 	if (has_events) {
@@ -85,7 +82,7 @@ out:
 	}
 	maybe_tap(ctx, rule, verdict, bytes);
 	if (trace_enabled)
-		trace(rule, verdict, malformed);
+		trace(rule, verdict, malformed, flags);
 	return verdict;
 }
 

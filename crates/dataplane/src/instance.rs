@@ -75,6 +75,14 @@ pub struct Maps {
     pub tap_ring: MapHandle,
     /// Capture tap perf buffers.
     pub tap_perf: MapHandle,
+    /// Per-rule rate-limit buckets (`by = "rule"`).
+    pub rl_rule: MapHandle,
+    /// Per-source rate-limit buckets (`by = "src"`, LRU).
+    pub rl_src: MapHandle,
+    /// Redirect targets (devmap, by rule id).
+    pub redirect: MapHandle,
+    /// Per-rule over-limit and redirect-error counters (per CPU).
+    pub actstats: MapHandle,
 }
 
 /// A loaded program and its maps.
@@ -128,6 +136,10 @@ impl Instance {
             tap_ctl: dup(&m.xw_tap_ctl, "xw_tap_ctl")?,
             tap_ring: dup(&m.xw_tap_ring, "xw_tap_ring")?,
             tap_perf: dup(&m.xw_tap_perf, "xw_tap_perf")?,
+            rl_rule: dup(&m.xw_rl_rule, "xw_rl_rule")?,
+            rl_src: dup(&m.xw_rl_src, "xw_rl_src")?,
+            redirect: dup(&m.xw_redirect, "xw_redirect")?,
+            actstats: dup(&m.xw_actstats, "xw_actstats")?,
         };
         let prog = skel
             .progs
@@ -218,6 +230,10 @@ impl Instance {
             tap_ctl: take("xw_tap_ctl")?,
             tap_ring: take("xw_tap_ring")?,
             tap_perf: take("xw_tap_perf")?,
+            rl_rule: take("xw_rl_rule")?,
+            rl_src: take("xw_rl_src")?,
+            redirect: take("xw_redirect")?,
+            actstats: take("xw_actstats")?,
         };
         Ok(Self {
             prog,

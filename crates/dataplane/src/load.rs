@@ -70,15 +70,29 @@ fn ring_size(c: &Compiled) -> usize {
     }
 }
 
+/// The per-source bucket table: `[xdp] rate_limit_table` entries when some
+/// rule limits by source, else one (an LRU table is preallocated).
+fn rl_src_size(c: &Compiled) -> usize {
+    if c.rules.iter().any(|r| r.flags & abi::RULE_BY_SRC != 0) {
+        c.rate_limit_table as usize
+    } else {
+        1
+    }
+}
+
 fn entries(n: usize) -> u32 {
     u32::try_from(n.max(1)).unwrap_or(u32::MAX)
 }
 
 /// Loads the program for `c` and fills its tables. Not attached yet.
+/// Redirect targets are resolved in the calling thread's network namespace.
 ///
 /// # Errors
-/// The kernel refuses the program or a map (the error carries the log).
+/// A redirect target does not exist; the kernel refuses the program or a
+/// map (the error carries the log).
 pub fn load(c: &Compiled, opts: LoadOptions) -> Result<Instance> {
+    // Before anything is loaded: a missing target changes nothing.
+    let targets = redirect_targets(c)?;
     libbpf_rs::set_print(Some((PrintLevel::Debug, capture_log)));
     if let Ok(mut log) = LOG.lock() {
         log.clear();
@@ -117,6 +131,10 @@ pub fn load(c: &Compiled, opts: LoadOptions) -> Result<Instance> {
         (&mut m.xw_classes, c.classes.len(), "xw_classes"),
         (&mut m.xw_rules, c.rules.len(), "xw_rules"),
         (&mut m.xw_ring, ring_size(c), "xw_ring"),
+        (&mut m.xw_rl_rule, c.rules.len(), "xw_rl_rule"),
+        (&mut m.xw_rl_src, rl_src_size(c), "xw_rl_src"),
+        (&mut m.xw_redirect, c.rules.len(), "xw_redirect"),
+        (&mut m.xw_actstats, c.rules.len(), "xw_actstats"),
     ];
     for (map, n, name) in sizes {
         map.set_max_entries(entries(n))
@@ -134,7 +152,36 @@ pub fn load(c: &Compiled, opts: LoadOptions) -> Result<Instance> {
     let inst = Instance::from_loaded(&skel)?;
     bind_unused_maps(&inst)?;
     fill(&inst.maps, c)?;
+    fill_redirects(&inst.maps, &targets)?;
     Ok(inst)
+}
+
+/// (rule id, ifindex) of every `redirect` rule.
+fn redirect_targets(c: &Compiled) -> Result<Vec<(u32, u32)>> {
+    let mut out = Vec::new();
+    for (i, r) in c.rules.iter().enumerate() {
+        if let Some(name) = &r.redirect {
+            let idx = crate::instance::ifindex(name).map_err(|_| Error::NoRedirectTarget {
+                rule: r.name.clone(),
+                iface: name.clone(),
+            })?;
+            out.push((u32::try_from(i).unwrap_or(u32::MAX), idx));
+        }
+    }
+    Ok(out)
+}
+
+fn fill_redirects(maps: &Maps, targets: &[(u32, u32)]) -> Result<()> {
+    for (rule, idx) in targets {
+        maps.redirect
+            .update(&rule.to_ne_bytes(), &idx.to_ne_bytes(), MapFlags::ANY)
+            .map_err(|source| Error::Map {
+                op: "fill",
+                map: "xw_redirect",
+                source,
+            })?;
+    }
+    Ok(())
 }
 
 /// The program never reads `xw_info` (and may never reach the event maps),
@@ -229,6 +276,9 @@ pub(crate) fn to_rule(e: &xdpwall_rules::compile::RuleEntry) -> types::xw_rule {
         snaplen: e.snaplen,
         sample: e.sample,
         every_ns: e.every_ns,
+        rl_pps: e.rate.pps,
+        rl_cap: e.rate.cap,
+        rl_fill_ns: e.rate.fill_ns,
         ..Default::default()
     };
     let room = r.name.len() - 1;

@@ -24,8 +24,13 @@ pub struct RuleStats {
     pub name: String,
     /// Action name.
     pub action: &'static str,
-    /// Counters.
+    /// Counters: every packet the rule decided (or counted).
     pub counter: Counter,
+    /// `rate_limit`: of those, the packets over the limit (dropped).
+    pub limited: Counter,
+    /// `redirect`: of those, the packets dropped for want of a target
+    /// (the interface went away after load).
+    pub redirect_errors: Counter,
 }
 
 /// A snapshot of all counters.
@@ -48,6 +53,8 @@ fn action_name(code: u32) -> &'static str {
         abi::ACT_PASS => "pass",
         abi::ACT_DROP => "drop",
         abi::ACT_COUNT => "count",
+        abi::ACT_REDIRECT => "redirect",
+        abi::ACT_RATE_LIMIT => "rate_limit",
         _ => "unknown",
     }
 }
@@ -77,6 +84,30 @@ fn percpu_sum(map: &libbpf_rs::MapHandle, name: &'static str, key: u32) -> Resul
         }
     }
     Ok(c)
+}
+
+/// A rule's over-limit and redirect-error counters, summed over CPUs.
+fn actstat_sum(inst: &Instance, rule: u32) -> Result<(Counter, Counter)> {
+    let vals = inst
+        .maps
+        .actstats
+        .lookup_percpu(&rule.to_ne_bytes(), MapFlags::ANY)
+        .map_err(|source| Error::Map {
+            op: "read",
+            map: "xw_actstats",
+            source,
+        })?
+        .unwrap_or_default();
+    let (mut limited, mut redirect) = (Counter::default(), Counter::default());
+    for v in vals {
+        if let Some(x) = from_bytes::<types::xw_actstat>(&v) {
+            limited.packets += x.limited;
+            limited.bytes += x.limited_bytes;
+            redirect.packets += x.redirect_err;
+            redirect.bytes += x.redirect_err_bytes;
+        }
+    }
+    Ok((limited, redirect))
 }
 
 /// Reads the rules from `xw_rules` (`info.nrules` of them when known).
@@ -143,10 +174,13 @@ pub fn read(inst: &Instance) -> Result<Stats> {
         malformed_action: verdict_name(info.malformed_action),
     };
     for (i, r) in rules(inst, &info)?.iter().enumerate() {
+        let (limited, redirect_errors) = actstat_sum(inst, i as u32)?;
         out.rules.push(RuleStats {
             name: c_name(&r.name),
             action: action_name(r.action),
             counter: percpu_sum(&inst.maps.stats, "xw_stats", i as u32)?,
+            limited,
+            redirect_errors,
         });
     }
     for (i, reason) in abi::MALFORMED_REASONS.iter().enumerate() {
@@ -163,27 +197,29 @@ fn copy_percpu(
     fk: u32,
     to: &libbpf_rs::MapHandle,
     tk: u32,
+    name: &'static str,
 ) -> Result<()> {
     let vals = from
         .lookup_percpu(&fk.to_ne_bytes(), MapFlags::ANY)
         .map_err(|source| Error::Map {
             op: "read",
-            map: "xw_stats",
+            map: name,
             source,
         })?;
     if let Some(vals) = vals {
         to.update_percpu(&tk.to_ne_bytes(), &vals, MapFlags::ANY)
             .map_err(|source| Error::Map {
                 op: "write",
-                map: "xw_stats",
+                map: name,
                 source,
             })?;
     }
     Ok(())
 }
 
-/// Copies counters from `old` into `new` (not yet attached): rules by name,
-/// the default and the malformed counters. Packets counted by `old` between
+/// Copies counters from `old` into `new` (not yet attached): rules (and
+/// their over-limit / redirect-error counts) by name, the default and the
+/// malformed counters. Rate-limit buckets are not carried: they start full. Packets counted by `old` between
 /// this copy and the swap are not carried.
 ///
 /// # Errors
@@ -192,13 +228,21 @@ pub fn carry(old: &Instance, new: &Instance) -> Result<()> {
     let old_rules = rule_names(old)?;
     for (i, name) in rule_names(new)?.into_iter().enumerate() {
         if let Some(j) = old_rules.iter().position(|n| *n == name) {
-            copy_percpu(&old.maps.stats, j as u32, &new.maps.stats, i as u32)?;
+            let (i, j) = (i as u32, j as u32);
+            copy_percpu(&old.maps.stats, j, &new.maps.stats, i, "xw_stats")?;
+            copy_percpu(&old.maps.actstats, j, &new.maps.actstats, i, "xw_actstats")?;
         }
     }
     let d = abi::MAX_RULES as u32;
-    copy_percpu(&old.maps.stats, d, &new.maps.stats, d)?;
+    copy_percpu(&old.maps.stats, d, &new.maps.stats, d, "xw_stats")?;
     for k in 0..abi::MAL_MAX as u32 {
-        copy_percpu(&old.maps.malformed, k, &new.maps.malformed, k)?;
+        copy_percpu(
+            &old.maps.malformed,
+            k,
+            &new.maps.malformed,
+            k,
+            "xw_malformed",
+        )?;
     }
     Ok(())
 }

@@ -220,7 +220,8 @@ wakeup = 16
             interface: None,
             mode: Mode::Generic,
             default: Verdict::Drop,
-            malformed: Verdict::Drop
+            malformed: Verdict::Drop,
+            rate_limit_table: crate::model::DEFAULT_RATE_LIMIT_TABLE,
         }
     );
     assert_eq!(
