@@ -15,12 +15,6 @@
 #include "maps.h"
 #include "parse.h"
 
-/* What the action decided, and whether it could not do its normal job. */
-struct act_out {
-	__u32 verdict;
-	__u32 trace; /* XW_TRACE_* */
-};
-
 static __always_inline void act_count(__u32 rule, __u32 what, __u64 bytes)
 {
 	struct xw_actstat *s = bpf_map_lookup_elem(&xw_actstats, &rule);
@@ -134,23 +128,27 @@ static __always_inline int rate_conforms(__u32 rule, const struct xw_rule *r, st
 	return ok;
 }
 
-/* The verdict of terminal rule `rule` for packet `p` of `bytes` bytes. */
-static __always_inline struct act_out act(__u32 rule, struct pkt *p, __u64 bytes)
+/*
+ * The verdict of terminal rule `rule` for packet `p` of `bytes` bytes, with
+ * XW_TRACE_* flags in bits 16 and up. A global function: the verifier checks
+ * it once, on its own, instead of once for every way parsing can end.
+ */
+__noinline int xw_act(__u32 rule, struct pkt *p, __u64 bytes)
 {
 	struct xw_rule *r = bpf_map_lookup_elem(&xw_rules, &rule);
-	struct act_out out = { .verdict = XDP_PASS };
+	__u32 verdict = XDP_PASS, flags = 0;
 	long ret;
 
-	if (!r)
-		return out;
+	if (!r || !p)
+		return XDP_PASS;
 	switch (r->action) {
 	case XW_ACT_DROP:
-		out.verdict = XDP_DROP;
+		verdict = XDP_DROP;
 		break;
 	case XW_ACT_RATE_LIMIT:
 		if (!rate_conforms(rule, r, p)) {
-			out.verdict = XDP_DROP;
-			out.trace = XW_TRACE_LIMITED;
+			verdict = XDP_DROP;
+			flags = XW_TRACE_LIMITED;
 		}
 		break;
 	case XW_ACT_REDIRECT:
@@ -158,16 +156,16 @@ static __always_inline struct act_out act(__u32 rule, struct pkt *p, __u64 bytes
 		 * closed, and is counted: the low bits of flags are the
 		 * verdict bpf_redirect_map returns when the lookup fails. */
 		ret = bpf_redirect_map(&xw_redirect, rule, XDP_DROP);
-		out.verdict = (__u32)ret;
+		verdict = (__u32)ret;
 		if (ret != XDP_REDIRECT)
-			out.trace = XW_TRACE_REDIRECT_ERR;
+			flags = XW_TRACE_REDIRECT_ERR;
 		break;
 	default:
 		break;
 	}
-	if (out.trace)
-		act_count(rule, out.trace, bytes);
-	return out;
+	if (flags)
+		act_count(rule, flags, bytes);
+	return (int)(verdict | flags << 16);
 }
 
 #endif /* XDPWALL_ACTIONS_H */

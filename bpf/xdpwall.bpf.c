@@ -62,12 +62,12 @@ int xdpwall_main(struct xdp_md *ctx)
 		bump(XW_STAT_DEFAULT, bytes);
 		verdict = default_verdict;
 	} else {
-		struct act_out a;
+		int a;
 
 		bump(rule, bytes);
-		a = act(rule, &m.p, bytes);
-		verdict = a.verdict;
-		flags = a.trace;
+		a = xw_act(rule, &m.p, bytes);
+		verdict = a & 0xffff;
+		flags = (__u32)a >> 16;
 	}
 out:
 	if (has_events) {

@@ -32,6 +32,12 @@ struct JsonRule<'a> {
     action: &'a str,
     packets: u64,
     bytes: u64,
+    /// `rate_limit` rules: packets over the limit (dropped).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limited: Option<u64>,
+    /// `redirect` rules: packets dropped because the target is gone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redirect_errors: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -78,6 +84,8 @@ pub fn stats_json(h: &Header<'_>, s: &Stats) -> String {
                 action: r.action,
                 packets: r.counter.packets,
                 bytes: r.counter.bytes,
+                limited: (r.action == "rate_limit").then_some(r.limited.packets),
+                redirect_errors: (r.action == "redirect").then_some(r.redirect_errors.packets),
             })
             .collect(),
         default: JsonDefault {
@@ -94,6 +102,18 @@ pub fn stats_json(h: &Header<'_>, s: &Stats) -> String {
         },
     };
     serde_json::to_string(&obj).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
+/// The action, with what it could not do: `rate_limit (7 over limit)`,
+/// `redirect (2 without target)`.
+fn action_cell(r: &xdpwall_dataplane::stats::RuleStats) -> String {
+    match r.action {
+        "rate_limit" => format!("rate_limit ({} over limit)", r.limited.packets),
+        "redirect" if r.redirect_errors.packets > 0 => {
+            format!("redirect ({} without target)", r.redirect_errors.packets)
+        }
+        a => a.to_string(),
+    }
 }
 
 /// The human table; `prev` adds a column of changes since that snapshot.
@@ -119,7 +139,7 @@ pub fn stats_table(h: &Header<'_>, s: &Stats, prev: Option<&Stats>) -> String {
     for r in &s.rules {
         rows.push([
             r.name.clone(),
-            r.action.to_string(),
+            action_cell(r),
             r.counter.packets.to_string(),
             r.counter.bytes.to_string(),
             delta(r.counter.packets, &r.name, false),

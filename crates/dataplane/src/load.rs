@@ -20,6 +20,10 @@ use crate::skel::{types, XdpwallSkelBuilder};
 pub struct LoadOptions {
     /// Record each verdict in `xw_trace` (for replay and tests).
     pub trace: bool,
+    /// For test runs only (replay): a redirect target missing from this
+    /// network namespace is stood in for by the loopback interface, so the
+    /// verdict still reads `redirect`. BPF_PROG_TEST_RUN transmits nothing.
+    pub stand_in_redirects: bool,
 }
 
 /// libbpf's log of the current load, so a verifier rejection can be shown.
@@ -92,7 +96,7 @@ fn entries(n: usize) -> u32 {
 /// map (the error carries the log).
 pub fn load(c: &Compiled, opts: LoadOptions) -> Result<Instance> {
     // Before anything is loaded: a missing target changes nothing.
-    let targets = redirect_targets(c)?;
+    let targets = redirect_targets(c, opts.stand_in_redirects)?;
     libbpf_rs::set_print(Some((PrintLevel::Debug, capture_log)));
     if let Ok(mut log) = LOG.lock() {
         log.clear();
@@ -157,11 +161,18 @@ pub fn load(c: &Compiled, opts: LoadOptions) -> Result<Instance> {
 }
 
 /// (rule id, ifindex) of every `redirect` rule.
-fn redirect_targets(c: &Compiled) -> Result<Vec<(u32, u32)>> {
+fn redirect_targets(c: &Compiled, stand_in: bool) -> Result<Vec<(u32, u32)>> {
     let mut out = Vec::new();
     for (i, r) in c.rules.iter().enumerate() {
         if let Some(name) = &r.redirect {
-            let idx = crate::instance::ifindex(name).map_err(|_| Error::NoRedirectTarget {
+            let found = crate::instance::ifindex(name).or_else(|e| {
+                if stand_in {
+                    crate::instance::ifindex("lo")
+                } else {
+                    Err(e)
+                }
+            });
+            let idx = found.map_err(|_| Error::NoRedirectTarget {
                 rule: r.name.clone(),
                 iface: name.clone(),
             })?;

@@ -118,6 +118,7 @@ fn announce(iface: &str, inst: &Instance, attached: &Attached, nrules: usize) {
 /// Runs until SIGINT/SIGTERM; SIGHUP reloads.
 pub fn run(args: &RunArgs) -> Result<()> {
     let (cfg, compiled, timings) = load_compiled_timed(&args.config)?;
+    crate::config::check_redirect_targets(&cfg)?;
     let iface = args
         .iface
         .clone()
@@ -413,6 +414,7 @@ fn publish_delivered(inst: &Instance, n: u64) {
 /// rule names into the new program (copied just before the swap).
 fn reload(args: &RunArgs, iface: &str, old: &Instance) -> Result<(Instance, Vec<String>)> {
     let (cfg, compiled) = load_compiled(&args.config)?;
+    crate::config::check_redirect_targets(&cfg)?;
     let inst = load(&compiled, LoadOptions::default())?;
     stats::carry(old, &inst).context("cannot carry counters into the new rules")?;
     let mode = args.mode.unwrap_or(cfg.xdp.mode);

@@ -879,7 +879,14 @@ fn xdp_of(v: Verdict) -> u32 {
 impl Fw {
     pub fn new(cfg: Config) -> Self {
         let c = compile::compile(&cfg).expect("compile");
-        let inst = load(&c, LoadOptions { trace: true }).unwrap_or_else(|e| panic!("load: {e}"));
+        let inst = load(
+            &c,
+            LoadOptions {
+                trace: true,
+                ..Default::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("load: {e}"));
         // The instance facts are written by whoever runs the program (as
         // `xdpwall run` does); `stats` reads the policies and nrules there.
         let info = xw_info {
