@@ -104,16 +104,36 @@ pub fn stats_json(h: &Header<'_>, s: &Stats) -> String {
     serde_json::to_string(&obj).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
 
-/// The action, with what it could not do: `rate_limit (7 over limit)`,
-/// `redirect (2 without target)`.
-fn action_cell(r: &xdpwall_dataplane::stats::RuleStats) -> String {
-    match r.action {
-        "rate_limit" => format!("rate_limit ({} over limit)", r.limited.packets),
-        "redirect" if r.redirect_errors.packets > 0 => {
-            format!("redirect ({} without target)", r.redirect_errors.packets)
-        }
-        a => a.to_string(),
+/// Lines under the table for the protection actions: packets over each
+/// rate limit (always, when there are rate limits) and redirects that
+/// found no target (only when some did).
+fn action_lines(s: &Stats) -> String {
+    let mut out = String::new();
+    let limits: Vec<String> = s
+        .rules
+        .iter()
+        .filter(|r| r.action == "rate_limit")
+        .map(|r| format!("{}={}", r.name, r.limited.packets))
+        .collect();
+    if !limits.is_empty() {
+        out.push_str(&format!(
+            "  over the rate limit (dropped): {}\n",
+            limits.join(" ")
+        ));
     }
+    let errors: Vec<String> = s
+        .rules
+        .iter()
+        .filter(|r| r.redirect_errors.packets > 0)
+        .map(|r| format!("{}={}", r.name, r.redirect_errors.packets))
+        .collect();
+    if !errors.is_empty() {
+        out.push_str(&format!(
+            "  redirect target gone (dropped): {}\n",
+            errors.join(" ")
+        ));
+    }
+    out
 }
 
 /// The human table; `prev` adds a column of changes since that snapshot.
@@ -139,7 +159,7 @@ pub fn stats_table(h: &Header<'_>, s: &Stats, prev: Option<&Stats>) -> String {
     for r in &s.rules {
         rows.push([
             r.name.clone(),
-            action_cell(r),
+            r.action.to_string(),
             r.counter.packets.to_string(),
             r.counter.bytes.to_string(),
             delta(r.counter.packets, &r.name, false),
@@ -205,6 +225,7 @@ pub fn stats_table(h: &Header<'_>, s: &Stats, prev: Option<&Stats>) -> String {
             format!(": {}", mal.join(" "))
         }
     ));
+    out.push_str(&action_lines(s));
     let e = h.events;
     if e.produced > 0 {
         out.push_str(&format!(

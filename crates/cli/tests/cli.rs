@@ -8,6 +8,8 @@
 //! * `demo` — the built-in demo end to end (needs root).
 //! * `events` — `run --events` with real traffic: JSON lines, terminal
 //!   lines and pcapng read back (needs root).
+//! * `protect` — `rate_limit` accuracy and `redirect` between veth pairs
+//!   with real traffic (needs root).
 //!
 //! Every privileged test builds its own lab, so tests run in parallel; RAII
 //! guards stop `run` processes and delete namespaces even when a test fails.
@@ -32,3 +34,6 @@ mod events;
 
 #[path = "cli/metrics.rs"]
 mod metrics;
+
+#[path = "cli/protect.rs"]
+mod protect;
