@@ -327,3 +327,44 @@ fn redirect_to_a_missing_interface_fails_to_load_naming_both() {
         "{msg}"
     );
 }
+
+#[test]
+fn rate_limit_refills_at_its_rate_across_a_pause() {
+    if !root("rate_limit_refills_at_its_rate_across_a_pause") {
+        return;
+    }
+    // Empty the bucket, wait, flood again: the second flood passes what
+    // the pause refilled, pps x pause, measured from the end of the first
+    // call to the start of the second (lower) and across both (upper).
+    let (pps, burst) = (100_000u64, 100_000u64);
+    let fw = Cfg::new()
+        .rule("flood", udp_any(), limit(pps, burst, RateBy::Rule))
+        .load();
+    let frame = udp4("192.0.2.1", "192.0.2.2", 1, 53).bytes();
+    let t0 = Instant::now();
+    let (busy1, _) = repeat_run(&fw, &frame, 200_000);
+    let t1 = Instant::now();
+    let (p1, _) = passed(&fw);
+    std::thread::sleep(Duration::from_millis(300));
+    let t2 = Instant::now();
+    let (busy2, _) = repeat_run(&fw, &frame, 200_000);
+    let t3 = Instant::now();
+    let (p2, _) = passed(&fw);
+    let second = p2 - p1;
+    let (lo, hi) = (
+        gained(pps, t2 - t1).saturating_sub(1),
+        gained(pps, t3 - t0) + 1,
+    );
+    eprintln!(
+        "first call {p1} in {:?} (kernel {busy1:?}); second {second} (kernel {busy2:?}, wall {:?}); pause {:?}; bounds {lo}..={hi}",
+        t1 - t0,
+        t3 - t2,
+        t2 - t1
+    );
+    // The first flood passes the burst plus what came in while it ran.
+    assert!(
+        (burst..=burst + gained(pps, t1 - t0) + 1).contains(&p1),
+        "{p1} passed in the first flood"
+    );
+    assert!((lo..=hi).contains(&second), "{second} not in {lo}..={hi}");
+}
