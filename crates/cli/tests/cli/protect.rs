@@ -327,3 +327,45 @@ fn run_refuses_a_redirect_to_a_missing_interface() {
         "nothing may be attached to {IFNAME_B}"
     );
 }
+
+// ------------------------------------------------------------ bench ratelimit
+
+#[test]
+fn bench_ratelimit_refuses_loads_under_the_limit() {
+    for (args, needle) in [
+        (&["--factor", "0.5"][..], "--factor 0.5"),
+        (&["--seconds", "0"][..], "--seconds 0"),
+        (&["--rates", "0"][..], "--rates: 0 pps"),
+    ] {
+        let mut all = vec!["bench", "ratelimit"];
+        all.extend_from_slice(args);
+        let out = crate::fixtures::xdpwall(&all);
+        out.assert_code(2);
+        assert!(out.stderr.contains(needle), "{}", out.describe());
+        assert!(out.stdout.is_empty(), "{}", out.describe());
+    }
+}
+
+#[test]
+fn bench_ratelimit_measures_each_limit_by_rule_and_source() {
+    if !require_root("bench_ratelimit_measures_each_limit_by_rule_and_source") {
+        return;
+    }
+    let out =
+        crate::fixtures::xdpwall(&["bench", "ratelimit", "--rates", "1000", "--seconds", "0.3"]);
+    out.assert_code(0);
+    // Figures depend on the machine; the rows and their counts do not lie.
+    for by in ["rule", "src"] {
+        let row = out
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(&format!("| 1000 | {by} | 100 |")))
+            .unwrap_or_else(|| panic!("no row for {by}\n{}", out.describe()));
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let (matched, passed): (u64, u64) = (
+            cells[7].parse().expect("matched"),
+            cells[8].parse().expect("passed"),
+        );
+        assert!(passed > 0 && passed < matched, "{row}");
+    }
+}
