@@ -368,3 +368,36 @@ fn rate_limit_refills_at_its_rate_across_a_pause() {
     );
     assert!((lo..=hi).contains(&second), "{second} not in {lo}..={hi}");
 }
+
+#[test]
+fn reload_carries_over_limit_counts_by_rule_name() {
+    if !root("reload_carries_over_limit_counts_by_rule_name") {
+        return;
+    }
+    let old = Cfg::new()
+        .rule(
+            "other",
+            Conditions {
+                dport: port(9),
+                ..udp_any()
+            },
+            Action::Drop,
+        )
+        .rule("dns", udp_any(), limit(1, 1, RateBy::Rule))
+        .load();
+    for _ in 0..5 {
+        old.verdict(&udp4("192.0.2.1", "192.0.2.2", 1, 53));
+    }
+    let before = old.stats().rules[1].clone();
+    assert!(before.limited.packets >= 1, "{before:?}");
+    // The new rule set lists the rule at another id: counts follow the name.
+    let new = Cfg::new()
+        .rule("dns", udp_any(), limit(1, 1, RateBy::Rule))
+        .load();
+    xdpwall_dataplane::stats::carry(&old.inst, &new.inst).expect("carry");
+    let after = new.stats().rules[0].clone();
+    assert_eq!(
+        (after.counter, after.limited),
+        (before.counter, before.limited)
+    );
+}
