@@ -83,6 +83,8 @@ enum xw_action {
 	XW_ACT_PASS = 0,
 	XW_ACT_DROP = 1,
 	XW_ACT_COUNT = 2,
+	XW_ACT_REDIRECT = 3,   /* bpf_redirect_map(xw_redirect, rule id) */
+	XW_ACT_RATE_LIMIT = 4, /* token bucket: conforming pass, the rest drop */
 };
 
 /* Why a packet could not be parsed far enough (xw_malformed index). */
@@ -136,6 +138,15 @@ struct xw_lpm6 {
 /* xw_rule.flags */
 #define XW_RULE_LOG 1u    /* emit events for matches */
 #define XW_RULE_SAMPLE 2u /* only one in `sample` matches */
+#define XW_RULE_BY_SRC 4u /* rate_limit: one bucket per source address */
+
+/* Rate limits count tokens in nanotokens: a packet costs XW_RL_TOKEN, and
+ * a bucket refilling at `pps` gains exactly `pps` nanotokens per ns — no
+ * division per packet, exact from 1 pps to XW_RL_MAX_PPS. With burst and
+ * pps at most 1e9 a full bucket (burst * XW_RL_TOKEN) fits in 60 bits. */
+#define XW_RL_TOKEN 1000000000ull
+#define XW_RL_MAX_PPS 1000000000ull
+#define XW_RL_MAX_BURST 1000000000ull
 
 /* One rule as the data plane and `stats` see it (index = rule id). */
 struct xw_rule {
@@ -144,9 +155,27 @@ struct xw_rule {
 	__u32 snaplen;  /* packet bytes carried by its events */
 	__u32 sample;   /* 1 in N matches emits (with XW_RULE_SAMPLE) */
 	__u64 every_ns; /* at most one event per interval (0: no limit) */
+	__u64 rl_pps;     /* rate_limit: nanotokens gained per ns */
+	__u64 rl_cap;     /* rate_limit: bucket size (burst * XW_RL_TOKEN) */
+	__u64 rl_fill_ns; /* rate_limit: ns to fill an empty bucket */
 	char name[XW_NAME_LEN];
 	__u32 slot;     /* its counters in xw_stats (< XW_COUNTER_SLOTS) */
 	__u32 pad;
+};
+
+/* Per-rule counters of what an action could not do (xw_actstats, per CPU). */
+struct xw_actstat {
+	__u64 limited;      /* rate_limit: packets over the limit (dropped) */
+	__u64 limited_bytes;
+	__u64 redirect_err; /* redirect: no target in xw_redirect (dropped) */
+	__u64 redirect_err_bytes;
+};
+
+/* Key of a per-source rate-limit bucket (xw_rl_src). */
+struct xw_rl_key {
+	__u32 rule;
+	__u32 family; /* XW_FAMILY_*; XW_FAMILY_NONE: not IP, addr all zero */
+	__u8 addr[16];
 };
 
 /* ---- Events ---------------------------------------------------------- */
@@ -251,7 +280,7 @@ struct xw_trace {
 	__u32 rule;      /* XW_NO_RULE when the default applied */
 	__u32 action;    /* XDP_* verdict */
 	__u32 malformed; /* 0, or reason + 1 */
-	__u32 pad;
+	__u32 flags;     /* XW_TRACE_* */
 };
 
 /* ---- XDP errors the kernel reports for our program ------------------- */
@@ -265,5 +294,9 @@ struct xw_trace {
 #define XW_XERR_REDIRECT 6
 #define XW_XERR_REDIRECT_MAP 7
 #define XW_XERR_MAX 8
+
+/* xw_trace.flags */
+#define XW_TRACE_LIMITED 1u      /* a rate_limit rule dropped it: over the limit */
+#define XW_TRACE_REDIRECT_ERR 2u /* a redirect rule had no target: dropped */
 
 #endif /* XDPWALL_ABI_H */

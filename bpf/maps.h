@@ -128,6 +128,72 @@ struct {
 	__uint(max_entries, 1);
 } xw_trace SEC(".maps");
 
+/* ---- Protection actions (rate_limit, redirect) ------------------------ */
+
+/* A token bucket's state: nanotokens (XW_RL_TOKEN per packet) and the
+ * bpf_ktime_get_ns() of its last refill. */
+struct xw_tb {
+	__u64 tokens;
+	__u64 last_ns;
+};
+
+/* A `by = "rule"` bucket, shared by all CPUs (the limit is global, not per
+ * CPU), guarded by its own spin lock. */
+struct xw_bucket {
+	struct bpf_spin_lock lock;
+	__u32 pad;
+	struct xw_tb tb;
+};
+
+/* Rule id -> its bucket. Zeroed at load: the first packet finds the bucket
+ * long unrefilled, so it starts full. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xw_bucket);
+	__uint(max_entries, 1); /* set at load: rules */
+} xw_rl_rule SEC(".maps");
+
+/* (rule id, source address) -> its bucket, for `by = "src"` limits; the
+ * least recently seen sources make room for new ones. The kernel refuses
+ * spin locks in LRU values, so these buckets are guarded by striped locks. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct xw_rl_key);
+	__type(value, struct xw_tb);
+	__uint(max_entries, 1); /* set at load: [xdp] rate_limit_table */
+} xw_rl_src SEC(".maps");
+
+#define XW_RL_STRIPES 256
+
+struct xw_stripe {
+	struct bpf_spin_lock lock;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xw_stripe);
+	__uint(max_entries, XW_RL_STRIPES);
+} xw_rl_stripes SEC(".maps");
+
+/* Rule id -> the ifindex a `redirect` rule sends to (set at load). */
+struct {
+	__uint(type, BPF_MAP_TYPE_DEVMAP);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 1); /* set at load: rules */
+} xw_redirect SEC(".maps");
+
+/* Per rule: over-limit and redirect-error counts (per CPU). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xw_actstat);
+	/* By counter slot, like xw_stats, and shared across reloads with it. */
+	__uint(max_entries, XW_COUNTER_SLOTS);
+} xw_actstats SEC(".maps");
+
 /* Events: one ring shared by all CPUs, or the per-CPU perf buffers. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);

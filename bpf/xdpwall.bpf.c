@@ -11,19 +11,7 @@
 #include "parse.h"
 #include "classify.h"
 #include "events.h"
-
-/* Counts the deciding rule's hit and returns its verdict. */
-static __always_inline __u32 apply_rule(__u32 rule, __u64 bytes)
-{
-	struct xw_rule *r = bpf_map_lookup_elem(&xw_rules, &rule);
-
-	if (!r)
-		return XDP_PASS;
-	bump(r->slot, bytes);
-	if (r->action == XW_ACT_DROP)
-		return XDP_DROP;
-	return XDP_PASS;
-}
+#include "actions.h"
 
 static __always_inline void count_malformed(__u32 reason, __u64 bytes)
 {
@@ -35,7 +23,7 @@ static __always_inline void count_malformed(__u32 reason, __u64 bytes)
 	}
 }
 
-static __always_inline void trace(__u32 rule, __u32 verdict, __u32 malformed)
+static __always_inline void trace(__u32 rule, __u32 verdict, __u32 malformed, __u32 flags)
 {
 	__u32 zero = 0;
 	struct xw_trace *t = bpf_map_lookup_elem(&xw_trace, &zero);
@@ -44,6 +32,7 @@ static __always_inline void trace(__u32 rule, __u32 verdict, __u32 malformed)
 		t->rule = rule;
 		t->action = verdict;
 		t->malformed = malformed;
+		t->flags = flags;
 	}
 }
 
@@ -56,7 +45,7 @@ int xdpwall_main(struct xdp_md *ctx)
 	};
 	struct match_ctx m = {};
 	__u64 bytes = bpf_xdp_get_buff_len(ctx);
-	__u32 rule = XW_NO_RULE, verdict, malformed = 0;
+	__u32 rule = XW_NO_RULE, verdict, malformed = 0, flags = 0;
 	int err;
 
 	/* Parsed straight into the classifier's context: no copy. */
@@ -73,7 +62,12 @@ int xdpwall_main(struct xdp_md *ctx)
 		bump(XW_STAT_DEFAULT, bytes);
 		verdict = default_verdict;
 	} else {
-		verdict = apply_rule(rule, bytes);
+		int a;
+
+		bump_rule(rule, bytes);
+		a = xw_act(rule, &m.p, bytes);
+		verdict = a & 0xffff;
+		flags = (__u32)a >> 16;
 	}
 out:
 	if (has_events) {
@@ -88,7 +82,7 @@ out:
 	}
 	maybe_tap(ctx, rule, verdict, bytes);
 	if (trace_enabled)
-		trace(rule, verdict, malformed);
+		trace(rule, verdict, malformed, flags);
 	return verdict;
 }
 

@@ -489,7 +489,14 @@ fn setup_cell(
     let text = config(cell, opts.buffer);
     let cfg = parse_config(&text, Path::new("bench-transport.toml")).map_err(|e| anyhow!("{e}"))?;
     let compiled = compile(&cfg).map_err(|e| anyhow!("{e:?}"))?;
-    let inst = load(&compiled, LoadOptions { trace: false }).context("load the program")?;
+    let inst = load(
+        &compiled,
+        LoadOptions {
+            trace: false,
+            ..Default::default()
+        },
+    )
+    .context("load the program")?;
     let np = cell.producer_cpus.len().max(1);
     let per = opts.events / np as u64;
     let quotas = (0..np)

@@ -395,6 +395,23 @@ pub enum BenchCmd {
         #[arg(long, value_name = "FILE", conflicts_with = "json")]
         from_json: Option<PathBuf>,
     },
+    /// Accuracy of `rate_limit`: a flood of FACTOR times each limit through
+    /// the XDP program (BPF_PROG_TEST_RUN, paced over a wall-clock window);
+    /// passed packets against burst + pps x seconds, by rule and by source.
+    #[command(
+        after_help = "Examples:\n  xdpwall bench ratelimit\n  xdpwall bench ratelimit --rates 1000,10000,100000 --factor 2 --seconds 3"
+    )]
+    Ratelimit {
+        /// Limits to measure, packets per second.
+        #[arg(long, value_delimiter = ',', default_values_t = [1_000u64, 10_000, 100_000])]
+        rates: Vec<u64>,
+        /// Offered load as a multiple of the limit (above 1: a flood).
+        #[arg(long, default_value_t = 2.0)]
+        factor: f64,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+    },
     /// Print a synthetic config of N mixed-shape rules (the one `bench
     /// classify` uses), to load with `run` or `check`.
     #[command(after_help = "Example:\n  xdpwall bench synth-rules --count 10000 > rules-10k.toml")]

@@ -15,7 +15,7 @@ pub fn load(path: &Path) -> Result<Config> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     if unsafe { libc::geteuid() } == 0 {
         for warning in xdpwall_rules::perms::permission_warnings(&cfg) {
-            eprintln!("warning: {warning}");
+            log::warn!("{warning}");
         }
     }
     Ok(cfg)
@@ -26,6 +26,32 @@ pub fn load_compiled(path: &Path) -> Result<(Config, Compiled)> {
     let cfg = load(path)?;
     let compiled = compile(&cfg).map_err(|e| usage(e.to_string()))?;
     Ok((cfg, compiled))
+}
+
+/// Checks that every `redirect` target exists in this network namespace
+/// (`run` and reload; `check` and `replay` do not need the interfaces).
+/// Exit 2 with `path:line:1: message` per missing target.
+pub fn check_redirect_targets(cfg: &Config) -> Result<()> {
+    let mut errors = Vec::new();
+    for r in &cfg.rules {
+        if let xdpwall_rules::Action::Redirect(ifname) = &r.action {
+            if xdpwall_dataplane::instance::ifindex(ifname).is_err() {
+                errors.push(format!(
+                    "{}:{}:1: rule `{}`: redirect target {ifname} is not an interface in this \
+                     network namespace; create it first (it must be in the same namespace as \
+                     the interface xdpwall runs on) or fix the rule",
+                    cfg.path.display(),
+                    r.line,
+                    r.name
+                ));
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(usage(errors.join("\n")))
+    }
 }
 
 /// How long each step of getting a config into the kernel took.

@@ -123,6 +123,15 @@ fn main() {
             rate,
             json,
         }),
+        Command::Bench(BenchCmd::Ratelimit {
+            rates,
+            factor,
+            seconds,
+        }) => cmd::bench_ratelimit::ratelimit(&cmd::bench_ratelimit::RateArgs {
+            rates,
+            factor,
+            seconds,
+        }),
         Command::Bench(BenchCmd::SynthRules { count, seed }) => {
             print!("{}", xdpwall_rules::synth::mixed_rules_toml(count, seed));
             Ok(())

@@ -153,6 +153,8 @@ fn snapshot(iface: &str, counters: &RunCounters) -> Result<MetricsSnapshot> {
                 action: r.action.into(),
                 packets: r.counter.packets,
                 bytes: r.counter.bytes,
+                limited: r.limited.packets,
+                redirect_errors: r.redirect_errors.packets,
             })
             .collect(),
         default_action: s.default_action.into(),

@@ -37,6 +37,12 @@ struct JsonRule<'a> {
     action: &'a str,
     packets: u64,
     bytes: u64,
+    /// `rate_limit` rules: packets over the limit (dropped).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limited: Option<u64>,
+    /// `redirect` rules: packets dropped because the target is gone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    redirect_errors: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -97,6 +103,8 @@ pub fn stats_json(h: &Header<'_>, s: &Stats) -> String {
                 action: r.action,
                 packets: r.counter.packets,
                 bytes: r.counter.bytes,
+                limited: (r.action == "rate_limit").then_some(r.limited.packets),
+                redirect_errors: (r.action == "redirect").then_some(r.redirect_errors.packets),
             })
             .collect(),
         default: JsonDefault {
@@ -114,6 +122,38 @@ pub fn stats_json(h: &Header<'_>, s: &Stats) -> String {
         xdp_errors,
     };
     serde_json::to_string(&obj).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
+/// Lines under the table for the protection actions: packets over each
+/// rate limit (always, when there are rate limits) and redirects that
+/// found no target (only when some did).
+fn action_lines(s: &Stats) -> String {
+    let mut out = String::new();
+    let limits: Vec<String> = s
+        .rules
+        .iter()
+        .filter(|r| r.action == "rate_limit")
+        .map(|r| format!("{}={}", r.name, r.limited.packets))
+        .collect();
+    if !limits.is_empty() {
+        out.push_str(&format!(
+            "  over the rate limit (dropped): {}\n",
+            limits.join(" ")
+        ));
+    }
+    let errors: Vec<String> = s
+        .rules
+        .iter()
+        .filter(|r| r.redirect_errors.packets > 0)
+        .map(|r| format!("{}={}", r.name, r.redirect_errors.packets))
+        .collect();
+    if !errors.is_empty() {
+        out.push_str(&format!(
+            "  redirect target gone (dropped): {}\n",
+            errors.join(" ")
+        ));
+    }
+    out
 }
 
 /// The human table; `prev` adds a column of changes since that snapshot.
@@ -205,6 +245,7 @@ pub fn stats_table(h: &Header<'_>, s: &Stats, prev: Option<&Stats>) -> String {
             format!(": {}", mal.join(" "))
         }
     ));
+    out.push_str(&action_lines(s));
     if let Some(xe) = &h.xdp_errors {
         out.push_str(&xdp_errors_line(xe, h.xdp_counting));
     }

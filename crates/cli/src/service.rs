@@ -8,7 +8,7 @@ use sd_notify::NotifyState;
 fn send(states: &[NotifyState<'_>]) {
     // Notification is advisory: a failure must not stop the firewall.
     if let Err(e) = sd_notify::notify(states) {
-        eprintln!("xdpwall: warning: cannot notify systemd: {e}");
+        log::warn!("cannot notify systemd: {e}");
     }
 }
 

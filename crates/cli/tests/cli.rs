@@ -16,6 +16,8 @@
 //!   tap, keys, the tap turned off on exit or expiring after kill -9.
 //! * `xdperr` — `run`'s XDP error tracepoints across reload, kill -9 and
 //!   restart, as `stats` reports them.
+//! * `protect` — `rate_limit` accuracy and `redirect` between veth pairs
+//!   with real traffic (needs root).
 //!
 //! Every privileged test builds its own lab, so tests run in parallel; RAII
 //! guards stop `run` processes and delete namespaces even when a test fails.
@@ -52,5 +54,7 @@ mod gen;
 #[path = "cli/top.rs"]
 mod top;
 
+#[path = "cli/protect.rs"]
+mod protect;
 #[path = "cli/xdperr.rs"]
 mod xdperr;

@@ -31,6 +31,14 @@ pub enum Error {
     /// The named interface does not exist in this network namespace.
     #[error("no interface named {0} in this network namespace (see `ip link`)")]
     NoInterface(String),
+    /// A `redirect` rule names an interface this network namespace lacks.
+    #[error("rule `{rule}`: redirect target {iface} is not an interface in this network namespace; create it first (it must be in the same namespace as the interface xdpwall runs on; see `ip link`) or fix the rule")]
+    NoRedirectTarget {
+        /// Rule name.
+        rule: String,
+        /// Interface name.
+        iface: String,
+    },
     /// Attaching failed.
     #[error("failed to attach to {iface} in {mode} mode: {source}{hint}")]
     Attach {

@@ -81,6 +81,14 @@ pub struct Maps {
     pub tap_perf: MapHandle,
     /// XDP errors the kernel reported (per CPU; see `xdperr`).
     pub xdp_errors: MapHandle,
+    /// Per-rule rate-limit buckets (`by = "rule"`).
+    pub rl_rule: MapHandle,
+    /// Per-source rate-limit buckets (`by = "src"`, LRU).
+    pub rl_src: MapHandle,
+    /// Redirect targets (devmap, by rule id).
+    pub redirect: MapHandle,
+    /// Per-rule over-limit and redirect-error counters (per CPU).
+    pub actstats: MapHandle,
 }
 
 /// A loaded program and its maps.
@@ -137,6 +145,10 @@ impl Instance {
             tap_ring: dup(&m.xw_tap_ring, "xw_tap_ring")?,
             tap_perf: dup(&m.xw_tap_perf, "xw_tap_perf")?,
             xdp_errors: dup(&m.xw_xdp_errors, "xw_xdp_errors")?,
+            rl_rule: dup(&m.xw_rl_rule, "xw_rl_rule")?,
+            rl_src: dup(&m.xw_rl_src, "xw_rl_src")?,
+            redirect: dup(&m.xw_redirect, "xw_redirect")?,
+            actstats: dup(&m.xw_actstats, "xw_actstats")?,
         };
         let prog = skel
             .progs
@@ -230,6 +242,10 @@ impl Instance {
             tap_ring: take("xw_tap_ring")?,
             tap_perf: take("xw_tap_perf")?,
             xdp_errors: take("xw_xdp_errors")?,
+            rl_rule: take("xw_rl_rule")?,
+            rl_src: take("xw_rl_src")?,
+            redirect: take("xw_redirect")?,
+            actstats: take("xw_actstats")?,
         };
         Ok(Self {
             prog,

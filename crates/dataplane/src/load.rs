@@ -20,6 +20,10 @@ use crate::skel::{types, XdpwallSkelBuilder};
 pub struct LoadOptions {
     /// Record each verdict in `xw_trace` (for replay and tests).
     pub trace: bool,
+    /// For test runs only (replay): a redirect target missing from this
+    /// network namespace is stood in for by the loopback interface, so the
+    /// verdict still reads `redirect`. BPF_PROG_TEST_RUN transmits nothing.
+    pub stand_in_redirects: bool,
 }
 
 /// libbpf's log of the current load, so a verifier rejection can be shown.
@@ -70,14 +74,26 @@ fn ring_size(c: &Compiled) -> usize {
     }
 }
 
+/// The per-source bucket table: `[xdp] rate_limit_table` entries when some
+/// rule limits by source, else one (an LRU table is preallocated).
+fn rl_src_size(c: &Compiled) -> usize {
+    if c.rules.iter().any(|r| r.flags & abi::RULE_BY_SRC != 0) {
+        c.rate_limit_table as usize
+    } else {
+        1
+    }
+}
+
 fn entries(n: usize) -> u32 {
     u32::try_from(n.max(1)).unwrap_or(u32::MAX)
 }
 
 /// Loads the program for `c` and fills its tables. Not attached yet.
+/// Redirect targets are resolved in the calling thread's network namespace.
 ///
 /// # Errors
-/// The kernel refuses the program or a map (the error carries the log).
+/// A redirect target does not exist; the kernel refuses the program or a
+/// map (the error carries the log).
 pub fn load(c: &Compiled, opts: LoadOptions) -> Result<Instance> {
     load_inner(c, opts, None, None)
 }
@@ -120,6 +136,8 @@ fn load_inner(
     prev: Option<&Instance>,
     raw_default: Option<u32>,
 ) -> Result<Instance> {
+    // Before anything is loaded: a missing target changes nothing.
+    let targets = redirect_targets(c, opts.stand_in_redirects)?;
     start_log();
     let mut storage = MaybeUninit::uninit();
     let mut open = XdpwallSkelBuilder::default()
@@ -157,6 +175,11 @@ fn load_inner(
             ),
             (&mut m.xw_evstats, prev.maps.evstats.as_fd(), "xw_evstats"),
             (
+                &mut m.xw_actstats,
+                prev.maps.actstats.as_fd(),
+                "xw_actstats",
+            ),
+            (
                 &mut m.xw_xdp_errors,
                 prev.maps.xdp_errors.as_fd(),
                 "xw_xdp_errors",
@@ -181,6 +204,9 @@ fn load_inner(
         (&mut m.xw_classes, c.classes.len(), "xw_classes"),
         (&mut m.xw_rules, c.rules.len(), "xw_rules"),
         (&mut m.xw_ring, ring_size(c), "xw_ring"),
+        (&mut m.xw_rl_rule, c.rules.len(), "xw_rl_rule"),
+        (&mut m.xw_rl_src, rl_src_size(c), "xw_rl_src"),
+        (&mut m.xw_redirect, c.rules.len(), "xw_redirect"),
     ];
     for (map, n, name) in sizes {
         map.set_max_entries(entries(n))
@@ -202,7 +228,43 @@ fn load_inner(
         crate::slots::zero(&inst, &slots)?;
     }
     fill(&inst.maps, c, &slots.of_rule)?;
+    fill_redirects(&inst.maps, &targets)?;
     Ok(inst)
+}
+
+/// (rule id, ifindex) of every `redirect` rule.
+fn redirect_targets(c: &Compiled, stand_in: bool) -> Result<Vec<(u32, u32)>> {
+    let mut out = Vec::new();
+    for (i, r) in c.rules.iter().enumerate() {
+        if let Some(name) = &r.redirect {
+            let found = crate::instance::ifindex(name).or_else(|e| {
+                if stand_in {
+                    crate::instance::ifindex("lo")
+                } else {
+                    Err(e)
+                }
+            });
+            let idx = found.map_err(|_| Error::NoRedirectTarget {
+                rule: r.name.clone(),
+                iface: name.clone(),
+            })?;
+            out.push((u32::try_from(i).unwrap_or(u32::MAX), idx));
+        }
+    }
+    Ok(out)
+}
+
+fn fill_redirects(maps: &Maps, targets: &[(u32, u32)]) -> Result<()> {
+    for (rule, idx) in targets {
+        maps.redirect
+            .update(&rule.to_ne_bytes(), &idx.to_ne_bytes(), MapFlags::ANY)
+            .map_err(|source| Error::Map {
+                op: "fill",
+                map: "xw_redirect",
+                source,
+            })?;
+    }
+    Ok(())
 }
 
 /// The program never reads `xw_info` (and may never reach the event maps),
@@ -312,6 +374,9 @@ pub(crate) fn to_rule(e: &xdpwall_rules::compile::RuleEntry, slot: u32) -> types
         snaplen: e.snaplen,
         sample: e.sample,
         every_ns: e.every_ns,
+        rl_pps: e.rate.pps,
+        rl_cap: e.rate.cap,
+        rl_fill_ns: e.rate.fill_ns,
         ..Default::default()
     };
     let room = r.name.len() - 1;

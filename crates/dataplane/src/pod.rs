@@ -27,6 +27,10 @@ unsafe impl Pod for types::xw_lpm4 {}
 unsafe impl Pod for types::xw_lpm6 {}
 // SAFETY: as above.
 unsafe impl Pod for types::xw_tap {}
+// SAFETY: as above.
+unsafe impl Pod for types::xw_actstat {}
+// SAFETY: as above.
+unsafe impl Pod for types::xw_rl_key {}
 // SAFETY: plain integer.
 unsafe impl Pod for u32 {}
 

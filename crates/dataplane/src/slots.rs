@@ -55,6 +55,11 @@ pub(crate) fn check_compatible(prev: &Instance) -> Result<()> {
             m.malformed.max_entries(),
             abi::MAL_MAX as u32,
         ),
+        (
+            "xw_actstats",
+            m.actstats.max_entries(),
+            abi::COUNTER_SLOTS as u32,
+        ),
     ];
     for (map, have, want) in checks {
         if have != want {
@@ -113,16 +118,28 @@ pub(crate) fn zero(inst: &Instance, slots: &Slots) -> Result<()> {
         map: "xw_stats",
         source,
     })?;
-    let zero = vec![vec![0u8; std::mem::size_of::<types::xw_counter>()]; ncpu];
+    let zero = |size: usize| vec![vec![0u8; size]; ncpu];
+    let maps = [
+        (
+            &inst.maps.stats,
+            "xw_stats",
+            zero(std::mem::size_of::<types::xw_counter>()),
+        ),
+        (
+            &inst.maps.actstats,
+            "xw_actstats",
+            zero(std::mem::size_of::<types::xw_actstat>()),
+        ),
+    ];
     for &s in &slots.new {
-        inst.maps
-            .stats
-            .update_percpu(&s.to_ne_bytes(), &zero, MapFlags::ANY)
-            .map_err(|source| Error::Map {
-                op: "zero",
-                map: "xw_stats",
-                source,
-            })?;
+        for (map, name, zero) in &maps {
+            map.update_percpu(&s.to_ne_bytes(), zero, MapFlags::ANY)
+                .map_err(|source| Error::Map {
+                    op: "zero",
+                    map: name,
+                    source,
+                })?;
+        }
     }
     Ok(())
 }

@@ -24,8 +24,13 @@ pub struct RuleStats {
     pub name: String,
     /// Action name.
     pub action: &'static str,
-    /// Counters.
+    /// Counters: every packet the rule decided (or counted).
     pub counter: Counter,
+    /// `rate_limit`: of those, the packets over the limit (dropped).
+    pub limited: Counter,
+    /// `redirect`: of those, the packets dropped for want of a target
+    /// (the interface went away after load).
+    pub redirect_errors: Counter,
 }
 
 /// A snapshot of all counters.
@@ -48,6 +53,8 @@ fn action_name(code: u32) -> &'static str {
         abi::ACT_PASS => "pass",
         abi::ACT_DROP => "drop",
         abi::ACT_COUNT => "count",
+        abi::ACT_REDIRECT => "redirect",
+        abi::ACT_RATE_LIMIT => "rate_limit",
         _ => "unknown",
     }
 }
@@ -77,6 +84,30 @@ fn percpu_sum(map: &libbpf_rs::MapHandle, name: &'static str, key: u32) -> Resul
         }
     }
     Ok(c)
+}
+
+/// A rule's over-limit and redirect-error counters, summed over CPUs.
+fn actstat_sum(inst: &Instance, rule: u32) -> Result<(Counter, Counter)> {
+    let vals = inst
+        .maps
+        .actstats
+        .lookup_percpu(&rule.to_ne_bytes(), MapFlags::ANY)
+        .map_err(|source| Error::Map {
+            op: "read",
+            map: "xw_actstats",
+            source,
+        })?
+        .unwrap_or_default();
+    let (mut limited, mut redirect) = (Counter::default(), Counter::default());
+    for v in vals {
+        if let Some(x) = from_bytes::<types::xw_actstat>(&v) {
+            limited.packets += x.limited;
+            limited.bytes += x.limited_bytes;
+            redirect.packets += x.redirect_err;
+            redirect.bytes += x.redirect_err_bytes;
+        }
+    }
+    Ok((limited, redirect))
 }
 
 /// Reads the rules from `xw_rules` (`info.nrules` of them when known).
@@ -143,10 +174,13 @@ pub fn read(inst: &Instance) -> Result<Stats> {
         malformed_action: verdict_name(info.malformed_action),
     };
     for r in &rules(inst, &info)? {
+        let (limited, redirect_errors) = actstat_sum(inst, r.slot)?;
         out.rules.push(RuleStats {
             name: c_name(&r.name),
             action: action_name(r.action),
             counter: percpu_sum(&inst.maps.stats, "xw_stats", r.slot)?,
+            limited,
+            redirect_errors,
         });
     }
     for (i, reason) in abi::MALFORMED_REASONS.iter().enumerate() {

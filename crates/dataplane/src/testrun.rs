@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use libbpf_rs::libbpf_sys;
 use libbpf_rs::{MapCore, MapFlags};
+use xdpwall_rules::compile::abi;
 
 use crate::error::{errno, Error, Result};
 use crate::instance::Instance;
@@ -20,6 +21,10 @@ pub const XDP_ABORTED: u32 = 0;
 pub const XDP_DROP: u32 = 1;
 /// XDP_PASS
 pub const XDP_PASS: u32 = 2;
+/// XDP_TX
+pub const XDP_TX: u32 = 3;
+/// XDP_REDIRECT
+pub const XDP_REDIRECT: u32 = 4;
 
 /// What the program decided for one packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +35,10 @@ pub struct Verdict {
     pub rule: Option<u32>,
     /// Malformed reason index, when parsing stopped early.
     pub malformed: Option<u32>,
+    /// A `rate_limit` rule dropped the packet: over the limit.
+    pub limited: bool,
+    /// A `redirect` rule had no target and dropped the packet.
+    pub redirect_err: bool,
 }
 
 fn run(inst: &Instance, pkt: &[u8], repeat: u32) -> Result<(u32, Duration)> {
@@ -81,6 +90,8 @@ impl Instance {
             xdp,
             rule: (t.rule != u32::MAX).then_some(t.rule),
             malformed: t.malformed.checked_sub(1),
+            limited: t.flags & abi::TRACE_LIMITED != 0,
+            redirect_err: t.flags & abi::TRACE_REDIRECT_ERR != 0,
         })
     }
 

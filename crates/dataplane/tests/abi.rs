@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use xdpwall_dataplane::types::{
-    xw_class, xw_counter, xw_event, xw_info, xw_lpm4, xw_lpm6, xw_rule, xw_scratch, xw_tap,
-    xw_trace, xw_wake,
+    xw_actstat, xw_class, xw_counter, xw_event, xw_info, xw_lpm4, xw_lpm6, xw_rl_key, xw_rule,
+    xw_scratch, xw_tap, xw_trace, xw_wake,
 };
 use xdpwall_rules::compile::{abi, Field};
 
@@ -29,9 +29,29 @@ const STRUCTS: &[(&str, &[&str])] = &[
     (
         "xw_rule",
         &[
-            "action", "flags", "snaplen", "sample", "every_ns", "name", "slot", "pad",
+            "action",
+            "flags",
+            "snaplen",
+            "sample",
+            "every_ns",
+            "rl_pps",
+            "rl_cap",
+            "rl_fill_ns",
+            "name",
+            "slot",
+            "pad",
         ],
     ),
+    (
+        "xw_actstat",
+        &[
+            "limited",
+            "limited_bytes",
+            "redirect_err",
+            "redirect_err_bytes",
+        ],
+    ),
+    ("xw_rl_key", &["rule", "family", "addr"]),
     ("xw_counter", &["packets", "bytes"]),
     (
         "xw_info",
@@ -49,7 +69,7 @@ const STRUCTS: &[(&str, &[&str])] = &[
             "config",
         ],
     ),
-    ("xw_trace", &["rule", "action", "malformed", "pad"]),
+    ("xw_trace", &["rule", "action", "malformed", "flags"]),
     (
         "xw_event",
         &[
@@ -115,6 +135,14 @@ const NAMES: &[&str] = &[
     "XW_ACT_PASS",
     "XW_ACT_DROP",
     "XW_ACT_COUNT",
+    "XW_ACT_REDIRECT",
+    "XW_ACT_RATE_LIMIT",
+    "XW_RULE_BY_SRC",
+    "XW_RL_TOKEN",
+    "XW_RL_MAX_PPS",
+    "XW_RL_MAX_BURST",
+    "XW_TRACE_LIMITED",
+    "XW_TRACE_REDIRECT_ERR",
     "XW_MAL_TRUNCATED",
     "XW_MAL_BAD_HEADER",
     "XW_MAL_EXT_TOO_DEEP",
@@ -250,10 +278,20 @@ fn rust_view() -> BTreeMap<String, u64> {
         snaplen,
         sample,
         every_ns,
+        rl_pps,
+        rl_cap,
+        rl_fill_ns,
         name,
         slot,
         pad
     });
+    st!(xw_actstat {
+        limited,
+        limited_bytes,
+        redirect_err,
+        redirect_err_bytes
+    });
+    st!(xw_rl_key { rule, family, addr });
     st!(xw_counter { packets, bytes });
     st!(xw_info {
         magic,
@@ -272,7 +310,7 @@ fn rust_view() -> BTreeMap<String, u64> {
         rule,
         action,
         malformed,
-        pad
+        flags
     });
     st!(xw_event {
         ts_ns,
@@ -406,6 +444,14 @@ fn constants_agree() {
         ("XW_ACT_PASS", u64::from(abi::ACT_PASS)),
         ("XW_ACT_DROP", u64::from(abi::ACT_DROP)),
         ("XW_ACT_COUNT", u64::from(abi::ACT_COUNT)),
+        ("XW_ACT_REDIRECT", u64::from(abi::ACT_REDIRECT)),
+        ("XW_ACT_RATE_LIMIT", u64::from(abi::ACT_RATE_LIMIT)),
+        ("XW_RULE_BY_SRC", u64::from(abi::RULE_BY_SRC)),
+        ("XW_RL_TOKEN", abi::RL_TOKEN),
+        ("XW_RL_MAX_PPS", abi::RL_MAX_PPS),
+        ("XW_RL_MAX_BURST", abi::RL_MAX_BURST),
+        ("XW_TRACE_LIMITED", u64::from(abi::TRACE_LIMITED)),
+        ("XW_TRACE_REDIRECT_ERR", u64::from(abi::TRACE_REDIRECT_ERR)),
         ("XW_MAL_MAX", abi::MAL_MAX as u64),
         // Field order (`enum xw_field` vs compile::Field, bit i of used_fields).
         ("XW_F_SRC", Field::Src as u64),

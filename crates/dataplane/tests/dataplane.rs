@@ -8,7 +8,10 @@
 //! * `conditions` — every rule condition and first-match semantics.
 //! * `counters` — per-rule, default and malformed counters, `count` rules.
 //! * `scale` — overflowing candidate lists against the reference; a 100k set.
+//! * `actions` — `rate_limit` buckets and counters, `redirect` via the devmap.
 
+#[path = "dataplane/actions.rs"]
+mod actions;
 #[path = "dataplane/conditions.rs"]
 mod conditions;
 #[path = "dataplane/counters.rs"]

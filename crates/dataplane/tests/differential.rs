@@ -140,6 +140,10 @@ fn random_rule_sets_agree_with_the_reference() {
         "  decided by a rule {}, by default {}, malformed {:?} (truncated, bad_header, ext_too_deep, vlan_too_deep), count hits {}, IP {} of which non-first {}; rule sets in bitmap-scan mode {}",
         t.by_rule, t.by_default, t.malformed, t.counted, t.ip, t.non_first, t.scan_batches
     );
+    eprintln!(
+        "  decided by redirect {}, by rate_limit {} of which over the limit {}",
+        t.redirected, t.rate_limited, t.over_limit
+    );
     // The generator must keep aiming at the rules, and reach every reason.
     assert!(
         t.by_rule * 5 >= t.packets,
@@ -157,6 +161,10 @@ fn random_rule_sets_agree_with_the_reference() {
         assert!(
             t.scan_batches > 0,
             "no rule set overflowed a candidate list: {t:?}"
+        );
+        assert!(
+            t.redirected > 0 && t.rate_limited > 0 && t.over_limit > 0,
+            "no redirect, rate-limit or over-limit verdicts: {t:?}"
         );
     }
 }

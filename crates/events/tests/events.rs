@@ -20,7 +20,14 @@ fn root(name: &str) -> bool {
 fn setup(toml: &str) -> (Compiled, Instance) {
     let cfg = parse_config(toml, Path::new("events.toml")).unwrap_or_else(|e| panic!("{e}"));
     let c = compile(&cfg).unwrap_or_else(|e| panic!("{e}"));
-    let inst = load(&c, LoadOptions { trace: true }).unwrap_or_else(|e| panic!("{e}"));
+    let inst = load(
+        &c,
+        LoadOptions {
+            trace: true,
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
     (c, inst)
 }
 

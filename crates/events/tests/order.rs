@@ -136,7 +136,14 @@ fn two_producer_cpus_keep_per_cpu_order_and_balance_the_books() {
         );
         let cfg = parse_config(&toml, Path::new("order.toml")).unwrap_or_else(|e| panic!("{e}"));
         let c = compile(&cfg).unwrap_or_else(|e| panic!("{e:?}"));
-        let inst = load(&c, LoadOptions { trace: false }).unwrap_or_else(|e| panic!("{e}"));
+        let inst = load(
+            &c,
+            LoadOptions {
+                trace: false,
+                ..Default::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
 
         let stream = Rc::new(RefCell::new(Vec::with_capacity(2 * PER_PRODUCER as usize)));
         let sink = Rc::clone(&stream);

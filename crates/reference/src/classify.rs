@@ -17,7 +17,8 @@ pub enum Verdict {
     /// A `redirect` rule decided: to this interface.
     Redirect(String),
     /// A `rate_limit` rule decided: drop over the limit, pass under it. The
-    /// token bucket is state the reference does not model.
+    /// token bucket depends on time, which the reference does not model;
+    /// [`crate::Buckets`] tells the packets that must pass.
     RateLimit,
 }
 

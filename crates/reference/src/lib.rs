@@ -12,6 +12,8 @@
 //! * [`classify`] — first terminal match in file order, `count` rules,
 //!   default action and malformed policy, giving an [`Outcome`].
 //! * [`Tally`] — the counters the data plane should show after a batch.
+//! * [`Buckets`] — which `rate_limit` verdicts are certain without a clock
+//!   (the first `burst` packets of a bucket pass).
 //!
 //! Where DESIGN.md does not decide a detail, the reference does what the
 //! data plane does (`bpf/parse.h`), and the item says so in its docs
@@ -21,6 +23,7 @@
 
 mod classify;
 mod parse;
+mod ratelimit;
 #[cfg(test)]
 mod tests;
 
@@ -31,3 +34,4 @@ pub use parse::{
     parse, Fragment, Ip, Parsed, Reason, ETH_P_8021AD, ETH_P_8021Q, ETH_P_IP, ETH_P_IPV6,
     MAX_IPV6_EXT, MAX_VLAN_TAGS,
 };
+pub use ratelimit::Buckets;

@@ -956,3 +956,38 @@ fn reasons_have_counter_indices_and_names() {
     assert_eq!(Verdict::Drop.xdp(), Some(1));
     assert_eq!(Verdict::Pass.xdp(), Some(2));
 }
+
+// ------------------------------------------------------------ rate limits
+
+#[test]
+fn rate_limit_buckets_let_the_burst_pass_per_rule_or_per_source() {
+    let c = cfg(r#"
+[[rule]]
+name = "dns"
+proto = "udp"
+dport = 53
+rate_limit = { pps = 1, burst = 2, by = "src" }
+[[rule]]
+name = "rest"
+rate_limit = { pps = 1, burst = 1, by = "rule" }
+"#);
+    let mut b = crate::Buckets::new();
+    let a1 = parse(&ip4("192.0.2.1", "192.0.2.2", UDP, &udp(1, 53)));
+    let a2 = parse(&ip4("192.0.2.9", "192.0.2.2", UDP, &udp(1, 53)));
+    let other = parse(&ip4("192.0.2.1", "192.0.2.2", UDP, &udp(1, 54)));
+    assert_eq!(
+        classify(&c, &ip4("192.0.2.1", "192.0.2.2", UDP, &udp(1, 53))).verdict,
+        Verdict::RateLimit
+    );
+    // Two per source, then timing decides.
+    assert_eq!(b.judge(&c, 0, &a1), Some(true));
+    assert_eq!(b.judge(&c, 0, &a1), Some(true));
+    assert_eq!(b.judge(&c, 0, &a1), None);
+    assert_eq!(b.judge(&c, 0, &a2), Some(true));
+    // One bucket for the whole rule, whatever the source.
+    assert_eq!(b.judge(&c, 1, &other), Some(true));
+    assert_eq!(b.judge(&c, 1, &a2), None);
+    // Not a rate limit: nothing to say.
+    let p = cfg("[[rule]]\nname = \"p\"\naction = \"pass\"\n");
+    assert_eq!(b.judge(&p, 0, &a1), None);
+}

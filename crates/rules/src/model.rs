@@ -14,6 +14,12 @@ pub use crate::entries::{SetBuilder, SetEntries};
 /// Maximum number of rules in one config (the data plane's rule-id space).
 pub const MAX_RULES: usize = 16_384;
 
+/// Default of `[xdp] rate_limit_table`: source addresses tracked at once by
+/// all `by = "src"` rate limits together.
+pub const DEFAULT_RATE_LIMIT_TABLE: u32 = 65_536;
+/// Largest `[xdp] rate_limit_table` (about 100 bytes of kernel memory each).
+pub const MAX_RATE_LIMIT_TABLE: u32 = 1 << 22;
+
 /// A whole, validated configuration file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -40,6 +46,9 @@ pub struct XdpSection {
     pub default: Verdict,
     /// Verdict for packets that cannot be parsed far enough.
     pub malformed: Verdict,
+    /// Entries of the LRU table of per-source rate-limit buckets (shared by
+    /// every `by = "src"` rule; the least recently seen source makes room).
+    pub rate_limit_table: u32,
 }
 
 impl Default for XdpSection {
@@ -49,6 +58,7 @@ impl Default for XdpSection {
             mode: Mode::Auto,
             default: Verdict::Pass,
             malformed: Verdict::Pass,
+            rate_limit_table: DEFAULT_RATE_LIMIT_TABLE,
         }
     }
 }

@@ -35,7 +35,13 @@ pub(crate) type Span = Range<usize>;
 pub(crate) type Value<'i> = Spanned<DeValue<'i>>;
 
 const TOP_KEYS: &[&str] = &["xdp", "events", "sets", "rule"];
-const XDP_KEYS: &[&str] = &["interface", "mode", "default", "malformed"];
+const XDP_KEYS: &[&str] = &[
+    "interface",
+    "mode",
+    "default",
+    "malformed",
+    "rate_limit_table",
+];
 const MODES: &[(&str, Mode)] = &[
     ("auto", Mode::Auto),
     ("native", Mode::Native),
@@ -231,6 +237,12 @@ fn parse_xdp(cx: &mut Ctx<'_>, value: Option<&Value<'_>>) -> XdpSection {
     }
     if let Some(m) = field(table, "malformed").and_then(|v| keyword(cx, "malformed", v, VERDICTS)) {
         xdp.malformed = m;
+    }
+    if let Some(v) = field(table, "rate_limit_table") {
+        let max = crate::model::MAX_RATE_LIMIT_TABLE;
+        if let Some(n) = value::int_min(cx, "rate_limit_table", v, 1, i128::from(max)) {
+            xdp.rate_limit_table = u32::try_from(n).unwrap_or(max);
+        }
     }
     xdp
 }

@@ -32,6 +32,16 @@ pub fn format_rule_table(cfg: &Config) -> String {
     }
     out.push('\n');
     out.push_str(&settings_line(&cfg.xdp, &cfg.events));
+    let by_src = cfg.rules.iter().any(|r| {
+        matches!(&r.action, crate::model::Action::RateLimit(rl) if rl.by == crate::model::RateBy::Src)
+    });
+    if by_src {
+        // Shown only where it matters: the table is allocated only then.
+        out.push_str(&format!(
+            "; rate_limit_table {} sources",
+            cfg.xdp.rate_limit_table
+        ));
+    }
     out.push('\n');
     out
 }
@@ -402,7 +412,7 @@ action = "drop"
 set admins: 2 entries (inline)
 set blocklist: 1 entry (file blocklist.txt)
 
-xdp: interface eth0, mode auto, default pass, malformed pass; events: transport ringbuf, buffer 512KiB, snaplen 128, wakeup 32
+xdp: interface eth0, mode auto, default pass, malformed pass; events: transport ringbuf, buffer 512KiB, snaplen 128, wakeup 32; rate_limit_table 65536 sources
 ";
         assert_eq!(format_rule_table(&cfg), expected);
     }

@@ -15,6 +15,10 @@ pub struct RuleMetrics {
     pub packets: u64,
     /// Bytes.
     pub bytes: u64,
+    /// `rate_limit`: packets over the limit (dropped), else 0.
+    pub limited: u64,
+    /// `redirect`: packets dropped for want of a target, else 0.
+    pub redirect_errors: u64,
 }
 
 /// Everything one scrape shows.
@@ -127,6 +131,34 @@ pub fn render(m: &MetricsSnapshot) -> String {
     }
     family(
         &mut out,
+        "xdpwall_ratelimited_packets_total",
+        "counter",
+        "Packets over a rate_limit rule's limit (dropped).",
+    );
+    for r in m.rules.iter().filter(|r| r.action == "rate_limit") {
+        let _ = writeln!(
+            out,
+            "xdpwall_ratelimited_packets_total{{rule=\"{}\"}} {}",
+            esc(&r.name),
+            r.limited
+        );
+    }
+    family(
+        &mut out,
+        "xdpwall_redirect_errors_total",
+        "counter",
+        "Packets a redirect rule dropped because its target interface is gone.",
+    );
+    for r in m.rules.iter().filter(|r| r.action == "redirect") {
+        let _ = writeln!(
+            out,
+            "xdpwall_redirect_errors_total{{rule=\"{}\"}} {}",
+            esc(&r.name),
+            r.redirect_errors
+        );
+    }
+    family(
+        &mut out,
         "xdpwall_events_total",
         "counter",
         "Events delivered to user space.",
@@ -219,12 +251,32 @@ mod tests {
                     action: "drop".into(),
                     packets: 12,
                     bytes: 888,
+                    limited: 0,
+                    redirect_errors: 0,
+                },
+                RuleMetrics {
+                    name: "dns-limit".into(),
+                    action: "rate_limit".into(),
+                    packets: 30,
+                    bytes: 2000,
+                    limited: 7,
+                    redirect_errors: 0,
+                },
+                RuleMetrics {
+                    name: "to-ids".into(),
+                    action: "redirect".into(),
+                    packets: 5,
+                    bytes: 500,
+                    limited: 0,
+                    redirect_errors: 2,
                 },
                 RuleMetrics {
                     name: "we\"ird\\name".into(),
                     action: "count".into(),
                     packets: 1,
                     bytes: 60,
+                    limited: 0,
+                    redirect_errors: 0,
                 },
             ],
             default_action: "pass".into(),
@@ -328,6 +380,11 @@ mod tests {
         assert!(t.contains("xdpwall_xdp_errors_total{kind=\"exception\"} 3\n"));
         assert!(t.contains("xdpwall_xdp_errors_total{kind=\"redirect_err\"} 1\n"));
         assert!(t.contains("xdpwall_xdp_exceptions_total{action=\"aborted\"} 3\n"));
+        assert!(t.contains("xdpwall_ratelimited_packets_total{rule=\"dns-limit\"} 7\n"));
+        assert!(t.contains("xdpwall_redirect_errors_total{rule=\"to-ids\"} 2\n"));
+        // Only rules with that action get a series.
+        assert_eq!(t.matches("xdpwall_ratelimited_packets_total{").count(), 1);
+        assert_eq!(t.matches("xdpwall_redirect_errors_total{").count(), 1);
     }
 
     #[test]

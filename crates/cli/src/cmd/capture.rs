@@ -140,7 +140,7 @@ pub fn capture(args: &CaptureArgs) -> Result<()> {
         let a = attach::attach(&t.inst, &args.iface, Mode::Auto, false)?;
         guard.attached = true;
         if let Some(w) = a.warning {
-            eprintln!("xdpwall: warning: {w}");
+            log::warn!("{w}");
         }
         eprintln!(
             "xdpwall capture: listening on {} with a pass-through program ({} mode), snaplen {}; Ctrl-C stops",

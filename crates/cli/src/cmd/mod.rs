@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod bench;
+pub mod bench_ratelimit;
 pub mod bench_reload;
 pub mod capture;
 pub mod check;

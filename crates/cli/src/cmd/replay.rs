@@ -35,6 +35,34 @@ fn reference_action(v: &xdpwall_reference::Verdict) -> &'static str {
     }
 }
 
+/// Says on stderr how replay treats actions whose outcome depends on the
+/// moment or the host: rate limits see the packets back to back, and
+/// redirect targets need not exist here (nothing is transmitted).
+fn note_stateful_actions(cfg: &xdpwall_rules::Config) {
+    use xdpwall_rules::Action;
+    if cfg
+        .rules
+        .iter()
+        .any(|r| matches!(r.action, Action::RateLimit(_)))
+    {
+        eprintln!(
+            "xdpwall: note: rate limits are judged at replay speed (packets back to back, \
+             buckets starting full), not at the capture's timing"
+        );
+    }
+    for r in &cfg.rules {
+        if let Action::Redirect(ifname) = &r.action {
+            if xdpwall_dataplane::instance::ifindex(ifname).is_err() {
+                eprintln!(
+                    "xdpwall: note: rule `{}` redirects to {ifname}, which does not exist here; \
+                     replay shows its verdict as `redirect` anyway (nothing is sent)",
+                    r.name
+                );
+            }
+        }
+    }
+}
+
 /// Replays `capture` against `config`, through the XDP program or, with
 /// `reference`, through the pure-Rust reference classifier (no BPF, no root).
 pub fn replay(config: &Path, capture: &Path, json_out: bool, reference: bool) -> Result<()> {
@@ -46,7 +74,12 @@ pub fn replay(config: &Path, capture: &Path, json_out: bool, reference: bool) ->
     let inst = if reference {
         None
     } else {
-        Some(load(&compiled, LoadOptions { trace: true }).context("cannot load the XDP program")?)
+        note_stateful_actions(&cfg);
+        let opts = LoadOptions {
+            trace: true,
+            stand_in_redirects: true,
+        };
+        Some(load(&compiled, opts).context("cannot load the XDP program")?)
     };
     let malformed_action = if cfg.xdp.malformed == CfgVerdict::Drop {
         "drop"
@@ -57,11 +90,13 @@ pub fn replay(config: &Path, capture: &Path, json_out: bool, reference: bool) ->
     let mut totals: BTreeMap<&str, u64> = BTreeMap::new();
     for (i, pkt) in cap.packets.iter().enumerate() {
         let n = i + 1;
+        let mut limited = false;
         let (rule, action, malformed) = if pkt.len() < MIN_FRAME {
             // The kernel will not run XDP on less than an Ethernet header.
             (None, malformed_action, Some("truncated"))
         } else if let Some(inst) = &inst {
             let v = inst.test_run(pkt).with_context(|| format!("packet {n}"))?;
+            limited = v.limited;
             let rule = v
                 .rule
                 .and_then(|r| compiled.rules.get(r as usize))
@@ -87,9 +122,13 @@ pub fn replay(config: &Path, capture: &Path, json_out: bool, reference: bool) ->
             if let Some(m) = malformed {
                 o["malformed"] = json!(m);
             }
+            if limited {
+                o["rate_limited"] = json!(true);
+            }
             println!("{o}");
         } else {
             let what = match (rule, malformed) {
+                (Some(r), _) if limited => format!("{r} (over the rate limit)"),
                 (Some(r), _) => r.to_string(),
                 (None, Some(m)) => format!("(malformed: {m})"),
                 (None, None) => "(default)".to_string(),

@@ -82,7 +82,7 @@ fn load_after(c: &Compiled, prev: Option<&Instance>) -> Result<Instance> {
     };
     match load_next(c, LoadOptions::default(), prev) {
         Err(e @ xdpwall_dataplane::Error::Incompatible { .. }) => {
-            eprintln!("xdpwall: warning: {e}; counters start from zero");
+            log::warn!("{e}; counters start from zero");
             Ok(load(c, LoadOptions::default())?)
         }
         r => Ok(r?),
@@ -131,19 +131,19 @@ pub fn transport_name(t: u32) -> &'static str {
 
 fn announce(iface: &str, inst: &Instance, attached: &Attached, nrules: usize) {
     if let Some(w) = &attached.warning {
-        eprintln!("xdpwall: warning: {w}");
+        log::warn!("{w}");
     }
     match &attached.replaced {
         Some((old, name)) if name == xdpwall_dataplane::instance::PROG_NAME => {
-            eprintln!("xdpwall: took over from xdpwall program id {old} (atomic replace)");
+            log::info!("took over from xdpwall program id {old} (atomic replace)");
         }
         Some((old, name)) => {
-            eprintln!("xdpwall: replaced XDP program `{name}` (id {old}) as --force asked (atomic replace)");
+            log::info!("replaced XDP program `{name}` (id {old}) as --force asked (atomic replace)");
         }
         None => {}
     }
-    eprintln!(
-        "xdpwall: attached to {iface} ({} mode, program id {}), {nrules} rules; Ctrl-C detaches",
+    log::info!(
+        "attached to {iface} ({} mode, program id {}), {nrules} rules; Ctrl-C detaches",
         attached.mode.name(),
         inst.prog_id,
     );
@@ -152,6 +152,7 @@ fn announce(iface: &str, inst: &Instance, attached: &Attached, nrules: usize) {
 /// Runs until SIGINT/SIGTERM; SIGHUP reloads.
 pub fn run(args: &RunArgs) -> Result<()> {
     let (cfg, compiled, timings) = load_compiled_timed(&args.config)?;
+    crate::config::check_redirect_targets(&cfg)?;
     let iface = args
         .iface
         .clone()
@@ -189,8 +190,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let t = Instant::now();
     let (mut inst, attached, delivered_before) = start(args, &iface, &cfg, &compiled)?;
     let set_entries: usize = cfg.sets.values().map(|s| s.entries.len()).sum();
-    eprintln!(
-        "xdpwall: {} rules, {} set entries -> {} classes, {} trie entries; parse {} ms, compile {} ms, load+attach {} ms",
+    log::info!(
+        "{} rules, {} set entries -> {} classes, {} trie entries; parse {} ms, compile {} ms, load+attach {} ms",
         compiled.rules.len(),
         set_entries,
         compiled.classes.len(),
@@ -203,7 +204,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let control = match control::Server::bind(&iface) {
         Ok(s) => Some(s),
         Err(e) => {
-            eprintln!("xdpwall: warning: {e:#}; `xdpwall reload` will not reach this process (SIGHUP still works)");
+            log::warn!("{e:#}; `xdpwall reload` will not reach this process (SIGHUP still works)");
             None
         }
     };
@@ -223,13 +224,13 @@ pub fn run(args: &RunArgs) -> Result<()> {
                 iface.clone(),
                 std::sync::Arc::clone(&counters),
             )?;
-            eprintln!("xdpwall: metrics at http://{}/metrics", server.addr());
+            log::info!("metrics at http://{}/metrics", server.addr());
             Some(server)
         }
         None => None,
     };
     if events_kind.is_some() && !compiled.events.enabled {
-        eprintln!("xdpwall: warning: --events given but no rule has `log` or `sample`: no events will be produced");
+        log::warn!("--events given but no rule has `log` or `sample`: no events will be produced");
     }
 
     let transport = compiled.events.transport;
@@ -271,7 +272,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         compiled.events.enabled || events_kind.is_some(),
     )?;
     if let Some(e) = sink_error {
-        eprintln!("xdpwall: event output failed: {e}");
+        log::error!("event output failed: {e}");
     }
     Ok(())
 }
@@ -283,7 +284,7 @@ fn count_xdp_errors(inst: &Instance, ifindex: u32) -> Option<XdpErrorCounter> {
     match XdpErrorCounter::attach(inst, ifindex) {
         Ok(c) => Some(c),
         Err(e) => {
-            eprintln!("xdpwall: warning: XDP errors will not be counted: {e}");
+            log::warn!("XDP errors will not be counted: {e}");
             None
         }
     }
@@ -304,9 +305,9 @@ fn finish(
     match attach::current(idx)? {
         Some(cur) if cur.prog_id == inst.prog_id => {
             attach::detach(iface, false)?;
-            eprintln!("xdpwall: detached from {iface}");
+            log::info!("detached from {iface}");
         }
-        _ => eprintln!("xdpwall: another program now runs on {iface}; leaving it attached"),
+        _ => log::info!("another program now runs on {iface}; leaving it attached"),
     }
     let k = stats::events(inst).unwrap_or_default();
     let h = Header {
@@ -330,8 +331,8 @@ fn finish(
     }
     if show_events {
         let unwritten = writer.as_ref().map_or(0, |w| w.borrow().write_errors);
-        eprintln!(
-            "xdpwall: events: produced {}, delivered {}, lost {} (buffer full){}",
+        log::info!(
+            "events: produced {}, delivered {}, lost {} (buffer full){}",
             k.produced,
             session.delivered,
             k.lost,
@@ -438,7 +439,7 @@ impl Session<'_> {
                     // A newer `run` took the interface over: it serves now.
                     self.control = None;
                     r.reply(Ok("yielded".into()));
-                    eprintln!("xdpwall: a newer `xdpwall run` took over {}; `xdpwall reload` now reaches it", self.iface);
+                    log::info!("a newer `xdpwall run` took over {}; `xdpwall reload` now reaches it", self.iface);
                     continue;
                 }
                 r => r,
@@ -483,7 +484,7 @@ impl Session<'_> {
                             new.prog_id,
                             names.len()
                         );
-                        eprintln!("xdpwall: {msg}");
+                        log::info!("{msg}");
                         if let Some(r) = request {
                             r.reply(Ok(msg));
                         }
@@ -493,8 +494,8 @@ impl Session<'_> {
                         self.counters
                             .reloads_failed
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        eprintln!(
-                            "xdpwall: reload failed, the previous rules stay in force:\n{e:#}"
+                        log::error!(
+                            "reload failed, the previous rules stay in force:\n{e:#}"
                         );
                         if let Some(r) = request {
                             r.reply(Err((
@@ -528,6 +529,7 @@ fn publish_delivered(inst: &Instance, n: u64) {
 /// shares the old one's counters, so they follow rule names exactly.
 fn reload(args: &RunArgs, iface: &str, old: &Instance) -> Result<(Instance, Vec<String>)> {
     let (cfg, compiled) = load_compiled(&args.config)?;
+    crate::config::check_redirect_targets(&cfg)?;
     let inst = load_after(&compiled, Some(old))?;
     let mode = args.mode.unwrap_or(cfg.xdp.mode);
     let attached = attach::attach(&inst, iface, mode, args.force)?;

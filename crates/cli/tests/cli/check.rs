@@ -345,13 +345,13 @@ fn check_as_root_warns_about_files_others_can_change() {
         warnings,
         vec![
             format!(
-                "warning: {} is readable by all users (mode 0644); if the rules are sensitive, \
+                "xdpwall: warning: {} is readable by all users (mode 0644); if the rules are sensitive, \
                  chmod o-r {}",
                 cfg.display(),
                 cfg.display()
             ),
             format!(
-                "warning: {} is writable by its group and all users (mode 0666); they can \
+                "xdpwall: warning: {} is writable by its group and all users (mode 0666); they can \
                  change the firewall (chmod go-w {})",
                 set.display(),
                 set.display()

@@ -553,7 +553,7 @@ fn second_run_takes_over_without_unfiltered_window() {
 
 /// Builds a trivial XDP_PASS object named `foreign_pass`; None (after a
 /// message) when clang-19 is missing and CI is not set.
-fn foreign_object(dir: &TempDir, test: &str) -> Option<std::path::PathBuf> {
+pub(crate) fn foreign_object(dir: &TempDir, test: &str) -> Option<std::path::PathBuf> {
     let src = dir.write(
         "foreign.c",
         "__attribute__((section(\"xdp\"), used)) int foreign_pass(void *ctx) { return 2; /* XDP_PASS */ }\n\

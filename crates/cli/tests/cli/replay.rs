@@ -387,3 +387,76 @@ fn replay_program_and_reference_agree() {
     reference.assert_code(0);
     assert_eq!(prog.stdout, reference.stdout);
 }
+
+#[test]
+fn replay_marks_rate_limited_packets_and_shows_redirects() {
+    if !require_root("replay_marks_rate_limited_packets_and_shows_redirects") {
+        return;
+    }
+    let dir = TempDir::new("replay-protect");
+    let cfg = dir.write(
+        "rules.toml",
+        "[[rule]]\nname = \"mirror\"\nproto = \"tcp\"\nredirect = \"xwnothere0\"\n\
+         [[rule]]\nname = \"dns\"\nproto = \"udp\"\nrate_limit = { pps = 1, burst = 2, by = \"src\" }\n",
+    );
+    let udp = || {
+        build(|v| {
+            PacketBuilder::ethernet2(MAC_SRC, MAC_DST)
+                .ipv4(SRC4, DST4, 64)
+                .udp(5353, 53)
+                .write(v, &[0; 8])
+                .expect("udp")
+        })
+    };
+    let tcp = build(|v| {
+        PacketBuilder::ethernet2(MAC_SRC, MAC_DST)
+            .ipv4(SRC4, DST4, 64)
+            .tcp(40000, 80, 1, 1024)
+            .write(v, &[])
+            .expect("tcp")
+    });
+    let cap = dir.path().join("p.pcap");
+    write_pcap(&cap, &[udp(), udp(), udp(), udp(), tcp]);
+    let t = std::time::Instant::now();
+    let out = replay_json(&cfg, &cap);
+    let took = t.elapsed();
+    out.assert_code(0);
+    let lines = parse_lines(&out.stdout);
+    assert_eq!(lines.len(), 6, "{}", out.describe());
+    // The burst passes; the bucket refills one packet a second, so while
+    // the replay takes less than that the rest are over the limit.
+    for l in &lines[..2] {
+        assert_eq!(
+            (l["rule"].as_str(), l["action"].as_str()),
+            (Some("dns"), Some("pass")),
+            "{l}"
+        );
+        assert!(l.get("rate_limited").is_none(), "{l}");
+    }
+    for l in &lines[2..4] {
+        assert_eq!(l["rule"], json!("dns"), "{l}");
+        match l["action"].as_str() {
+            Some("drop") => assert_eq!(l["rate_limited"], json!(true), "{l}"),
+            Some("pass") => assert!(took >= Duration::from_secs(1), "{l} after {took:?}"),
+            a => panic!("unexpected action {a:?}: {l}"),
+        }
+    }
+    // The target does not exist here: replay stands in and says so.
+    assert_eq!(
+        lines[4],
+        json!({"packet": 5, "rule": "mirror", "action": "redirect"})
+    );
+    assert!(
+        out.stderr
+            .contains("redirects to xwnothere0, which does not exist here")
+            && out.stderr.contains("replay speed"),
+        "{}",
+        out.describe()
+    );
+    assert_eq!(
+        lines[5]["totals"]["redirect"],
+        json!(1),
+        "{}",
+        out.describe()
+    );
+}

@@ -55,7 +55,9 @@ fn xdp_errors_are_counted_while_run_lives_and_after_a_reload_or_restart() {
         if p.len() == 2 && p.iter().all(|id| !old_tps.contains(id)) {
             Ok(())
         } else {
-            Err(format!("counting programs {p:?}, before the reload {old_tps:?}"))
+            Err(format!(
+                "counting programs {p:?}, before the reload {old_tps:?}"
+            ))
         }
     });
 

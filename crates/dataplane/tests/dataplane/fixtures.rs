@@ -25,6 +25,7 @@ use xdpwall_rules::{
 
 pub const XDP_DROP: u32 = 1;
 pub const XDP_PASS: u32 = 2;
+pub const XDP_REDIRECT: u32 = 4;
 /// Malformed reasons (index into the malformed counters).
 pub const TRUNCATED: u32 = 0;
 pub const BAD_HEADER: u32 = 1;
@@ -106,6 +107,15 @@ impl Cfg {
     }
     pub fn load(self) -> Fw {
         Fw::new(self.0)
+    }
+    /// Loads from inside `ns` (redirect targets resolve there).
+    pub fn load_in(self, ns: &xdpwall_lab::Netns) -> Fw {
+        ns.run(|| Fw::new(self.0)).expect("enter the namespace")
+    }
+    /// `[xdp] rate_limit_table`.
+    pub fn rate_limit_table(mut self, n: u32) -> Self {
+        self.0.xdp.rate_limit_table = n;
+        self
     }
 }
 
@@ -869,7 +879,14 @@ fn xdp_of(v: Verdict) -> u32 {
 impl Fw {
     pub fn new(cfg: Config) -> Self {
         let c = compile::compile(&cfg).expect("compile");
-        let inst = load(&c, LoadOptions { trace: true }).unwrap_or_else(|e| panic!("load: {e}"));
+        let inst = load(
+            &c,
+            LoadOptions {
+                trace: true,
+                ..Default::default()
+            },
+        )
+        .unwrap_or_else(|e| panic!("load: {e}"));
         Self::with(cfg, c, inst)
     }
 
@@ -877,8 +894,15 @@ impl Fw {
     /// program shares this one's counters, rule slots follow names.
     pub fn successor(&self, cfg: Config) -> Self {
         let c = compile::compile(&cfg).expect("compile");
-        let inst = xdpwall_dataplane::load::load_next(&c, LoadOptions { trace: true }, &self.inst)
-            .unwrap_or_else(|e| panic!("load_next: {e}"));
+        let inst = xdpwall_dataplane::load::load_next(
+            &c,
+            LoadOptions {
+                trace: true,
+                ..Default::default()
+            },
+            &self.inst,
+        )
+        .unwrap_or_else(|e| panic!("load_next: {e}"));
         Self::with(cfg, c, inst)
     }
 
@@ -961,6 +985,11 @@ impl Fw {
                 match rule.action {
                     Action::Drop => XDP_DROP,
                     Action::Pass => XDP_PASS,
+                    // The bucket decides; the trace says which way.
+                    Action::RateLimit(_) if v.limited => XDP_DROP,
+                    Action::RateLimit(_) => XDP_PASS,
+                    Action::Redirect(_) if v.redirect_err => XDP_DROP,
+                    Action::Redirect(_) => XDP_REDIRECT,
                     ref a => panic!(
                         "non-terminal rule {} ({}) reported as the winner",
                         rule.name,

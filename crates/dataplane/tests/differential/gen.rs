@@ -23,12 +23,19 @@ use xdpwall_rules::{
 /// Names of the sets every generated config defines (`[sets]`).
 pub const SET_NAMES: [&str; 3] = ["small", "mixed", "big"];
 
-/// A rule's action (the data plane implements these three).
+/// The interface `redirect` rules send to: `lo` exists in every network
+/// namespace (and BPF_PROG_TEST_RUN transmits nothing).
+pub const REDIRECT_TARGET: &str = "lo";
+
+/// A rule's action.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Act {
     Pass,
     Drop,
     Count,
+    Redirect,
+    /// pps, burst, by source (else by rule).
+    RateLimit(u64, u64, bool),
 }
 
 /// One generated rule.
@@ -393,7 +400,21 @@ fn literal_family(m: &AddrMatch) -> Option<Family> {
 }
 
 fn action() -> impl Strategy<Value = Act> {
-    prop_oneof![3 => Just(Act::Drop), 2 => Just(Act::Pass), 2 => Just(Act::Count)]
+    // Rate limits: tiny bursts (timing decides soon), huge ones (all pass),
+    // slow and fast refills.
+    let rate = (
+        prop_oneof![Just(1u64), Just(1_000), Just(1_000_000_000)],
+        prop_oneof![Just(1u64), Just(3), Just(1_000_000)],
+        any::<bool>(),
+    )
+        .prop_map(|(pps, burst, by_src)| Act::RateLimit(pps, burst, by_src));
+    prop_oneof![
+        6 => Just(Act::Drop),
+        4 => Just(Act::Pass),
+        4 => Just(Act::Count),
+        1 => Just(Act::Redirect),
+        2 => rate,
+    ]
 }
 
 fn verdict() -> impl Strategy<Value = Verdict> {
@@ -578,12 +599,17 @@ impl ConfigSpec {
                 };
                 let _ = writeln!(t, "fragment = \"{word}\"");
             }
-            let act = match r.action {
-                Act::Pass => "pass",
-                Act::Drop => "drop",
-                Act::Count => "count",
+            let _ = match r.action {
+                Act::Pass => writeln!(t, "action = \"pass\""),
+                Act::Drop => writeln!(t, "action = \"drop\""),
+                Act::Count => writeln!(t, "action = \"count\""),
+                Act::Redirect => writeln!(t, "redirect = \"{REDIRECT_TARGET}\""),
+                Act::RateLimit(pps, burst, by_src) => writeln!(
+                    t,
+                    "rate_limit = {{ pps = {pps}, burst = {burst}, by = \"{}\" }}",
+                    if by_src { "src" } else { "rule" }
+                ),
             };
-            let _ = writeln!(t, "action = \"{act}\"");
         }
         t
     }

@@ -10,10 +10,13 @@ use xdpwall_dataplane::load::{load, LoadOptions};
 use xdpwall_dataplane::stats::{self, Stats};
 use xdpwall_dataplane::types::xw_info;
 use xdpwall_dataplane::Instance;
-use xdpwall_reference::{classify, parse, Counter, Outcome, Reason, Tally};
+use xdpwall_reference::{classify, parse, Buckets, Counter, Outcome, Reason, Tally};
 use xdpwall_rules::{compile, Config, Verdict};
 
 use crate::gen::config_of;
+
+use xdpwall_dataplane::testrun::{Verdict as Run, XDP_DROP, XDP_PASS, XDP_REDIRECT};
+use xdpwall_reference::Verdict as RefVerdict;
 
 /// A config compiled and loaded with tracing (so runs report the rule).
 pub struct Loaded {
@@ -22,6 +25,8 @@ pub struct Loaded {
     pub inst: Instance,
     /// Some candidate list overflowed: the program uses its bitmap scan.
     pub overflow: bool,
+    /// Matches each rate-limit bucket has seen since the load.
+    pub buckets: RefCell<Buckets>,
 }
 
 fn xdp_of(v: Verdict) -> u32 {
@@ -37,7 +42,14 @@ impl Loaded {
         let cfg = config_of(toml);
         let c =
             compile::compile(&cfg).map_err(|e| format!("compile refused a valid config: {e}"))?;
-        let inst = load(&c, LoadOptions { trace: true }).map_err(|e| format!("load: {e}"))?;
+        let inst = load(
+            &c,
+            LoadOptions {
+                trace: true,
+                ..Default::default()
+            },
+        )
+        .map_err(|e| format!("load: {e}\n--- config ---\n{toml}"))?;
         // `stats::read` takes the rule count and policies from xw_info,
         // which whoever runs the program writes (as `xdpwall run` does).
         let info = xw_info {
@@ -55,6 +67,7 @@ impl Loaded {
             cfg,
             inst,
             overflow: c.classes.iter().any(|k| k.overflow),
+            buckets: RefCell::new(Buckets::new()),
         })
     }
 
@@ -107,6 +120,11 @@ pub struct Coverage {
     pub non_first: u64,
     /// Batches run in the bitmap-scan mode.
     pub scan_batches: u64,
+    /// Decided by a `redirect` rule; by a `rate_limit` rule, of which over
+    /// the limit.
+    pub redirected: u64,
+    pub rate_limited: u64,
+    pub over_limit: u64,
 }
 
 impl Coverage {
@@ -121,6 +139,9 @@ impl Coverage {
         self.ip += o.ip;
         self.non_first += o.non_first;
         self.scan_batches += o.scan_batches;
+        self.redirected += o.redirected;
+        self.rate_limited += o.rate_limited;
+        self.over_limit += o.over_limit;
     }
 }
 
@@ -140,40 +161,68 @@ fn rule_name(cfg: &Config, r: Option<usize>) -> String {
     )
 }
 
-/// Why one frame's results differ, or `None`.
-pub fn compare_one(l: &Loaded, frame: &[u8]) -> Result<(Outcome, Option<String>), String> {
+/// The XDP verdicts the reference allows for `want` (one, or pass and
+/// drop where a rate limit's timing decides), and whether the data plane's
+/// trace flags agree with the verdict it returned.
+fn allowed(l: &Loaded, frame: &[u8], want: &Outcome, got: &Run) -> (Vec<u32>, bool) {
+    let flags_ok = match &want.verdict {
+        RefVerdict::RateLimit => got.limited == (got.xdp == XDP_DROP) && !got.redirect_err,
+        _ => !got.limited && !got.redirect_err,
+    };
+    let xdp = match &want.verdict {
+        RefVerdict::Redirect(_) => vec![XDP_REDIRECT],
+        RefVerdict::RateLimit => {
+            let rule = want.rule.expect("a rate_limit rule decided");
+            let must_pass = l.buckets.borrow_mut().judge(&l.cfg, rule, &parse(frame));
+            if must_pass == Some(true) {
+                vec![XDP_PASS]
+            } else {
+                vec![XDP_PASS, XDP_DROP]
+            }
+        }
+        v => vec![v.xdp().expect("pass or drop")],
+    };
+    (xdp, flags_ok)
+}
+
+/// Why one frame's results differ, or `None`; also whether the data plane
+/// said the packet was over a rate limit.
+pub fn compare_one(l: &Loaded, frame: &[u8]) -> Result<(Outcome, bool, Option<String>), String> {
     let want = classify(&l.cfg, frame);
     let got = l
         .inst
         .test_run(frame)
         .map_err(|e| format!("test_run ({} bytes): {e}", frame.len()))?;
-    let want_xdp = want.verdict.xdp().expect("pass/drop rules only");
+    let (want_xdp, flags_ok) = allowed(l, frame, &want, &got);
     let got_rule = got.rule.map(|r| r as usize);
     let got_mal = got
         .malformed
         .map(|m| Reason::from_index(m).map_or_else(|| format!("reason #{m}"), |r| r.name().into()));
     let want_mal = want.malformed.map(|r| r.name().to_string());
-    if got.xdp == want_xdp && got_rule == want.rule && got_mal == want_mal {
-        return Ok((want, None));
+    if want_xdp.contains(&got.xdp) && flags_ok && got_rule == want.rule && got_mal == want_mal {
+        return Ok((want, got.limited, None));
     }
     let mut m = String::new();
     let _ = writeln!(m, "frame ({} bytes): {}", frame.len(), hex(frame));
     let _ = writeln!(m, "reference parse: {:?}", parse(frame));
     let _ = writeln!(
         m,
-        "reference: xdp {want_xdp} rule {} malformed {:?} counted {:?}",
+        "reference: xdp {want_xdp:?} ({:?}) rule {} malformed {:?} counted {:?}",
+        want.verdict,
         rule_name(&l.cfg, want.rule),
         want_mal,
         want.counted
     );
     let _ = writeln!(
         m,
-        "data plane: xdp {} rule {} malformed {:?}",
+        "data plane: xdp {} rule {} malformed {:?} over limit {} redirect error {}",
         got.xdp,
         rule_name(&l.cfg, got_rule),
-        got_mal
+        got_mal,
+        got.limited,
+        got.redirect_err
     );
-    Ok((want, Some(m)))
+    Ok((want, got.limited, Some(m)))
 }
 
 fn delta(
@@ -191,12 +240,14 @@ fn delta(
 pub fn check_batch(l: &Loaded, frames: &[Vec<u8>]) -> Result<Coverage, String> {
     let before = l.stats()?;
     let mut tally = Tally::new(&l.cfg);
+    // Over-limit drops per rule, as the data plane reported them one by one.
+    let mut limited = vec![0u64; l.cfg.rules.len()];
     let mut cov = Coverage {
         scan_batches: u64::from(l.overflow),
         ..Coverage::default()
     };
     for (i, f) in frames.iter().enumerate() {
-        let (o, diff) = compare_one(l, f)?;
+        let (o, over, diff) = compare_one(l, f)?;
         if let Some(d) = diff {
             return Err(format!(
                 "packet {i} of the batch differs:\n{d}--- config ---\n{}",
@@ -204,6 +255,15 @@ pub fn check_batch(l: &Loaded, frames: &[Vec<u8>]) -> Result<Coverage, String> {
             ));
         }
         tally.add(&o, f.len());
+        if let (true, Some(r)) = (over, o.rule) {
+            limited[r] += 1;
+        }
+        cov.over_limit += u64::from(over);
+        match o.verdict {
+            RefVerdict::Redirect(_) => cov.redirected += 1,
+            RefVerdict::RateLimit => cov.rate_limited += 1,
+            _ => {}
+        }
         cov.packets += 1;
         match (o.malformed, o.rule) {
             (Some(r), _) => cov.malformed[r as usize] += 1,
@@ -229,6 +289,17 @@ pub fn check_batch(l: &Loaded, frames: &[Vec<u8>]) -> Result<Coverage, String> {
                 "rule {} (#{i}, {}): got {got:?}, want {want:?}",
                 a.name, a.action
             ));
+        }
+        let over = a.limited.packets - b.limited.packets;
+        if over != limited[i] {
+            bad.push(format!(
+                "rule {} (#{i}): {over} counted over the limit, {} verdicts said so",
+                a.name, limited[i]
+            ));
+        }
+        let errs = a.redirect_errors.packets - b.redirect_errors.packets;
+        if errs != 0 {
+            bad.push(format!("rule {} (#{i}): {errs} redirect errors", a.name));
         }
     }
     let got = delta(after.default, before.default);

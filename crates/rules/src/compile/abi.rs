@@ -84,6 +84,22 @@ pub const ACT_PASS: u32 = 0;
 pub const ACT_DROP: u32 = 1;
 /// Count and continue.
 pub const ACT_COUNT: u32 = 2;
+/// Redirect to the interface in `xw_redirect[rule]`.
+pub const ACT_REDIRECT: u32 = 3;
+/// Token bucket: conforming packets pass, the rest drop.
+pub const ACT_RATE_LIMIT: u32 = 4;
+/// Rule flag: a rate limit with one bucket per source address.
+pub const RULE_BY_SRC: u32 = 4;
+/// Nanotokens one packet costs.
+pub const RL_TOKEN: u64 = 1_000_000_000;
+/// Largest `pps` of a rate limit.
+pub const RL_MAX_PPS: u64 = 1_000_000_000;
+/// Largest `burst` of a rate limit.
+pub const RL_MAX_BURST: u64 = 1_000_000_000;
+/// Trace flag: a rate limit dropped the packet (over the limit).
+pub const TRACE_LIMITED: u32 = 1;
+/// Trace flag: a redirect had no target and dropped the packet.
+pub const TRACE_REDIRECT_ERR: u32 = 2;
 
 /// Malformed-reason names by index (`enum xw_malformed_reason`).
 pub const MALFORMED_REASONS: [&str; 4] =

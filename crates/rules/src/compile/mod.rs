@@ -99,6 +99,37 @@ pub struct RuleEntry {
     pub sample: u32,
     /// At most one event per this many ns (0: no limit).
     pub every_ns: u64,
+    /// Rate limit: its bucket (all zero for other actions).
+    pub rate: RateParams,
+    /// Redirect: the target interface's name (resolved at load).
+    pub redirect: Option<String>,
+}
+
+/// A rate limit's bucket as the data plane computes it (`xw_rule.rl_*`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RateParams {
+    /// Nanotokens gained per ns (= packets per second).
+    pub pps: u64,
+    /// Bucket size in nanotokens (`burst * RL_TOKEN`).
+    pub cap: u64,
+    /// Nanoseconds to fill an empty bucket (`ceil(cap / pps)`).
+    pub fill_ns: u64,
+}
+
+impl RateParams {
+    /// The bucket of `pps` packets/s and `burst` packets. Both are at least
+    /// 1 and at most `RL_MAX_PPS` / `RL_MAX_BURST` in a validated config;
+    /// larger values are clamped here so the arithmetic cannot overflow.
+    #[must_use]
+    pub fn new(pps: u64, burst: u64) -> Self {
+        let pps = pps.clamp(1, abi::RL_MAX_PPS);
+        let cap = burst.clamp(1, abi::RL_MAX_BURST) * abi::RL_TOKEN;
+        RateParams {
+            pps,
+            cap,
+            fill_ns: cap.div_ceil(pps),
+        }
+    }
 }
 
 /// Event settings the program is built with (`[events]`).
@@ -185,10 +216,12 @@ pub struct Compiled {
     pub malformed: Verdict,
     /// Events.
     pub events: EventSettings,
+    /// Entries of the per-source rate-limit table (`[xdp] rate_limit_table`).
+    pub rate_limit_table: u32,
 }
 
 /// Why a config cannot be compiled (it is valid, but asks for something the
-/// data plane cannot do yet, or more than its maps hold).
+/// data plane cannot represent, or more than its maps hold).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompileError {
     /// Config path.
@@ -272,27 +305,48 @@ impl Interner {
     }
 }
 
-fn action_code(cfg: &Config, idx: usize) -> Result<u32, CompileError> {
-    let rule = &cfg.rules[idx];
-    match &rule.action {
-        Action::Pass => Ok(abi::ACT_PASS),
-        Action::Drop => Ok(abi::ACT_DROP),
-        Action::Count => Ok(abi::ACT_COUNT),
-        Action::Redirect(_) | Action::RateLimit(_) => Err(CompileError {
-            path: cfg.path.clone(),
-            line: rule.line,
-            message: format!(
-                "rule `{}`: action {} is not supported by this version yet; use pass, drop or count",
-                rule.name,
-                rule.action.name()
-            ),
-        }),
+fn action_code(a: &Action) -> u32 {
+    match a {
+        Action::Pass => abi::ACT_PASS,
+        Action::Drop => abi::ACT_DROP,
+        Action::Count => abi::ACT_COUNT,
+        Action::Redirect(_) => abi::ACT_REDIRECT,
+        Action::RateLimit(_) => abi::ACT_RATE_LIMIT,
     }
 }
 
 fn rule_entry(cfg: &Config, i: usize) -> Result<RuleEntry, CompileError> {
     let r = &cfg.rules[i];
     let mut flags = 0;
+    let mut rate = RateParams::default();
+    let mut redirect = None;
+    match &r.action {
+        Action::RateLimit(rl) => {
+            if rl.pps > abi::RL_MAX_PPS
+                || rl.burst > abi::RL_MAX_BURST
+                || rl.pps == 0
+                || rl.burst == 0
+            {
+                // The parser refuses these; a config built in code may not.
+                return Err(CompileError {
+                    path: cfg.path.clone(),
+                    line: r.line,
+                    message: format!(
+                        "rule `{}`: rate_limit needs 1 <= pps <= {} and 1 <= burst <= {}",
+                        r.name,
+                        abi::RL_MAX_PPS,
+                        abi::RL_MAX_BURST
+                    ),
+                });
+            }
+            rate = RateParams::new(rl.pps, rl.burst);
+            if rl.by == crate::model::RateBy::Src {
+                flags |= abi::RULE_BY_SRC;
+            }
+        }
+        Action::Redirect(ifname) => redirect = Some(ifname.clone()),
+        _ => {}
+    }
     if r.log.is_some() {
         flags |= abi::RULE_LOG;
     }
@@ -302,8 +356,10 @@ fn rule_entry(cfg: &Config, i: usize) -> Result<RuleEntry, CompileError> {
     let snaplen = r.log.and_then(|l| l.snaplen).unwrap_or(cfg.events.snaplen);
     Ok(RuleEntry {
         name: r.name.clone(),
-        action: action_code(cfg, i)?,
+        action: action_code(&r.action),
         flags,
+        rate,
+        redirect,
         snaplen: snaplen.min(abi::MAX_SNAPLEN),
         sample: r.sample.unwrap_or(1).max(1),
         every_ns: r
@@ -320,7 +376,9 @@ fn event_settings(cfg: &Config, rules: &[RuleEntry]) -> EventSettings {
         crate::model::Wakeup::Adaptive => (abi::WAKE_ADAPTIVE, 64),
     };
     EventSettings {
-        enabled: rules.iter().any(|r| r.flags != 0),
+        enabled: rules
+            .iter()
+            .any(|r| r.flags & (abi::RULE_LOG | abi::RULE_SAMPLE) != 0),
         transport: match cfg.events.transport {
             crate::model::Transport::Ringbuf => abi::TRANSPORT_RINGBUF,
             crate::model::Transport::Perfbuf => abi::TRANSPORT_PERFBUF,
@@ -334,8 +392,9 @@ fn event_settings(cfg: &Config, rules: &[RuleEntry]) -> EventSettings {
 /// Compiles a validated config, checked against the data plane's map sizes.
 ///
 /// # Errors
-/// A rule uses an action the data plane does not implement yet, or a table
-/// would not fit its map (the message names the limit).
+/// A rule's action has values the data plane cannot represent (only for
+/// configs not made by the parser, which refuses them), or a table would
+/// not fit its map (the message names the limit).
 pub fn compile(cfg: &Config) -> Result<Compiled, CompileError> {
     compile_with(cfg, &Limits::default())
 }
@@ -457,6 +516,7 @@ pub fn compile_with(cfg: &Config, limits: &Limits) -> Result<Compiled, CompileEr
         default: cfg.xdp.default,
         malformed: cfg.xdp.malformed,
         events,
+        rate_limit_table: cfg.xdp.rate_limit_table,
     };
     limits::check_tables(cfg, &compiled, limits)?;
     Ok(compiled)

@@ -288,3 +288,43 @@ fn every_fixed_table_is_checked_against_its_map() {
     let e = limits::check_tables(&cfg, &bad, &Limits::default()).expect_err("bad");
     assert!(e.message.contains("33 candidates"), "{}", e.message);
 }
+
+#[test]
+fn protection_actions_compile_to_their_codes_and_buckets() {
+    let c = compiled(
+        "[xdp]\nrate_limit_table = 512\n\
+         [[rule]]\nname = \"dns\"\nproto = \"udp\"\ndport = 53\n\
+         rate_limit = { pps = 3, burst = 7, by = \"src\" }\n\
+         [[rule]]\nname = \"all\"\nrate_limit = { pps = 1000000000, burst = 1000000000, by = \"rule\" }\n\
+         [[rule]]\nname = \"ids\"\nredirect = \"eth1\"\n",
+    );
+    assert_eq!(c.rate_limit_table, 512);
+    let (dns, all, ids) = (&c.rules[0], &c.rules[1], &c.rules[2]);
+    assert_eq!(
+        (dns.action, all.action),
+        (abi::ACT_RATE_LIMIT, abi::ACT_RATE_LIMIT)
+    );
+    assert_eq!(dns.flags & abi::RULE_BY_SRC, abi::RULE_BY_SRC);
+    assert_eq!(all.flags & abi::RULE_BY_SRC, 0);
+    // 3 pps, 7 packets: 7e9 nanotokens, filled from empty in ceil(7e9 / 3) ns.
+    assert_eq!(
+        dns.rate,
+        RateParams {
+            pps: 3,
+            cap: 7_000_000_000,
+            fill_ns: 2_333_333_334
+        }
+    );
+    // The largest bucket still leaves room for one refill step in 64 bits.
+    assert_eq!(all.rate.cap, 1_000_000_000_000_000_000);
+    assert!(all.rate.cap.checked_add(all.rate.pps).is_some());
+    assert_eq!(all.rate.fill_ns, 1_000_000_000);
+    assert_eq!(
+        (ids.action, ids.redirect.as_deref()),
+        (abi::ACT_REDIRECT, Some("eth1"))
+    );
+    assert_eq!(ids.rate, RateParams::default());
+    // Protection actions are terminal and emit no events by themselves.
+    assert!(!c.events.enabled);
+    assert!(!c.has_count_rules);
+}

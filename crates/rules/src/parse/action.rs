@@ -111,7 +111,8 @@ fn parse_rate_limit(cx: &mut Ctx<'_>, label: &str, value: &Value<'_>) -> Option<
             );
             return None;
         };
-        int_min(cx, &full, v, 1, i128::from(u64::MAX)).and_then(|n| u64::try_from(n).ok())
+        // Up to 1e9 each: the data plane's nanotoken bucket must not overflow.
+        int_min(cx, &full, v, 1, 1_000_000_000).and_then(|n| u64::try_from(n).ok())
     };
     let pps = number(cx, "pps");
     let burst = number(cx, "burst");

@@ -192,7 +192,8 @@ wakeup = 16
             interface: None,
             mode: Mode::Generic,
             default: Verdict::Drop,
-            malformed: Verdict::Drop
+            malformed: Verdict::Drop,
+            rate_limit_table: crate::model::DEFAULT_RATE_LIMIT_TABLE,
         }
     );
     assert_eq!(
@@ -328,7 +329,7 @@ fn toml_syntax_errors() {
 fn unknown_sections_and_keys() {
     assert_eq!(
         err("[xdp]\nmode = \"auto\"\n  foo = 1\n"),
-        "3:3: unknown key `foo` in [xdp]; expected one of: interface, mode, default, malformed"
+        "3:3: unknown key `foo` in [xdp]; expected one of: interface, mode, default, malformed, rate_limit_table"
     );
     assert_eq!(
         err("[events]\nring = 1"),
@@ -629,6 +630,41 @@ fn action_errors() {
         err(&rule("redirect = \"\"")),
         "3:12: redirect: interface name `` is empty"
     );
+    // Limits the data plane's nanotoken bucket can hold without overflow.
+    assert_eq!(
+        err(&rule("rate_limit = { pps = 1000000001, burst = 1 }")),
+        "3:22: rate_limit.pps: 1000000001 is too large; the maximum is 1000000000"
+    );
+    assert_eq!(
+        err(&rule("rate_limit = { pps = 1, burst = 0 }")),
+        "3:33: rate_limit.burst: 0 is too small; it must be at least 1"
+    );
+    assert_eq!(
+        err(&rule("rate_limit = { pps = 1, burst = 1000000001 }")),
+        "3:33: rate_limit.burst: 1000000001 is too large; the maximum is 1000000000"
+    );
+}
+
+#[test]
+fn rate_limit_table_setting() {
+    let cfg = ok("[xdp]\nrate_limit_table = 1024\n");
+    assert_eq!(cfg.xdp.rate_limit_table, 1024);
+    assert_eq!(
+        ok("").xdp.rate_limit_table,
+        crate::model::DEFAULT_RATE_LIMIT_TABLE
+    );
+    assert_eq!(
+        err("[xdp]\nrate_limit_table = 0\n"),
+        "2:20: rate_limit_table: 0 is too small; it must be at least 1"
+    );
+    assert_eq!(
+        err("[xdp]\nrate_limit_table = 4194305\n"),
+        "2:20: rate_limit_table: 4194305 is too large; the maximum is 4194304"
+    );
+    assert_eq!(
+        err("[xdp]\nrate_limit_table = \"big\"\n"),
+        "2:20: rate_limit_table: expected an integer, found a string"
+    );
 }
 
 #[test]
@@ -861,7 +897,7 @@ fn columns_count_characters() {
     );
     assert_eq!(
         err("[xdp] # ééé\nfoo = 1"),
-        "2:1: unknown key `foo` in [xdp]; expected one of: interface, mode, default, malformed"
+        "2:1: unknown key `foo` in [xdp]; expected one of: interface, mode, default, malformed, rate_limit_table"
     );
     assert_eq!(
         err("[[rule]]\nname = \"é\" ; action = \"pass\"")
