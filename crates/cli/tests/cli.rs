@@ -10,6 +10,8 @@
 //!   lines and pcapng read back (needs root).
 //! * `gen` — usage errors; an exact frame count across a veth pair into a
 //!   counting XDP_DROP receiver (needs root).
+//! * `bench` — `bench dataplane` with tiny windows (root; ignored by
+//!   default, about 20 s).
 //!
 //! Every privileged test builds its own lab, so tests run in parallel; RAII
 //! guards stop `run` processes and delete namespaces even when a test fails.
@@ -37,3 +39,6 @@ mod metrics;
 
 #[path = "cli/gen.rs"]
 mod gen;
+
+#[path = "cli/bench.rs"]
+mod bench;
