@@ -48,7 +48,7 @@ fn bench_dataplane_smoke() {
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap_or_default())
         .unwrap_or_default();
     let rows = v["rows"].as_array().cloned().unwrap_or_default();
-    assert_eq!(rows.len(), 11, "every receiver has a row");
+    assert_eq!(rows.len(), 12, "every receiver has a row");
     for r in &rows {
         let name = r["name"].as_str().unwrap_or("?");
         if let Some(why) = r["skipped"].as_str() {
