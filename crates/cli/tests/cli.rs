@@ -18,6 +18,8 @@
 //!   restart, as `stats` reports them.
 //! * `protect` — `rate_limit` accuracy and `redirect` between veth pairs
 //!   with real traffic (needs root).
+//! * `bench` — `bench dataplane` with tiny windows (root; ignored by
+//!   default, about 20 s).
 //!
 //! Every privileged test builds its own lab, so tests run in parallel; RAII
 //! guards stop `run` processes and delete namespaces even when a test fails.
@@ -58,3 +60,6 @@ mod top;
 mod protect;
 #[path = "cli/xdperr.rs"]
 mod xdperr;
+
+#[path = "cli/bench.rs"]
+mod bench;

@@ -352,6 +352,10 @@ pub fn run_with(
                     // Everyone reaches the barrier, ready or not, so nobody waits forever.
                     barrier.wait();
                     let r = ready.and_then(|()| send(fd, frame, opts, quota, gap > 0, sent, halt));
+                    if r.is_err() {
+                        // One sender failed: stop the others too.
+                        halt.store(true, Ordering::SeqCst);
+                    }
                     finished.store(true, Ordering::SeqCst);
                     r
                 })

@@ -247,3 +247,55 @@ fn settle(read: impl Fn() -> u64, want: u64) -> u64 {
     }
     last
 }
+
+fn pin_to(cpu: usize) {
+    // SAFETY: a zeroed cpu_set_t is valid; CPU_SET stays within it; the
+    // call changes only this thread's affinity.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        assert_eq!(
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
+            0
+        );
+    }
+}
+
+/// The program's own limit and pacing: past the limit, or ahead of the
+/// pace, a run sends nothing (XDP_DROP, frame untouched, not counted).
+#[test]
+fn gen_program_holds_back_over_limit_and_ahead_of_pace() {
+    if !require_root("gen_program_holds_back_over_limit_and_ahead_of_pace") {
+        return;
+    }
+    let cpu = xdpwall_gen::run::allowed_cpus().unwrap_or_else(|e| panic!("{e}"))[0];
+    let s = spec(ip("198.18.0.1"), ip("198.18.0.2"), Proto::Udp, 64);
+    let src = AddrRange::single(s.src);
+    let prog =
+        GenProgram::load(&s, &src, &PortRange::single(9), XDP_TX).unwrap_or_else(|e| panic!("{e}"));
+    let frame = s.build().unwrap_or_else(|e| panic!("{e}"));
+    let sent = |p: &GenProgram| p.sent_per_cpu().unwrap_or_default()[cpu].packets;
+    // Runs happen on the calling thread's CPU: keep it on one.
+    std::thread::scope(|sc| {
+        sc.spawn(|| {
+            pin_to(cpu);
+            prog.set_controls(&[(cpu, Some(2), 0)])
+                .unwrap_or_else(|e| panic!("{e}"));
+            let verdicts: Vec<u32> = (0..4)
+                .map(|_| prog.run_once(&frame).unwrap_or_else(|e| panic!("{e}")).0)
+                .collect();
+            assert_eq!(verdicts, [XDP_TX, XDP_TX, XDP_DROP, XDP_DROP], "limit 2");
+            let (_, held) = prog.run_once(&frame).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(held, frame, "a held frame is not rewritten");
+            assert_eq!(sent(&prog), 2);
+            // One frame a second: the first goes, the next is ahead of its time.
+            prog.set_controls(&[(cpu, None, 1_000_000_000)])
+                .unwrap_or_else(|e| panic!("{e}"));
+            let verdicts: Vec<u32> = (0..3)
+                .map(|_| prog.run_once(&frame).unwrap_or_else(|e| panic!("{e}")).0)
+                .collect();
+            assert_eq!(verdicts, [XDP_TX, XDP_DROP, XDP_DROP], "paced at 1/s");
+            assert_eq!(sent(&prog), 3);
+        });
+    });
+}

@@ -224,12 +224,21 @@ fn plans(dir: &Path, opts: &DataplaneOptions, progress: &mut dyn FnMut(&str)) ->
         cost: None,
     };
     let mut v = vec![plan("XDP_DROP (bare program)".into(), Kind::Bare, 0)];
+    // A variant that separates xdpwall's fixed cost (parse, counters, the
+    // tap check) from classification: no rules, the default drops.
+    progress("loading xdpwall with no rules (default drop)…");
+    let inst = xdpwall(dir, "norules", "[xdp]\ndefault = \"drop\"\n", None)?;
+    v.push(plan(
+        "xdpwall, no rules, default drop".into(),
+        Kind::Xdpwall(inst, true),
+        0,
+    ));
     for n in [1, 100, opts.rules] {
         progress(&format!("loading xdpwall with {n} rules…"));
         let inst = xdpwall(dir, &format!("rules{n}"), &mixed_rules_toml(n, 1), None)?;
         v.push(plan(
             format!("xdpwall, {n} rule{}", if n == 1 { "" } else { "s" }),
-            Kind::Xdpwall(inst),
+            Kind::Xdpwall(inst, false),
             0,
         ));
     }
@@ -246,7 +255,7 @@ fn plans(dir: &Path, opts: &DataplaneOptions, progress: &mut dyn FnMut(&str)) ->
     )?;
     v.push(plan(
         format!("xdpwall, {}-entry CIDR set", opts.set_entries),
-        Kind::Xdpwall(inst),
+        Kind::Xdpwall(inst, false),
         1,
     ));
     v.push(plan(

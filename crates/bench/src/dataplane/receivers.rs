@@ -21,8 +21,9 @@ pub const FLOW_DPORT: u16 = xdpwall_rules::synth::TARGET_DPORT;
 pub enum Kind {
     /// A counting `XDP_DROP` program: the ceiling.
     Bare,
-    /// xdpwall with a loaded rule set.
-    Xdpwall(Box<Instance>),
+    /// xdpwall with a loaded rule set, and whether its default action
+    /// drops (then the default's counter also counts drops).
+    Xdpwall(Box<Instance>, bool),
     /// `xdp-filter load -f FEATURES` plus `xdp-filter port 5353 -p udp`.
     XdpFilter(&'static str),
     /// An nftables netdev ingress chain dropping the flow (plus XDP_PASS).
@@ -168,7 +169,7 @@ impl Kind {
         let ifname = host.ifname().to_string();
         let own = match self {
             Kind::Bare => Some(attach_own(host, Receiver::drop_all()?)?),
-            Kind::Xdpwall(inst) => {
+            Kind::Xdpwall(inst, _) => {
                 host.ns()
                     .run(|| attach::attach(inst, &ifname, Mode::Native, false))??;
                 None
@@ -217,14 +218,24 @@ impl Active<'_> {
                     .as_ref()
                     .map_or(Ok(0), |r| r.count().map(|c| c.packets))?,
             ),
-            Kind::Xdpwall(inst) => Some(
-                stats::read(inst)?
-                    .rules
-                    .iter()
-                    .filter(|r| r.action == "drop")
-                    .map(|r| r.counter.packets)
-                    .sum(),
-            ),
+            Kind::Xdpwall(inst, default_drops) => {
+                // Not st.default_action: that comes from what `run`
+                // records at attach, which this benchmark does not do.
+                let st = stats::read(inst)?;
+                let by_default = if *default_drops {
+                    st.default.packets
+                } else {
+                    0
+                };
+                Some(
+                    st.rules
+                        .iter()
+                        .filter(|r| r.action == "drop")
+                        .map(|r| r.counter.packets)
+                        .sum::<u64>()
+                        + by_default,
+                )
+            }
             Kind::XdpFilter(_) => {
                 let mut c = host.ns().nsenter_command("xdp-filter");
                 c.arg("status");
@@ -275,7 +286,7 @@ impl Active<'_> {
         let ifname = host.ifname().to_string();
         let idx = host.ifindex();
         match self.kind {
-            Kind::Xdpwall(_) => {
+            Kind::Xdpwall(..) => {
                 host.ns().run(|| attach::detach(&ifname, false))??;
             }
             Kind::XdpFilter(_) => {

@@ -109,6 +109,14 @@ fn plan(a: &GenArgs) -> Result<Plan> {
         Some(c) => parse_cpus(c).map_err(inv)?,
         None => xdpwall_gen::run::allowed_cpus()?,
     };
+    // Checked here too (run checks again) so a bad list is a usage error
+    // before anything is loaded.
+    let allowed = xdpwall_gen::run::allowed_cpus()?;
+    if let Some(c) = cpus.iter().find(|c| !allowed.contains(c)) {
+        return Err(usage(format!(
+            "xdpwall gen: CPU {c} is not available to this process (allowed: {allowed:?})"
+        )));
+    }
     let ifindex = xdpwall_dataplane::instance::ifindex(&a.iface)?;
     let src_mac = match &a.src_mac {
         Some(m) => parse_mac(m)?,
@@ -246,7 +254,11 @@ pub fn gen(a: &GenArgs) -> Result<()> {
         }
         h.join()
             .map_err(|_| anyhow::anyhow!("the generator thread panicked"))?
-            .map_err(anyhow::Error::from)
+            .map_err(|e| match e {
+                // Bad options (a CPU not available, …) are usage errors.
+                xdpwall_gen::Error::Invalid(m) => usage(format!("xdpwall gen: {m}")),
+                e => anyhow::Error::from(e),
+            })
     })?;
     print_report(a, &p, &report)
 }
@@ -289,7 +301,10 @@ fn print_report(a: &GenArgs, p: &Plan, r: &Report) -> Result<()> {
             r.tx_dropped, a.iface
         );
     } else {
-        println!("{} dropped none on transmit (tx_dropped 0)", a.iface);
+        println!(
+            "{}: tx_dropped 0 (a driver that refuses XDP frames outright is not counted there: a veth delivers only to a peer running native XDP)",
+            a.iface
+        );
     }
     Ok(())
 }
