@@ -128,10 +128,20 @@ struct xw_lpm4 {
 	__u8 addr[4];
 };
 
+/* IPv6 LPM key: the table generation is the first data byte, so one trie
+ * holds both generations (prefixlen counts its 8 bits too). */
 struct xw_lpm6 {
 	__u32 prefixlen;
+	__u8 gen;
 	__u8 addr[16];
+	__u8 pad[3]; /* beyond every prefix: never compared */
 };
+
+/* The address tables (directories, length masks, exact-match and LPM
+ * entries) exist twice; xw_gen says which generation packets use, so a set
+ * change is written beside the live one and takes effect with one write.
+ * IPv4 exact-match keys carry the generation above the prefix length. */
+#define XW_GEN_SHIFT 8
 
 #define XW_NAME_LEN 64
 

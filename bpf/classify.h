@@ -56,9 +56,9 @@ static __always_inline __u32 class_at(void *map, __u32 idx)
 /* The class of IPv4 address `a` (host order) in a /16 whose directory entry
  * `d` flags longer prefixes: the longest of them that holds `a`, else the
  * class of the /16 itself (the entry without the flag). */
-static __always_inline __u32 long4_class(void *lens4, void *map4, __u32 a, __u32 d)
+static __always_inline __u32 long4_class(void *lens4, void *map4, __u32 a, __u32 d, __u32 gen)
 {
-	__u32 lens = class_at(lens4, a >> 16);
+	__u32 lens = class_at(lens4, gen << 16 | a >> 16);
 	struct xw_lpm4 k;
 	__u32 *id;
 
@@ -69,7 +69,7 @@ static __always_inline __u32 long4_class(void *lens4, void *map4, __u32 a, __u32
 	for (int i = 15; i >= 0; i--) {
 		if (!(lens & (1u << i)))
 			continue;
-		k.prefixlen = XW_LONG4_MIN + i;
+		k.prefixlen = (XW_LONG4_MIN + i) | gen << XW_GEN_SHIFT;
 		*(__u32 *)k.addr = bpf_htonl(a & (~0u << (32 - (XW_LONG4_MIN + i))));
 		id = bpf_map_lookup_elem(map4, &k);
 		if (id)
@@ -82,7 +82,7 @@ static __always_inline __u32 addr_class(void *dir4, void *lens4, void *map4, voi
 					void *map6, struct pkt *p, __u8 *addr, __u32 nonip)
 {
 	__u32 *id = NULL;
-	__u32 d, a;
+	__u32 d, a, gen = p->gen & 1;
 
 	if (p->family == XW_FAMILY_NONE)
 		return nonip;
@@ -90,16 +90,16 @@ static __always_inline __u32 addr_class(void *dir4, void *lens4, void *map4, voi
 	if (p->family == XW_FAMILY_IPV4) {
 		a = ((__u32)addr[0] << 24) | ((__u32)addr[1] << 16) | ((__u32)addr[2] << 8) |
 		    addr[3];
-		d = class_at(dir4, a >> 16);
+		d = class_at(dir4, gen << 16 | a >> 16);
 		if (!(d & XW_ID_TRIE))
 			return d;
-		return long4_class(lens4, map4, a, d);
+		return long4_class(lens4, map4, a, d, gen);
 	}
-	d = class_at(dir6, ((__u32)addr[0] << 8) | addr[1]);
+	d = class_at(dir6, gen << 16 | ((__u32)addr[0] << 8) | addr[1]);
 	if (!(d & XW_ID_TRIE))
 		return d;
 	if (p->family == XW_FAMILY_IPV6) {
-		struct xw_lpm6 k = { .prefixlen = 128 };
+		struct xw_lpm6 k = { .prefixlen = 8 + 128, .gen = gen };
 
 		__builtin_memcpy(k.addr, addr, 16);
 		id = bpf_map_lookup_elem(map6, &k);
@@ -395,6 +395,8 @@ static __always_inline __u32 classify(__u64 bytes, struct match_ctx *m)
 {
 	m->best = XW_NO_RULE;
 	m->bytes = bytes;
+	/* One read per packet: every address lookup uses this generation. */
+	m->p.gen = class_at(&xw_gen, 0) & 1;
 	gather_index(m);
 	if (any_overflow(m)) {
 		gather_all(m);

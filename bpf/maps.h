@@ -42,6 +42,8 @@ const volatile __u64 wakeup_watermark = 65536;    /* adaptive: bytes behind */
  * (xw_*4_lens), so a lookup tries only those, longest first. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
+	/* Room for two generations, allocated only as they fill. */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct xw_lpm4);
 	__type(value, __u32);
 	__uint(max_entries, 1); /* set at load */
@@ -63,13 +65,16 @@ struct {
 		__uint(max_entries, entries);        \
 	} name SEC(".maps")
 
-CLASS_ARRAY(xw_src4_dir, XW_DIR_ENTRIES);
-CLASS_ARRAY(xw_dst4_dir, XW_DIR_ENTRIES);
+/* Address directories and length masks: generation g at [g << 16]. */
+CLASS_ARRAY(xw_src4_dir, 2 * XW_DIR_ENTRIES);
+CLASS_ARRAY(xw_dst4_dir, 2 * XW_DIR_ENTRIES);
 /* Per /16: bit k set when prefixes of length XW_LONG4_MIN + k lie inside. */
-CLASS_ARRAY(xw_src4_lens, XW_DIR_ENTRIES);
-CLASS_ARRAY(xw_dst4_lens, XW_DIR_ENTRIES);
-CLASS_ARRAY(xw_src6_dir, XW_DIR_ENTRIES);
-CLASS_ARRAY(xw_dst6_dir, XW_DIR_ENTRIES);
+CLASS_ARRAY(xw_src4_lens, 2 * XW_DIR_ENTRIES);
+CLASS_ARRAY(xw_dst4_lens, 2 * XW_DIR_ENTRIES);
+CLASS_ARRAY(xw_src6_dir, 2 * XW_DIR_ENTRIES);
+CLASS_ARRAY(xw_dst6_dir, 2 * XW_DIR_ENTRIES);
+/* The address-table generation packets use (0 or 1), written by user space. */
+CLASS_ARRAY(xw_gen, 1);
 CLASS_ARRAY(xw_proto, XW_PROTO_ENTRIES);
 CLASS_ARRAY(xw_sport, XW_PORT_ENTRIES);
 CLASS_ARRAY(xw_dport, XW_PORT_ENTRIES);

@@ -39,7 +39,7 @@ struct pkt {
 	__u32 vlan_outer;
 	__u32 vlan_inner;
 	__u32 frag;
-	__u32 pad;
+	__u32 gen; /* address-table generation (0/1), set by classify() */
 	__u8 saddr[16];
 	__u8 daddr[16];
 };

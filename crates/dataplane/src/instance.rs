@@ -31,6 +31,8 @@ pub struct Maps {
     pub src4_dir: MapHandle,
     /// Prefix lengths over /16 per /16 (IPv4 source).
     pub src4_lens: MapHandle,
+    /// The address-table generation packets use.
+    pub gen: MapHandle,
     /// Prefix lengths over /16 per /16 (IPv4 destination).
     pub dst4_lens: MapHandle,
     /// Destination IPv4 directory.
@@ -120,6 +122,7 @@ impl Instance {
             dst6: dup(&m.xw_dst6, "xw_dst6")?,
             src4_dir: dup(&m.xw_src4_dir, "xw_src4_dir")?,
             src4_lens: dup(&m.xw_src4_lens, "xw_src4_lens")?,
+            gen: dup(&m.xw_gen, "xw_gen")?,
             dst4_lens: dup(&m.xw_dst4_lens, "xw_dst4_lens")?,
             dst4_dir: dup(&m.xw_dst4_dir, "xw_dst4_dir")?,
             src6_dir: dup(&m.xw_src6_dir, "xw_src6_dir")?,
@@ -217,6 +220,7 @@ impl Instance {
             dst6: take("xw_dst6")?,
             src4_dir: take("xw_src4_dir")?,
             src4_lens: take("xw_src4_lens")?,
+            gen: take("xw_gen")?,
             dst4_lens: take("xw_dst4_lens")?,
             dst4_dir: take("xw_dst4_dir")?,
             src6_dir: take("xw_src6_dir")?,

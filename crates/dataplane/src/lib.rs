@@ -36,6 +36,7 @@ mod slots;
 pub mod stats;
 pub mod tap;
 pub mod testrun;
+pub mod update;
 pub mod xdperr;
 
 pub use error::{Error, Result};

@@ -197,10 +197,18 @@ fn load_inner(
         None => crate::slots::fresh(c.rules.len()),
     };
     let sizes = [
-        (&mut m.xw_src4, long4(&c.src4).count(), "xw_src4"),
-        (&mut m.xw_dst4, long4(&c.dst4).count(), "xw_dst4"),
-        (&mut m.xw_src6, c.src6.len(), "xw_src6"),
-        (&mut m.xw_dst6, c.dst6.len(), "xw_dst6"),
+        (
+            &mut m.xw_src4,
+            prefix_capacity(long4(&c.src4).count()),
+            "xw_src4",
+        ),
+        (
+            &mut m.xw_dst4,
+            prefix_capacity(long4(&c.dst4).count()),
+            "xw_dst4",
+        ),
+        (&mut m.xw_src6, prefix_capacity(c.src6.len()), "xw_src6"),
+        (&mut m.xw_dst6, prefix_capacity(c.dst6.len()), "xw_dst6"),
         (&mut m.xw_classes, c.classes.len(), "xw_classes"),
         (&mut m.xw_rules, c.rules.len(), "xw_rules"),
         (&mut m.xw_ring, ring_size(c), "xw_ring"),
@@ -304,7 +312,7 @@ fn bind_unused_maps(inst: &Instance) -> Result<()> {
 
 /// The IPv4 prefixes of the exact-match tables (the directory holds the
 /// shorter ones).
-fn long4(v: &[(ipnet::Ipv4Net, u32)]) -> impl Iterator<Item = &(ipnet::Ipv4Net, u32)> {
+pub(crate) fn long4(v: &[(ipnet::Ipv4Net, u32)]) -> impl Iterator<Item = &(ipnet::Ipv4Net, u32)> {
     v.iter().filter(|(n, _)| n.prefix_len() >= abi::LONG4_MIN)
 }
 
@@ -322,12 +330,6 @@ fn fill(maps: &Maps, c: &Compiled, slots: &[u32]) -> Result<()> {
     update_array(&maps.rules, "xw_rules", &rules)?;
 
     for (map, name, vals) in [
-        (&maps.src4_dir, "xw_src4_dir", &c.src4_dir),
-        (&maps.dst4_dir, "xw_dst4_dir", &c.dst4_dir),
-        (&maps.src4_lens, "xw_src4_lens", &c.src4_lens),
-        (&maps.dst4_lens, "xw_dst4_lens", &c.dst4_lens),
-        (&maps.src6_dir, "xw_src6_dir", &c.src6_dir),
-        (&maps.dst6_dir, "xw_dst6_dir", &c.dst6_dir),
         (&maps.proto, "xw_proto", &c.proto),
         (&maps.sport, "xw_sport", &c.sport),
         (&maps.dport, "xw_dport", &c.dport),
@@ -339,30 +341,91 @@ fn fill(maps: &Maps, c: &Compiled, slots: &[u32]) -> Result<()> {
     ] {
         update_array(map, name, vals)?;
     }
+    fill_addresses(maps, c, 0)
+}
 
-    let k4 = |(net, class): &(ipnet::Ipv4Net, u32)| {
-        (
-            types::xw_lpm4 {
-                prefixlen: u32::from(net.prefix_len()),
-                addr: net.network().octets(),
-            },
-            *class,
-        )
-    };
-    let k6 = |(net, class): &(ipnet::Ipv6Net, u32)| {
-        (
-            types::xw_lpm6 {
-                prefixlen: u32::from(net.prefix_len()),
-                addr: net.network().octets(),
-            },
-            *class,
-        )
-    };
+/// The exact-match key of an IPv4 prefix in generation `gen`.
+fn key4(net: &ipnet::Ipv4Net, gen: u32) -> types::xw_lpm4 {
+    types::xw_lpm4 {
+        prefixlen: u32::from(net.prefix_len()) | gen << abi::GEN_SHIFT,
+        addr: net.network().octets(),
+    }
+}
+
+/// The LPM key of an IPv6 prefix in generation `gen` (the generation is the
+/// first data byte, so the prefix is 8 bits longer).
+fn key6(net: &ipnet::Ipv6Net, gen: u32) -> types::xw_lpm6 {
+    types::xw_lpm6 {
+        prefixlen: 8 + u32::from(net.prefix_len()),
+        gen: gen as u8,
+        addr: net.network().octets(),
+        pad: [0; 3],
+    }
+}
+
+/// Writes `c`'s address tables as generation `gen` (0 or 1): directories
+/// and length masks at `gen << 16`, prefix entries keyed with `gen`.
+pub(crate) fn fill_addresses(maps: &Maps, c: &Compiled, gen: u32) -> Result<()> {
+    let base = gen << abi::DIR_BITS;
+    for (map, name, vals) in [
+        (&maps.src4_dir, "xw_src4_dir", &c.src4_dir),
+        (&maps.dst4_dir, "xw_dst4_dir", &c.dst4_dir),
+        (&maps.src4_lens, "xw_src4_lens", &c.src4_lens),
+        (&maps.dst4_lens, "xw_dst4_lens", &c.dst4_lens),
+        (&maps.src6_dir, "xw_src6_dir", &c.src6_dir),
+        (&maps.dst6_dir, "xw_dst6_dir", &c.dst6_dir),
+    ] {
+        update_array_at(map, name, vals, base)?;
+    }
+    let k4 = |(net, class): &(ipnet::Ipv4Net, u32)| (key4(net, gen), *class);
+    let k6 = |(net, class): &(ipnet::Ipv6Net, u32)| (key6(net, gen), *class);
     update_pairs(&maps.src4, "xw_src4", long4(&c.src4).map(k4))?;
     update_pairs(&maps.dst4, "xw_dst4", long4(&c.dst4).map(k4))?;
     update_pairs(&maps.src6, "xw_src6", c.src6.iter().map(k6))?;
     update_pairs(&maps.dst6, "xw_dst6", c.dst6.iter().map(k6))?;
     Ok(())
+}
+
+/// Deletes `c`'s prefix entries of generation `gen` (no packet uses them
+/// any more); the arrays are simply overwritten by the next generation.
+pub(crate) fn delete_addresses(maps: &Maps, c: &Compiled, gen: u32) -> Result<()> {
+    let k4: Vec<types::xw_lpm4> = long4(&c.src4).map(|(n, _)| key4(n, gen)).collect();
+    delete_keys(&maps.src4, "xw_src4", &k4)?;
+    let k4: Vec<types::xw_lpm4> = long4(&c.dst4).map(|(n, _)| key4(n, gen)).collect();
+    delete_keys(&maps.dst4, "xw_dst4", &k4)?;
+    let k6: Vec<types::xw_lpm6> = c.src6.iter().map(|(n, _)| key6(n, gen)).collect();
+    delete_keys(&maps.src6, "xw_src6", &k6)?;
+    let k6: Vec<types::xw_lpm6> = c.dst6.iter().map(|(n, _)| key6(n, gen)).collect();
+    delete_keys(&maps.dst6, "xw_dst6", &k6)
+}
+
+fn delete_keys<K: Pod>(map: &MapHandle, name: &'static str, keys: &[K]) -> Result<()> {
+    for chunk in keys.chunks(BATCH) {
+        // Batched where the map supports it (hash), else one by one (LPM).
+        let batched = map.delete_batch(
+            bytes_of_slice(chunk),
+            chunk.len() as u32,
+            MapFlags::ANY,
+            MapFlags::ANY,
+        );
+        if batched.is_err() {
+            for k in chunk {
+                map.delete(bytes_of_slice(std::slice::from_ref(k)))
+                    .map_err(|source| Error::Map {
+                        op: "clear",
+                        map: name,
+                        source,
+                    })?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Entries the prefix tables get: twice what `c` needs (plus room), so a
+/// set change can be written beside the live generation.
+pub(crate) fn prefix_capacity(n: usize) -> usize {
+    2 * n + 1024
 }
 
 /// Builds the ABI rule record (name truncated to fit, NUL-terminated).
@@ -405,8 +468,18 @@ fn to_class(c: &xdpwall_rules::compile::Class) -> types::xw_class {
 const BATCH: usize = 8192;
 
 fn update_array<T: Pod>(map: &MapHandle, name: &'static str, vals: &[T]) -> Result<()> {
+    update_array_at(map, name, vals, 0)
+}
+
+/// Writes `vals` at indices `base..`.
+fn update_array_at<T: Pod>(
+    map: &MapHandle,
+    name: &'static str,
+    vals: &[T],
+    base: u32,
+) -> Result<()> {
     for (chunk_no, chunk) in vals.chunks(BATCH).enumerate() {
-        let start = chunk_no * BATCH;
+        let start = base as usize + chunk_no * BATCH;
         let keys: Vec<u32> = (start..start + chunk.len()).map(|k| k as u32).collect();
         batch(
             map,

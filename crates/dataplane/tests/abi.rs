@@ -25,7 +25,7 @@ fn bpf_dir() -> PathBuf {
 const STRUCTS: &[(&str, &[&str])] = &[
     ("xw_class", &["ncand", "flags", "cand", "bits"]),
     ("xw_lpm4", &["prefixlen", "addr"]),
-    ("xw_lpm6", &["prefixlen", "addr"]),
+    ("xw_lpm6", &["prefixlen", "gen", "addr", "pad"]),
     (
         "xw_rule",
         &[
@@ -100,6 +100,7 @@ const NAMES: &[&str] = &[
     "XW_ID_MASK",
     "XW_ID_TRIE",
     "XW_LONG4_MIN",
+    "XW_GEN_SHIFT",
     "XW_DIR_BITS",
     "XW_DIR_ENTRIES",
     "XW_PORT_NONE",
@@ -271,7 +272,12 @@ fn rust_view() -> BTreeMap<String, u64> {
         bits
     });
     st!(xw_lpm4 { prefixlen, addr });
-    st!(xw_lpm6 { prefixlen, addr });
+    st!(xw_lpm6 {
+        prefixlen,
+        gen,
+        addr,
+        pad
+    });
     st!(xw_rule {
         action,
         flags,
@@ -419,6 +425,7 @@ fn constants_agree() {
         ("XW_ID_COUNTS", u64::from(abi::ID_COUNTS)),
         ("XW_ID_TRIE", u64::from(abi::ID_TRIE)),
         ("XW_LONG4_MIN", u64::from(abi::LONG4_MIN)),
+        ("XW_GEN_SHIFT", u64::from(abi::GEN_SHIFT)),
         ("XW_DIR_BITS", u64::from(abi::DIR_BITS)),
         ("XW_DIR_ENTRIES", abi::DIR_ENTRIES as u64),
         ("XW_ID_MASK", u64::from(abi::ID_MASK)),

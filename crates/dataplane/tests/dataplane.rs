@@ -22,3 +22,5 @@ mod fixtures;
 mod parse;
 #[path = "dataplane/scale.rs"]
 mod scale;
+#[path = "dataplane/sets.rs"]
+mod sets;

@@ -138,7 +138,9 @@ fn announce(iface: &str, inst: &Instance, attached: &Attached, nrules: usize) {
             log::info!("took over from xdpwall program id {old} (atomic replace)");
         }
         Some((old, name)) => {
-            log::info!("replaced XDP program `{name}` (id {old}) as --force asked (atomic replace)");
+            log::info!(
+                "replaced XDP program `{name}` (id {old}) as --force asked (atomic replace)"
+            );
         }
         None => {}
     }
@@ -248,6 +250,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         delivered: delivered_before,
         counters: &counters,
         control,
+        live: compiled.clone(),
     };
     loop {
         match session.serve(&inst, writer.as_ref(), &mut signals)? {
@@ -370,6 +373,9 @@ struct Session<'a> {
     /// Where `xdpwall reload` reaches us (None: it could not be opened, or
     /// a newer `run` took over).
     control: Option<control::Server>,
+    /// The compiled config the program's tables hold now (to tell a set
+    /// change, applied in place, from one that needs a new program).
+    live: Compiled,
 }
 
 impl Session<'_> {
@@ -439,7 +445,10 @@ impl Session<'_> {
                     // A newer `run` took the interface over: it serves now.
                     self.control = None;
                     r.reply(Ok("yielded".into()));
-                    log::info!("a newer `xdpwall run` took over {}; `xdpwall reload` now reaches it", self.iface);
+                    log::info!(
+                        "a newer `xdpwall run` took over {}; `xdpwall reload` now reaches it",
+                        self.iface
+                    );
                     continue;
                 }
                 r => r,
@@ -455,12 +464,18 @@ impl Session<'_> {
                 }
             } else {
                 crate::service::reloading();
-                let outcome = reload(self.args, self.iface, inst);
+                let outcome = reload(self.args, self.iface, inst, &self.live);
                 crate::service::ready(&match &outcome {
-                    Ok((new, names)) => format!(
+                    Ok(Reloaded::InPlace(c)) => format!(
+                        "filtering {}: {} rules (program id {}, sets updated in place)",
+                        self.iface,
+                        c.rules.len(),
+                        inst.prog_id
+                    ),
+                    Ok(Reloaded::Swapped(new, c)) => format!(
                         "filtering {}: {} rules (program id {})",
                         self.iface,
-                        names.len(),
+                        c.rules.len(),
                         new.prog_id
                     ),
                     Err(_) => format!(
@@ -469,7 +484,25 @@ impl Session<'_> {
                     ),
                 });
                 match outcome {
-                    Ok((new, names)) => {
+                    Ok(Reloaded::InPlace(c)) => {
+                        self.counters
+                            .reloads_ok
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let msg = format!(
+                            "reloaded {}: sets updated in place (program id {}, {} rules)",
+                            self.args.config.display(),
+                            inst.prog_id,
+                            c.rules.len()
+                        );
+                        log::info!("{msg}");
+                        if let Some(r) = request {
+                            r.reply(Ok(msg));
+                        }
+                        self.live = c;
+                    }
+                    Ok(Reloaded::Swapped(new, c)) => {
+                        let names = rule_names(&c);
+                        self.live = c;
                         self.counters
                             .reloads_ok
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -488,15 +521,13 @@ impl Session<'_> {
                         if let Some(r) = request {
                             r.reply(Ok(msg));
                         }
-                        return Ok(Next::Reload(Box::new(new), names));
+                        return Ok(Next::Reload(new, names));
                     }
                     Err(e) => {
                         self.counters
                             .reloads_failed
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        log::error!(
-                            "reload failed, the previous rules stay in force:\n{e:#}"
-                        );
+                        log::error!("reload failed, the previous rules stay in force:\n{e:#}");
                         if let Some(r) = request {
                             r.reply(Err((
                                 crate::exit::code_of(&e),
@@ -525,15 +556,32 @@ fn publish_delivered(inst: &Instance, n: u64) {
     }
 }
 
-/// Re-reads the config and swaps the program atomically; the new program
-/// shares the old one's counters, so they follow rule names exactly.
-fn reload(args: &RunArgs, iface: &str, old: &Instance) -> Result<(Instance, Vec<String>)> {
+/// How a reload was applied.
+enum Reloaded {
+    /// Only sets changed: the running program switched its address tables.
+    InPlace(Compiled),
+    /// A new program replaced the old one (atomically, sharing counters).
+    Swapped(Box<Instance>, Compiled),
+}
+
+/// Re-reads the config. When only sets changed, the running program
+/// switches to the new address tables in place (one map write, no new
+/// program); otherwise a new program replaces it atomically and shares its
+/// counters, so they follow rule names exactly.
+fn reload(args: &RunArgs, iface: &str, old: &Instance, live: &Compiled) -> Result<Reloaded> {
     let (cfg, compiled) = load_compiled(&args.config)?;
     crate::config::check_redirect_targets(&cfg)?;
+    match xdpwall_dataplane::update::check(old, live, &compiled) {
+        Ok(()) => {
+            xdpwall_dataplane::update::switch_sets(old, live, &compiled)?;
+            return Ok(Reloaded::InPlace(compiled));
+        }
+        Err(why) => log::debug!("reload needs a new program: {why:?}"),
+    }
     let inst = load_after(&compiled, Some(old))?;
     let mode = args.mode.unwrap_or(cfg.xdp.mode);
     let attached = attach::attach(&inst, iface, mode, args.force)?;
     let idx = xdpwall_dataplane::instance::ifindex(iface)?;
     inst.set_info(&info(&cfg, &compiled, idx, &attached, &args.config))?;
-    Ok((inst, rule_names(&compiled)))
+    Ok(Reloaded::Swapped(Box::new(inst), compiled))
 }

@@ -189,3 +189,54 @@ fn reloads_under_traffic_leak_nothing() {
         "datagrams to the dropped port {DROP_UDP} passed during reloads"
     );
 }
+
+/// A config whose only change is a set's entries is applied in place: the
+/// same program (same id on the link) switches to the new set at once; a
+/// rule change still brings a new program.
+#[test]
+fn set_changes_apply_in_place_without_a_new_program() {
+    if !require_root("set_changes_apply_in_place_without_a_new_program") {
+        return;
+    }
+    let lab = lab();
+    let a = lab.a().ipv4();
+    let rules = |port: u16| {
+        format!(
+            "[sets]\nblock = {{ file = \"block.txt\" }}\n\n\
+             [[rule]]\nname = \"block\"\nsrc = \"@block\"\nproto = \"udp\"\ndport = {port}\naction = \"drop\"\n"
+        )
+    };
+    let (dir, cfg) = config_dir("reload-sets", &rules(PASS_UDP));
+    let set = dir.write("block.txt", "203.0.113.9\n");
+    let mut run = Running::start(lab.b().ns(), &cfg, &[]);
+    let id = prog_id_after(&run.stderr(), "attached to").expect("program id");
+    assert_udp_arrives(&lab, PASS_UDP, 3);
+
+    std::fs::write(&set, format!("203.0.113.9\n{a}\n")).expect("write set");
+    let out = xdpwall_in(lab.b().ns(), Via::IpNetnsExec, &["reload"]);
+    out.assert_ok();
+    assert!(
+        out.stdout.contains("sets updated in place")
+            && out.stdout.contains(&format!("program id {id},")),
+        "{}",
+        out.describe()
+    );
+    assert!(link_show(lab.b().ns()).contains(&format!("prog/xdp id {id} ")));
+    assert_udp_dropped(&lab, PASS_UDP, 5);
+
+    // Back out of the set: passes again, still the same program.
+    std::fs::write(&set, "203.0.113.9\n").expect("write set");
+    xdpwall_in(lab.b().ns(), Via::Nsenter, &["reload"]).assert_ok();
+    assert!(link_show(lab.b().ns()).contains(&format!("prog/xdp id {id} ")));
+    assert_udp_arrives(&lab, PASS_UDP, 3);
+
+    // A rule change needs a new program.
+    std::fs::write(&cfg, rules(DROP_UDP)).expect("write config");
+    let out = xdpwall_in(lab.b().ns(), Via::IpNetnsExec, &["reload"]);
+    out.assert_ok();
+    let id2 = prog_id_after(&out.stdout, "reloaded").expect("program id");
+    assert_ne!(id2, id, "{}", out.describe());
+    assert!(!out.stdout.contains("in place"), "{}", out.describe());
+    run.signal(libc::SIGTERM);
+    run.wait_exit(WAIT).assert_code(0);
+}

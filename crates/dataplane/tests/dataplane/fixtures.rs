@@ -906,6 +906,22 @@ impl Fw {
         Self::with(cfg, c, inst)
     }
 
+    /// Applies `cfg` in place, as a reload whose only change is sets does:
+    /// the program stays, its address tables switch generation. Returns the
+    /// generation now live, or why the change needs a new program.
+    pub fn update_sets(
+        &mut self,
+        cfg: Config,
+    ) -> Result<u32, xdpwall_dataplane::update::NotInPlace> {
+        let c = compile::compile(&cfg).expect("compile");
+        xdpwall_dataplane::update::check(&self.inst, &self.compiled, &c)?;
+        let g = xdpwall_dataplane::update::switch_sets(&self.inst, &self.compiled, &c)
+            .unwrap_or_else(|e| panic!("switch_sets: {e}"));
+        self.cfg = cfg;
+        self.compiled = c;
+        Ok(g)
+    }
+
     fn with(cfg: Config, c: compile::Compiled, inst: Instance) -> Self {
         // The instance facts are written by whoever runs the program (as
         // `xdpwall run` does); `stats` reads the policies and nrules there.

@@ -32,6 +32,8 @@ pub const ID_COUNTS: u32 = 1 << 29;
 pub const ID_TRIE: u32 = 1 << 28;
 /// Bits of the class id proper.
 pub const ID_MASK: u32 = (1 << 28) - 1;
+/// Shift of the table generation in an IPv4 exact-match key's prefix length.
+pub const GEN_SHIFT: u32 = 8;
 /// IPv4 prefixes at least this long go to the exact-match tables.
 pub const LONG4_MIN: u8 = 17;
 /// Address bits that index the directories.

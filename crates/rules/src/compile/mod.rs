@@ -220,6 +220,44 @@ pub struct Compiled {
     pub rate_limit_table: u32,
 }
 
+impl Compiled {
+    /// Whether `other` differs from `self` only in the address tables
+    /// (directories, length masks, prefix entries) — the case a set change
+    /// usually is: the same rules, classes and per-field tables, so the
+    /// running program can switch to `other`'s address tables in place.
+    #[must_use]
+    pub fn differs_only_in_addresses(&self, other: &Compiled) -> bool {
+        self.rules == other.rules
+            && self.used_fields == other.used_fields
+            && self.index_fields == other.index_fields
+            && self.nwords == other.nwords
+            && self.tail_mask == other.tail_mask
+            && self.classes == other.classes
+            && self.src_nonip == other.src_nonip
+            && self.dst_nonip == other.dst_nonip
+            && self.proto == other.proto
+            && self.sport == other.sport
+            && self.dport == other.dport
+            && self.tcpflags == other.tcpflags
+            && self.icmp == other.icmp
+            && self.family == other.family
+            && self.vlan == other.vlan
+            && self.frag == other.frag
+            && self.always_class == other.always_class
+            && self.count_class == other.count_class
+            && self.has_count_rules == other.has_count_rules
+            && self.default == other.default
+            && self.malformed == other.malformed
+            && self.events == other.events
+            && self.rate_limit_table == other.rate_limit_table
+            // Used and unused address fields alike (an empty table means unused).
+            && self.src4_dir.is_empty() == other.src4_dir.is_empty()
+            && self.dst4_dir.is_empty() == other.dst4_dir.is_empty()
+            && self.src6_dir.is_empty() == other.src6_dir.is_empty()
+            && self.dst6_dir.is_empty() == other.dst6_dir.is_empty()
+    }
+}
+
 /// Why a config cannot be compiled (it is valid, but asks for something the
 /// data plane cannot represent, or more than its maps hold).
 #[derive(Debug, Clone, PartialEq, Eq)]

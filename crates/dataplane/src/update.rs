@@ -1,0 +1,120 @@
+//! Set changes in place: when a new config differs from the running one
+//! only in its address tables (a set's entries changed, the rules did not),
+//! the running program keeps running and switches tables.
+//!
+//! The address tables exist twice (generations 0 and 1; see `XW_GEN_SHIFT`
+//! in bpf/abi.h). The new tables are written as the generation packets do
+//! not use, then one write of `xw_gen` switches every CPU to them: each
+//! packet reads the generation once, so it is judged wholly by the old or
+//! wholly by the new sets. After an RCU grace period no packet can still be
+//! using the old generation, and its prefix entries are deleted, so the
+//! next change finds the other generation empty. No program is loaded or
+//! verified, so this takes as long as writing the entries.
+
+use libbpf_rs::{MapCore, MapFlags};
+use xdpwall_rules::compile::Compiled;
+
+use crate::error::{Error, Result};
+use crate::instance::Instance;
+use crate::load::{delete_addresses, fill_addresses, long4};
+
+/// Why a change cannot be applied in place (then the program is replaced).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotInPlace {
+    /// More than the address tables changed (rules, classes, policies).
+    NotOnlySets,
+    /// The new prefixes do not fit beside the live ones in this table.
+    Full(&'static str),
+}
+
+/// The generation packets use now.
+///
+/// # Errors
+/// The map cannot be read.
+pub fn live_generation(inst: &Instance) -> Result<u32> {
+    let v = inst
+        .maps
+        .gen
+        .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
+        .map_err(|source| Error::Map {
+            op: "read",
+            map: "xw_gen",
+            source,
+        })?
+        .unwrap_or_default();
+    Ok(v.first().copied().map_or(0, u32::from) & 1)
+}
+
+/// Checks that `new` can replace `live` (what `inst` runs) in place.
+///
+/// # Errors
+/// [`NotInPlace`] says why not.
+pub fn check(
+    inst: &Instance,
+    live: &Compiled,
+    new: &Compiled,
+) -> std::result::Result<(), NotInPlace> {
+    if !live.differs_only_in_addresses(new) {
+        return Err(NotInPlace::NotOnlySets);
+    }
+    let m = &inst.maps;
+    let tables = [
+        (
+            &m.src4,
+            "xw_src4",
+            long4(&live.src4).count() + long4(&new.src4).count(),
+        ),
+        (
+            &m.dst4,
+            "xw_dst4",
+            long4(&live.dst4).count() + long4(&new.dst4).count(),
+        ),
+        (&m.src6, "xw_src6", live.src6.len() + new.src6.len()),
+        (&m.dst6, "xw_dst6", live.dst6.len() + new.dst6.len()),
+    ];
+    for (map, name, need) in tables {
+        if need > map.max_entries() as usize {
+            return Err(NotInPlace::Full(name));
+        }
+    }
+    Ok(())
+}
+
+/// Switches `inst` from `live` (its current tables) to `new`'s address
+/// tables; returns the generation now in use. Call [`check`] first.
+///
+/// # Errors
+/// A map write fails (packets then still use the live generation, unless
+/// the failure came after the switch, while cleaning up).
+pub fn switch_sets(inst: &Instance, live: &Compiled, new: &Compiled) -> Result<u32> {
+    let old = live_generation(inst)?;
+    let next = old ^ 1;
+    fill_addresses(&inst.maps, new, next)?;
+    inst.maps
+        .gen
+        .update(&0u32.to_ne_bytes(), &next.to_ne_bytes(), MapFlags::ANY)
+        .map_err(|source| Error::Map {
+            op: "switch",
+            map: "xw_gen",
+            source,
+        })?;
+    grace_period()?;
+    delete_addresses(&inst.maps, live, old)?;
+    Ok(next)
+}
+
+/// Waits until every CPU has left the code it was running: XDP programs
+/// run inside RCU read-side sections, and MEMBARRIER_CMD_GLOBAL waits for
+/// an RCU grace period (synchronize_rcu).
+fn grace_period() -> Result<()> {
+    const MEMBARRIER_CMD_GLOBAL: libc::c_long = 1;
+    // SAFETY: membarrier takes two integer arguments and touches no memory.
+    let rc = unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0) };
+    if rc < 0 {
+        return Err(Error::Sys {
+            what: "waiting for packets on the old address tables (membarrier)".into(),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    Ok(())
+}
