@@ -655,3 +655,13 @@ pub fn table_rules(table: &str) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+/// Appends a rule to the config at `cfg` (one that matches nothing the
+/// tests send), so its next reload needs a new program: a reload whose
+/// config differs only in sets, or not at all, is applied in place.
+pub fn change_rules(cfg: &Path) {
+    let text = std::fs::read_to_string(cfg).expect("read config");
+    let n = text.matches("[[rule]]").count();
+    let extra = format!("\n[[rule]]\nname = \"extra-{n}\"\nproto = \"sctp\"\naction = \"drop\"\n");
+    std::fs::write(cfg, text + &extra).expect("write config");
+}

@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use xdpwall_lab::{require_root, Lab, LabOptions, IFNAME_B};
 
 use crate::fixtures::{
-    assert_udp_arrives, assert_udp_dropped, config_dir, link_show, listen_udp, prog_id_after,
-    rule_packets, send_udp, stats_json, xdpwall_in, Running, Via, DROP_UDP, LAB_RULES, PASS_UDP,
-    WAIT,
+    assert_udp_arrives, assert_udp_dropped, change_rules, config_dir, link_show, listen_udp,
+    prog_id_after, rule_packets, send_udp, stats_json, xdpwall_in, Running, Via, DROP_UDP,
+    LAB_RULES, PASS_UDP, WAIT,
 };
 
 const BROKEN: &str = "[[rule]]\nname = \"x\"\nsrc = \"10.0.0.300/8\"\naction = \"drop\"\n";
@@ -39,12 +39,22 @@ fn reload_reports_errors_applies_changes_and_survives_kill_9() {
     let mut run = Running::start(lab.b().ns(), &cfg, &[]);
     let id1 = prog_id_after(&run.stderr(), "attached to").expect("program id");
 
-    // Unchanged config, under `ip netns exec`: a new program, same rules.
-    let out = xdpwall_in(
-        lab.b().ns(),
-        Via::IpNetnsExec,
-        &["reload", "--iface", IFNAME_B],
-    );
+    // Unchanged config, under `ip netns exec`: applied in place (nothing
+    // but sets may differ), the same program stays.
+    let reload = || {
+        xdpwall_in(
+            lab.b().ns(),
+            Via::IpNetnsExec,
+            &["reload", "--iface", IFNAME_B],
+        )
+    };
+    let out = reload();
+    out.assert_ok();
+    assert!(out.stdout.contains("in place"), "{}", out.describe());
+    assert_eq!(prog_id_after(&out.stdout, "reloaded"), Some(id1));
+    // Changed rules: a new program.
+    change_rules(&cfg);
+    let out = reload();
     out.assert_ok();
     let id2 = prog_id_after(&out.stdout, "reloaded").expect("reload names the new program");
     assert_ne!(id1, id2, "{}", out.describe());

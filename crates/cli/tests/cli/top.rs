@@ -16,7 +16,8 @@ use xdpwall_lab::{require_root, Lab, LabOptions, Netns, IFNAME_B};
 use xdpwall_rules::compile::abi;
 
 use crate::fixtures::{
-    config_dir, output, poll, send_udp, Running, Via, BIN, CMD_TIMEOUT, DROP_UDP, LAB_RULES, WAIT,
+    change_rules, config_dir, output, poll, send_udp, Running, Via, BIN, CMD_TIMEOUT, DROP_UDP,
+    LAB_RULES, WAIT,
 };
 
 #[test]
@@ -281,8 +282,10 @@ fn top_case(via: Via) {
     // No rule logs, yet the source of the drops shows up.
     assert!(send_udp(&lab, DROP_UDP, 20) > 0);
     top.wait_for(&lab.a().ipv4().to_string());
-    // A reload: top follows the new program, taps it, releases the old
-    // one's tap, and keeps the sources seen so far.
+    // A reload (of changed rules: a new program): top follows the new
+    // program, taps it, releases the old one's tap, and keeps the sources
+    // seen so far.
+    change_rules(&cfg);
     run.signal(libc::SIGHUP);
     run.wait_stderr("xdpwall: reloaded", WAIT);
     let inst = instance(&lab);

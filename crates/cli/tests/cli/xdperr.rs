@@ -7,7 +7,9 @@
 use xdpwall_dataplane::{attach, xdperr, Instance};
 use xdpwall_lab::{require_root, Lab, LabOptions, IFNAME_B};
 
-use crate::fixtures::{config_dir, poll, stats_json, xdpwall_in, Running, Via, LAB_RULES, WAIT};
+use crate::fixtures::{
+    change_rules, config_dir, poll, stats_json, xdpwall_in, Running, Via, LAB_RULES, WAIT,
+};
 
 fn instance(lab: &Lab) -> Instance {
     lab.b()
@@ -46,6 +48,7 @@ fn xdp_errors_are_counted_while_run_lives_and_after_a_reload_or_restart() {
     // A reload's program shares the counters; the old program's tracepoint
     // programs go and new ones (for the new program id) count.
     let old_tps = xdperr::counting_programs(&first).expect("counting programs");
+    change_rules(&cfg);
     run.signal(libc::SIGHUP);
     run.wait_stderr("xdpwall: reloaded", WAIT);
     let second = instance(&lab);
