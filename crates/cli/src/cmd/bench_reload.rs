@@ -48,6 +48,28 @@ const PASS_DPORT: u16 = 7000;
 /// Sources of the dropped flow: listed in every generation's set.
 const DROP_NET: &str = "198.18.100.0/24";
 
+/// The bench config with `set_file`; `extra` adds a rule that matches
+/// nothing sent, so toggling it makes a reload that needs a new program
+/// (a set change alone is applied in place).
+fn config_with(set_file: &Path, extra: bool) -> String {
+    let mut c = config(set_file);
+    if extra {
+        c.push_str("\n[[rule]]\nname = \"extra\"\nproto = \"sctp\"\naction = \"drop\"\n");
+    }
+    c
+}
+
+/// The i-th config of a reload cycle that alternates the two kinds of
+/// reload: set change (in place), rule change (new program), …
+fn cycle(files: &[PathBuf; 2], i: usize) -> (String, bool) {
+    // (set, extra) goes (0,0) (1,0) (1,1) (0,1) (0,0) …: every step
+    // changes one of them; odd steps change the set.
+    let step = (i + 1) % 4;
+    let set = usize::from(step == 1 || step == 2);
+    let extra = step >= 2;
+    (config_with(&files[set], extra), step % 2 == 1)
+}
+
 fn config(set_file: &Path) -> String {
     format!(
         "[xdp]\ndefault = \"pass\"\n\n[sets]\nblock = {{ file = \"{}\" }}\n\n\
@@ -188,7 +210,10 @@ fn counters(lab: &Lab) -> Result<(u64, u64, u64)> {
 struct SizeRow {
     entries: usize,
     start_ms: f64,
-    reload_ms: Vec<f64>,
+    /// Reloads that changed the set (applied in place).
+    in_place_ms: Vec<f64>,
+    /// Reloads that changed a rule (a new program, verified and swapped).
+    new_program_ms: Vec<f64>,
 }
 
 /// The traffic run.
@@ -244,12 +269,19 @@ pub fn reload(args: &ReloadArgs) -> Result<()> {
         let mut row = SizeRow {
             entries: n,
             start_ms,
-            reload_ms: Vec::new(),
+            in_place_ms: Vec::new(),
+            new_program_ms: Vec::new(),
         };
-        for i in 0..args.timed {
-            std::fs::write(&cfg, config(&files[(i + 1) % 2]))?;
-            row.reload_ms.push(reload_once(&lab)?.as_secs_f64() * 1e3);
-            eprint!("\r  reload {}/{}", i + 1, args.timed);
+        for i in 0..2 * args.timed {
+            let (text, in_place) = cycle(&files, i);
+            std::fs::write(&cfg, text)?;
+            let ms = reload_once(&lab)?.as_secs_f64() * 1e3;
+            if in_place {
+                row.in_place_ms.push(ms);
+            } else {
+                row.new_program_ms.push(ms);
+            }
+            eprint!("\r  reload {}/{}", i + 1, 2 * args.timed);
         }
         eprintln!();
         drop(run);
@@ -258,22 +290,26 @@ pub fn reload(args: &ReloadArgs) -> Result<()> {
 
     let traffic = traffic_run(&lab, &dir, &cfg, args)?;
 
-    println!("`xdpwall reload` round trip (parse, compile, load, atomic swap), ms:\n");
-    println!("| set entries | start (ms) | reloads | min | median | max |");
-    println!("|---:|---:|---:|---:|---:|---:|");
+    println!(
+        "`xdpwall reload` round trip in ms, min / median / max: a set change (applied in place: \
+         parse, compile, write the other generation, switch) and a rule change (parse, compile, \
+         load and verify a new program, atomic replace):\n"
+    );
+    println!("| set entries | start | set change (in place) | rule change (new program) |");
+    println!("|---:|---:|---|---|");
     for r in &sizes {
-        let (lo, med, hi) = stats_of(&r.reload_ms);
+        let (a, b, c) = stats_of(&r.in_place_ms);
+        let (d, e, f) = stats_of(&r.new_program_ms);
         println!(
-            "| {} | {:.0} | {} | {lo:.0} | {med:.0} | {hi:.0} |",
-            r.entries,
-            r.start_ms,
-            r.reload_ms.len()
+            "| {} | {:.0} | {a:.0} / {b:.0} / {c:.0} | {d:.0} / {e:.0} / {f:.0} |",
+            r.entries, r.start_ms
         );
     }
     let t = &traffic;
     let (lo, med, hi) = stats_of(&t.reload_ms);
     println!(
-        "\n{} reloads of a {}-entry set under {:.0} pps of generated UDP ({} frames sent, {} dropped by the veth):\n",
+        "\n{} reloads (alternately a set change, in place, and a rule change, a new program) of a \
+         {}-entry set under {:.0} pps of generated UDP ({} frames sent, {} dropped by the veth):\n",
         t.reloads, t.entries, t.sent_pps, t.sent, t.tx_dropped
     );
     println!("| judged | dropped by the set | passed by rule | leaked | lost | reload ms (min/median/max) |");
@@ -365,7 +401,7 @@ fn traffic_run(lab: &Lab, dir: &Path, cfg: &Path, args: &ReloadArgs) -> Result<T
             .collect();
         let mut result = Ok(());
         for i in 0..args.reloads {
-            std::fs::write(cfg, config(&files[(i + 1) % 2]))?;
+            std::fs::write(cfg, cycle(&files, i).0)?;
             match reload_once(lab) {
                 Ok(d) => out.reload_ms.push(d.as_secs_f64() * 1e3),
                 Err(e) => {
@@ -415,4 +451,28 @@ fn traffic_run(lab: &Lab, dir: &Path, cfg: &Path, args: &ReloadArgs) -> Result<T
     out.lost = expect.saturating_sub(out.judged);
     drop(run);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each step changes exactly one thing, alternately the set (in place)
+    /// and a rule (new program), and the cycle returns to the start.
+    #[test]
+    fn the_cycle_alternates_set_and_rule_changes() {
+        let files = [PathBuf::from("a.txt"), PathBuf::from("b.txt")];
+        let start = config_with(&files[0], false);
+        let mut prev = start.clone();
+        for i in 0..8 {
+            let (text, in_place) = cycle(&files, i);
+            assert_eq!(in_place, i % 2 == 0, "step {i}");
+            let set_changed = prev.contains("a.txt") != text.contains("a.txt");
+            let rule_changed = prev.contains("extra") != text.contains("extra");
+            assert!(set_changed ^ rule_changed, "step {i} changes one thing");
+            assert_eq!(set_changed, in_place, "step {i}");
+            prev = text;
+        }
+        assert_eq!(prev, start);
+    }
 }
