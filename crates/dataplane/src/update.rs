@@ -7,8 +7,8 @@
 //! not use, then one write of `xw_gen` switches every CPU to them: each
 //! packet reads the generation once, so it is judged wholly by the old or
 //! wholly by the new sets. After an RCU grace period no packet can still be
-//! using the old generation, and its prefix entries are deleted, so the
-//! next change finds the other generation empty. No program is loaded or
+//! using the old generation; its prefix entries are then deleted
+//! ([`retire`]), so the next change finds the other generation empty. No program is loaded or
 //! verified, so this takes as long as writing the entries.
 
 use libbpf_rs::{MapCore, MapFlags};
@@ -81,14 +81,15 @@ pub fn check(
 }
 
 /// Switches `inst` from `live` (its current tables) to `new`'s address
-/// tables; returns the generation now in use. Call [`check`] first.
+/// tables and waits until no packet uses the old ones; returns the
+/// generation now in use. Call [`check`] first, and [`retire`] (with
+/// `live`) before the next switch — it may wait until the caller has
+/// answered whoever asked for the reload.
 ///
 /// # Errors
-/// A map write fails (packets then still use the live generation, unless
-/// the failure came after the switch, while cleaning up).
-pub fn switch_sets(inst: &Instance, live: &Compiled, new: &Compiled) -> Result<u32> {
-    let old = live_generation(inst)?;
-    let next = old ^ 1;
+/// A map write fails (packets then still use the live generation).
+pub fn switch_sets(inst: &Instance, new: &Compiled) -> Result<u32> {
+    let next = live_generation(inst)? ^ 1;
     fill_addresses(&inst.maps, new, next)?;
     inst.maps
         .gen
@@ -99,8 +100,17 @@ pub fn switch_sets(inst: &Instance, live: &Compiled, new: &Compiled) -> Result<u
             source,
         })?;
     grace_period()?;
-    delete_addresses(&inst.maps, live, old)?;
     Ok(next)
+}
+
+/// Deletes the prefix entries of `old` (the tables [`switch_sets`] switched
+/// away from), making room for the next switch.
+///
+/// # Errors
+/// A map write fails.
+pub fn retire(inst: &Instance, old: &Compiled) -> Result<()> {
+    let gen = live_generation(inst)? ^ 1;
+    delete_addresses(&inst.maps, old, gen)
 }
 
 /// Waits until every CPU has left the code it was running: XDP programs

@@ -250,7 +250,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         delivered: delivered_before,
         counters: &counters,
         control,
-        live: compiled.clone(),
+        live: Some(compiled.clone()),
     };
     loop {
         match session.serve(&inst, writer.as_ref(), &mut signals)? {
@@ -374,8 +374,9 @@ struct Session<'a> {
     /// a newer `run` took over).
     control: Option<control::Server>,
     /// The compiled config the program's tables hold now (to tell a set
-    /// change, applied in place, from one that needs a new program).
-    live: Compiled,
+    /// change, applied in place, from one that needs a new program); None
+    /// when the tables cannot be trusted for an in-place change.
+    live: Option<Compiled>,
 }
 
 impl Session<'_> {
@@ -464,7 +465,7 @@ impl Session<'_> {
                 }
             } else {
                 crate::service::reloading();
-                let outcome = reload(self.args, self.iface, inst, &self.live);
+                let outcome = reload(self.args, self.iface, inst, self.live.as_ref());
                 crate::service::ready(&match &outcome {
                     Ok(Reloaded::InPlace(c)) => format!(
                         "filtering {}: {} rules (program id {}, sets updated in place)",
@@ -498,11 +499,19 @@ impl Session<'_> {
                         if let Some(r) = request {
                             r.reply(Ok(msg));
                         }
-                        self.live = c;
+                        // After answering: the old sets' entries go now,
+                        // making room for the next change.
+                        if let Some(old) = self.live.replace(c) {
+                            if let Err(e) = xdpwall_dataplane::update::retire(inst, &old) {
+                                // Stale entries must never be switched to.
+                                log::warn!("cannot clear the old sets' entries ({e}); the next reload loads a new program");
+                                self.live = None;
+                            }
+                        }
                     }
                     Ok(Reloaded::Swapped(new, c)) => {
                         let names = rule_names(&c);
-                        self.live = c;
+                        self.live = Some(c);
                         self.counters
                             .reloads_ok
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -527,6 +536,10 @@ impl Session<'_> {
                         self.counters
                             .reloads_failed
                             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        // A switch that failed half-way may have left
+                        // entries in the spare tables: the next reload
+                        // loads a new program instead of switching again.
+                        self.live = None;
                         log::error!("reload failed, the previous rules stay in force:\n{e:#}");
                         if let Some(r) = request {
                             r.reply(Err((
@@ -568,15 +581,22 @@ enum Reloaded {
 /// switches to the new address tables in place (one map write, no new
 /// program); otherwise a new program replaces it atomically and shares its
 /// counters, so they follow rule names exactly.
-fn reload(args: &RunArgs, iface: &str, old: &Instance, live: &Compiled) -> Result<Reloaded> {
+fn reload(
+    args: &RunArgs,
+    iface: &str,
+    old: &Instance,
+    live: Option<&Compiled>,
+) -> Result<Reloaded> {
     let (cfg, compiled) = load_compiled(&args.config)?;
     crate::config::check_redirect_targets(&cfg)?;
-    match xdpwall_dataplane::update::check(old, live, &compiled) {
-        Ok(()) => {
-            xdpwall_dataplane::update::switch_sets(old, live, &compiled)?;
-            return Ok(Reloaded::InPlace(compiled));
+    if let Some(live) = live {
+        match xdpwall_dataplane::update::check(old, live, &compiled) {
+            Ok(()) => {
+                xdpwall_dataplane::update::switch_sets(old, &compiled)?;
+                return Ok(Reloaded::InPlace(compiled));
+            }
+            Err(why) => log::debug!("reload needs a new program: {why:?}"),
         }
-        Err(why) => log::debug!("reload needs a new program: {why:?}"),
     }
     let inst = load_after(&compiled, Some(old))?;
     let mode = args.mode.unwrap_or(cfg.xdp.mode);

@@ -915,8 +915,10 @@ impl Fw {
     ) -> Result<u32, xdpwall_dataplane::update::NotInPlace> {
         let c = compile::compile(&cfg).expect("compile");
         xdpwall_dataplane::update::check(&self.inst, &self.compiled, &c)?;
-        let g = xdpwall_dataplane::update::switch_sets(&self.inst, &self.compiled, &c)
+        let g = xdpwall_dataplane::update::switch_sets(&self.inst, &c)
             .unwrap_or_else(|e| panic!("switch_sets: {e}"));
+        xdpwall_dataplane::update::retire(&self.inst, &self.compiled)
+            .unwrap_or_else(|e| panic!("retire: {e}"));
         self.cfg = cfg;
         self.compiled = c;
         Ok(g)

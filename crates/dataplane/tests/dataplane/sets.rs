@@ -174,7 +174,8 @@ fn packets_never_see_a_half_switched_set() {
         for i in 0..40 {
             let next = if i % 2 == 0 { &c2 } else { &c1 };
             update::check(&fw.inst, live, next).expect("in place");
-            update::switch_sets(&fw.inst, live, next).expect("switch");
+            update::switch_sets(&fw.inst, next).expect("switch");
+            update::retire(&fw.inst, live).expect("retire");
             live = next;
         }
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
