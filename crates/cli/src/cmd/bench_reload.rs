@@ -379,6 +379,10 @@ fn traffic_run(lab: &Lab, dir: &Path, cfg: &Path, args: &ReloadArgs) -> Result<T
     let ifindex = a.ifindex();
     let stop = AtomicBool::new(false);
     let before = counters(lab)?;
+    // The interface's own drops over the whole phase (each sender's report
+    // covers the same interface, so their tx_dropped cannot be summed).
+    let link = || xdpwall_gen::netdev::link_stats(Some(a.ns().path()), ifindex);
+    let link_before = link()?;
     let reports = std::thread::scope(|s| -> Result<Vec<xdpwall_gen::Report>> {
         let handles: Vec<_> = gens
             .iter()
@@ -426,7 +430,7 @@ fn traffic_run(lab: &Lab, dir: &Path, cfg: &Path, args: &ReloadArgs) -> Result<T
     })?;
     out.rss_peak_kib = run.rss()?.1;
     out.sent = reports.iter().map(|r| r.sent.packets).sum();
-    out.tx_dropped = reports.iter().map(|r| r.tx_dropped).sum();
+    out.tx_dropped = link()?.since(&link_before).tx_dropped;
     let secs = reports
         .iter()
         .map(|r| r.elapsed.as_secs_f64())
