@@ -207,12 +207,13 @@ pub struct EventCounters {
     pub tap_lost: u64,
 }
 
-fn percpu_u64(map: &libbpf_rs::MapHandle, key: u32) -> Result<u64> {
+/// A per-CPU `u64` counter of `map` (named `name` in errors), summed.
+pub(crate) fn percpu_u64(map: &libbpf_rs::MapHandle, name: &'static str, key: u32) -> Result<u64> {
     let vals = map
         .lookup_percpu(&key.to_ne_bytes(), MapFlags::ANY)
         .map_err(|source| Error::Map {
             op: "read",
-            map: "xw_evstats",
+            map: name,
             source,
         })?
         .unwrap_or_default();
@@ -232,10 +233,10 @@ fn percpu_u64(map: &libbpf_rs::MapHandle, key: u32) -> Result<u64> {
 /// The map cannot be read.
 pub fn events(inst: &Instance) -> Result<EventCounters> {
     Ok(EventCounters {
-        produced: percpu_u64(&inst.maps.evstats, abi::EVS_PRODUCED)?,
-        lost: percpu_u64(&inst.maps.evstats, abi::EVS_LOST)?,
-        wakeups: percpu_u64(&inst.maps.evstats, abi::EVS_WAKEUPS)?,
-        tap_produced: percpu_u64(&inst.maps.evstats, abi::EVS_TAP_PRODUCED)?,
-        tap_lost: percpu_u64(&inst.maps.evstats, abi::EVS_TAP_LOST)?,
+        produced: percpu_u64(&inst.maps.evstats, "xw_evstats", abi::EVS_PRODUCED)?,
+        lost: percpu_u64(&inst.maps.evstats, "xw_evstats", abi::EVS_LOST)?,
+        wakeups: percpu_u64(&inst.maps.evstats, "xw_evstats", abi::EVS_WAKEUPS)?,
+        tap_produced: percpu_u64(&inst.maps.evstats, "xw_evstats", abi::EVS_TAP_PRODUCED)?,
+        tap_lost: percpu_u64(&inst.maps.evstats, "xw_evstats", abi::EVS_TAP_LOST)?,
     })
 }

@@ -12,7 +12,7 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{Link, MapCore, MapFlags};
+use libbpf_rs::{Link, MapCore};
 use xdpwall_rules::compile::abi;
 
 use crate::error::{Error, Result};
@@ -171,24 +171,7 @@ impl XdpErrors {
 }
 
 fn slot(inst: &Instance, key: u32) -> Result<u64> {
-    let vals = inst
-        .maps
-        .xdp_errors
-        .lookup_percpu(&key.to_ne_bytes(), MapFlags::ANY)
-        .map_err(|source| Error::Map {
-            op: "read",
-            map: "xw_xdp_errors",
-            source,
-        })?
-        .unwrap_or_default();
-    Ok(vals
-        .iter()
-        .filter_map(|v| {
-            v.get(..8)
-                .and_then(|b| b.try_into().ok())
-                .map(u64::from_ne_bytes)
-        })
-        .sum())
+    crate::stats::percpu_u64(&inst.maps.xdp_errors, "xw_xdp_errors", key)
 }
 
 /// Reads the XDP error counters of `inst`.
