@@ -250,3 +250,63 @@ fn set_changes_apply_in_place_without_a_new_program() {
     run.signal(libc::SIGTERM);
     run.wait_exit(WAIT).assert_code(0);
 }
+
+/// `kill -9` in the middle of a stream, then a new `run`: the rules stay in
+/// force while no process serves them, the new `run` takes the program over
+/// atomically, and not one datagram to the dropped port gets through.
+#[test]
+fn kill_9_then_restart_under_traffic_leaks_nothing() {
+    if !require_root("kill_9_then_restart_under_traffic_leaks_nothing") {
+        return;
+    }
+    let lab = lab();
+    let (_dir, cfg) = config_dir("reload-kill9", LAB_RULES);
+    let mut run = Running::start(lab.b().ns(), &cfg, &[]);
+    let dropped = listen_udp(&lab, DROP_UDP);
+    let passed = listen_udp(&lab, PASS_UDP);
+    let stop = AtomicBool::new(false);
+    let sent_drop = AtomicU64::new(0);
+    let mut run2 = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                sent_drop.fetch_add(send_udp(&lab, DROP_UDP, 50), Ordering::Relaxed);
+                send_udp(&lab, PASS_UDP, 5);
+            }
+        });
+        let flowing = |what: &str| {
+            let at = passed.count();
+            crate::fixtures::poll(WAIT, what, || {
+                (passed.count() >= at + 20)
+                    .then_some(())
+                    .ok_or_else(|| passed.count().to_string())
+            });
+        };
+        flowing("traffic before the kill");
+        run.signal(libc::SIGKILL);
+        let _ = run.wait_exit(WAIT);
+        flowing("traffic with no run process");
+        let run2 = Running::start(lab.b().ns(), &cfg, &[]);
+        flowing("traffic after the restart");
+        stop.store(true, Ordering::Relaxed);
+        run2
+    });
+    assert!(run2.stderr().contains("took over"), "{}", run2.stderr());
+    // Everything sent before the marker went through XDP.
+    assert_udp_dropped(&lab, DROP_UDP + 1, 5);
+    let counted = rule_packets(
+        &stats_json(lab.b().ns(), Via::IpNetnsExec).expect("stats"),
+        "udp-high-drop",
+    );
+    let sent = sent_drop.load(Ordering::Relaxed);
+    assert!(
+        sent > 0 && counted > 0 && counted <= sent + 5,
+        "counted {counted}, sent {sent}"
+    );
+    run2.signal(libc::SIGTERM);
+    run2.wait_exit(WAIT).assert_code(0);
+    assert_eq!(
+        dropped.stop(),
+        0,
+        "datagrams to the dropped port {DROP_UDP} passed across kill -9 and restart"
+    );
+}
