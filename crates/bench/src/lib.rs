@@ -3,6 +3,7 @@
 pub mod c_consumer;
 pub mod dataplane;
 pub mod peers;
+pub mod plot;
 pub mod transport;
 
 pub use transport::{json, markdown, transport, Transport, TransportOptions, TransportRow, Wakeup};

@@ -312,6 +312,9 @@ pub enum BenchCmd {
         /// Also write the results as JSON to this file.
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
+        /// Also draw the reload times as an SVG bar chart.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
     },
     /// ns/packet under BPF_PROG_TEST_RUN: 1, 100 and N mixed rules, IPv4
     /// and IPv6, hitting the first rule, the last rule and the default; a
@@ -335,6 +338,9 @@ pub enum BenchCmd {
         /// Also write the cells as JSON to this file.
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
+        /// Also draw the cells as an SVG bar chart.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
     },
     /// Ring buffer vs perf buffer: events/s delivered and lost, latency,
     /// memory, wake-ups and order, for 1 and 2 producer CPUs, 64- and

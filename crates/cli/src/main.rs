@@ -73,12 +73,14 @@ fn main() {
             repeat,
             runs,
             json,
+            svg,
         }) => cmd::bench::classify(&cmd::bench::ClassifyArgs {
             rules,
             set_entries,
             repeat,
             runs,
             json,
+            svg,
         }),
         Command::Bench(BenchCmd::Transport { events, json }) => {
             cmd::bench::transport(events, json.as_deref())
@@ -115,6 +117,7 @@ fn main() {
             traffic_entries,
             rate,
             json,
+            svg,
         }) => cmd::bench_reload::reload(&cmd::bench_reload::ReloadArgs {
             entries,
             timed,
@@ -122,6 +125,7 @@ fn main() {
             traffic_entries,
             rate,
             json,
+            svg,
         }),
         Command::Bench(BenchCmd::Ratelimit {
             rates,

@@ -32,6 +32,8 @@ pub struct ClassifyArgs {
     pub runs: usize,
     /// Also write the rows as JSON here.
     pub json: Option<PathBuf>,
+    /// Also draw the cells as an SVG bar chart here.
+    pub svg: Option<PathBuf>,
 }
 
 const DST4: [u8; 4] = [198, 51, 100, 2];
@@ -359,7 +361,39 @@ pub fn classify(args: &ClassifyArgs) -> Result<()> {
         std::fs::write(path, json(&tables, &progs, args)?)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
+    if let Some(path) = &args.svg {
+        let title = format!(
+            "xdpwall bench classify: ns/packet under BPF_PROG_TEST_RUN, min (whisker to median) of {} x {}",
+            args.runs, args.repeat
+        );
+        xdpwall_bench::plot::bars(path, &title, "ns", &bars(&tables))?;
+    }
     Ok(())
+}
+
+/// One bar per cell: the minimum, a whisker to the median.
+fn bars(tables: &[Table]) -> Vec<xdpwall_bench::plot::Bar> {
+    let mut out = Vec::new();
+    for t in tables {
+        for (i, (name, cells)) in t.rows.iter().enumerate() {
+            let group = if i == 0 {
+                0
+            } else if name.starts_with("xdp-filter") {
+                2
+            } else {
+                1
+            };
+            for c in cells {
+                out.push(xdpwall_bench::plot::Bar {
+                    label: format!("{name} — {}", t.probes[c.probe].name),
+                    value: c.min(),
+                    spread: Some((c.min(), c.median())),
+                    group,
+                });
+            }
+        }
+    }
+    out
 }
 
 /// xdpwall against the ceiling and xdp-filter in the same harness: a UDP

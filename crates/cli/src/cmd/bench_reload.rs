@@ -41,6 +41,8 @@ pub struct ReloadArgs {
     pub rate: u64,
     /// Also write the results as JSON.
     pub json: Option<PathBuf>,
+    /// Also draw the reload times as an SVG bar chart.
+    pub svg: Option<PathBuf>,
 }
 
 const DROP_DPORT: u16 = 9000;
@@ -322,6 +324,25 @@ pub fn reload(args: &ReloadArgs) -> Result<()> {
         "\nRSS of `xdpwall run`: {} KiB idle, {} KiB under load, peak {} KiB",
         t.rss_idle_kib, t.rss_load_kib, t.rss_peak_kib
     );
+    if let Some(p) = &args.svg {
+        let mut bars = Vec::new();
+        for r in &sizes {
+            for (kind, v, group) in [
+                ("set change, in place", &r.in_place_ms, 1),
+                ("rule change, new program", &r.new_program_ms, 2),
+            ] {
+                let (lo, med, hi) = stats_of(v);
+                bars.push(xdpwall_bench::plot::Bar {
+                    label: format!("{} entries, {kind}", r.entries),
+                    value: med,
+                    spread: Some((lo, hi)),
+                    group,
+                });
+            }
+        }
+        let title = "xdpwall bench reload: `xdpwall reload` round trip, median (whisker min–max)";
+        xdpwall_bench::plot::bars(p, title, "ms", &bars)?;
+    }
     if let Some(p) = &args.json {
         let v = serde_json::json!({"bench": "reload", "sizes": sizes, "traffic": traffic});
         std::fs::write(p, serde_json::to_string_pretty(&v)?)
