@@ -25,6 +25,9 @@ pub enum NotInPlace {
     NotOnlySets,
     /// The new prefixes do not fit beside the live ones in this table.
     Full(&'static str),
+    /// The kernel cannot wait for an RCU grace period for us
+    /// (MEMBARRIER_CMD_GLOBAL is missing, e.g. with nohz_full CPUs).
+    NoGracePeriod,
 }
 
 /// The generation packets use now.
@@ -56,6 +59,9 @@ pub fn check(
 ) -> std::result::Result<(), NotInPlace> {
     if !live.differs_only_in_addresses(new) {
         return Err(NotInPlace::NotOnlySets);
+    }
+    if !grace_period_available() {
+        return Err(NotInPlace::NoGracePeriod);
     }
     let m = &inst.maps;
     let tables = [
@@ -113,11 +119,21 @@ pub fn retire(inst: &Instance, old: &Compiled) -> Result<()> {
     delete_addresses(&inst.maps, old, gen)
 }
 
+const MEMBARRIER_CMD_QUERY: libc::c_long = 0;
+const MEMBARRIER_CMD_GLOBAL: libc::c_long = 1;
+
+/// Whether [`grace_period`] can work here: asked before switching, so a
+/// kernel without it gets a new program instead of a half-done switch.
+fn grace_period_available() -> bool {
+    // SAFETY: membarrier takes two integer arguments and touches no memory.
+    let rc = unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_QUERY, 0) };
+    rc > 0 && rc & MEMBARRIER_CMD_GLOBAL != 0
+}
+
 /// Waits until every CPU has left the code it was running: XDP programs
 /// run inside RCU read-side sections, and MEMBARRIER_CMD_GLOBAL waits for
 /// an RCU grace period (synchronize_rcu).
 fn grace_period() -> Result<()> {
-    const MEMBARRIER_CMD_GLOBAL: libc::c_long = 1;
     // SAFETY: membarrier takes two integer arguments and touches no memory.
     let rc = unsafe { libc::syscall(libc::SYS_membarrier, MEMBARRIER_CMD_GLOBAL, 0) };
     if rc < 0 {
