@@ -58,8 +58,8 @@ MUTANTS=(
 	'bpf/parse.h @@ p->icmp = (v6 << 16) @@ s/ic\[1\]/ic[2]/'
 	'bpf/parse.h @@ p->frag = XW_FRAG_NOT_IP; @@ s/XW_FRAG_NOT_IP/XW_FRAG_NONE/'
 	# classify.h
-	'bpf/classify.h @@ d = class_at(dir4, ((__u32)addr[0] << 8) | addr[1]); @@ s/addr\[1\]/addr[2]/'
-	'bpf/classify.h @@ struct xw_lpm4 k = { .prefixlen = 32 }; @@ s/= 32/= 31/'
+	'bpf/classify.h @@ d = class_at(dir4, gen << 16 | a >> 16); @@ s/a >> 16/a >> 15/'
+	'bpf/classify.h @@ *(__u32 *)k.addr = bpf_htonl(a & (~0u << (32 - (XW_LONG4_MIN + i)))); @@ s/(32 - /(33 - /'
 	'bpf/classify.h @@ return class_at(&xw_sport, p->sport); @@ s/p->sport/p->dport/'
 	'bpf/classify.h @@ return class_at(&xw_vlan, p->vlan_outer); @@ s/vlan_outer/vlan_inner/'
 	'bpf/classify.h @@ x &= word_of(m->cls[f], w) | word_of(m->cls[XW_F_MAX], w); @@ s/w) | word_of/w) \& word_of/'
@@ -68,8 +68,10 @@ MUTANTS=(
 	'bpf/classify.h @@ if (!(e & XW_CAND_COUNT) && rule_matches @@ s/if (!(e/if ((e/'
 	'bpf/classify.h @@ if (ahead(XW_F_MAX) && m->cls[XW_F_MAX] != m->cls[XW_F_VLAN]) @@ s/!= m->cls/== m->cls/'
 	'bpf/classify.h @@ return (o & XW_ID_OVERFLOW) != 0; @@ s/!= 0/== 0/'
+	'bpf/classify.h @@ bump(rule->slot, bytes); @@ s/rule->slot/r/'
+	'bpf/classify.h @@ m->p.gen = class_at(&xw_gen, 0) & 1; @@ s/\& 1;/\& 0;/'
 	# xdpwall.bpf.c
-	'bpf/xdpwall.bpf.c @@ if (r && r->action == XW_ACT_DROP) @@ s/==/!=/'
+	'bpf/xdpwall.bpf.c @@ verdict = a & 0xffff; @@ s/0xffff/0xfffe/'
 )
 
 FIRST=0
