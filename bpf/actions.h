@@ -14,6 +14,7 @@
 #include "abi.h"
 #include "maps.h"
 #include "parse.h"
+#include "classify.h" /* bump() */
 
 static __always_inline void act_count(__u32 slot, __u32 what, __u64 bytes)
 {
@@ -141,6 +142,8 @@ __noinline int xw_act(__u32 rule, struct pkt *p, __u64 bytes)
 
 	if (!r || !p)
 		return XDP_PASS;
+	/* The winner's counters, in its name slot (one rule lookup for both). */
+	bump(r->slot, bytes);
 	switch (r->action) {
 	case XW_ACT_DROP:
 		verdict = XDP_DROP;

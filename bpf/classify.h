@@ -395,8 +395,10 @@ static __always_inline __u32 classify(__u64 bytes, struct match_ctx *m)
 {
 	m->best = XW_NO_RULE;
 	m->bytes = bytes;
-	/* One read per packet: every address lookup uses this generation. */
-	m->p.gen = class_at(&xw_gen, 0) & 1;
+	/* One read per packet: every address lookup uses this generation
+	 * (none when no rule has an address condition). */
+	if (USED(XW_F_SRC) || USED(XW_F_DST))
+		m->p.gen = class_at(&xw_gen, 0) & 1;
 	gather_index(m);
 	if (any_overflow(m)) {
 		gather_all(m);

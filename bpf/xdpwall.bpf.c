@@ -64,7 +64,6 @@ int xdpwall_main(struct xdp_md *ctx)
 	} else {
 		int a;
 
-		bump_rule(rule, bytes);
 		a = xw_act(rule, &m.p, bytes);
 		verdict = a & 0xffff;
 		flags = (__u32)a >> 16;

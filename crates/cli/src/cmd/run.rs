@@ -236,6 +236,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
     }
 
     let transport = compiled.events.transport;
+    // The session keeps the compiled tables (for in-place set changes).
+    let events_enabled = compiled.events.enabled;
     let mut session = Session {
         args,
         iface: &iface,
@@ -250,7 +252,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         delivered: delivered_before,
         counters: &counters,
         control,
-        live: Some(compiled.clone()),
+        live: Some(compiled),
     };
     loop {
         match session.serve(&inst, writer.as_ref(), &mut signals)? {
@@ -272,7 +274,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
         &inst,
         &writer,
         events_to_stdout,
-        compiled.events.enabled || events_kind.is_some(),
+        events_enabled || events_kind.is_some(),
     )?;
     if let Some(e) = sink_error {
         log::error!("event output failed: {e}");
