@@ -31,8 +31,11 @@
 #define XW_ID_OVERFLOW (1u << 31)   /* the class's candidate list overflowed */
 #define XW_ID_TERMINALS (1u << 30)  /* it lists terminal candidates */
 #define XW_ID_COUNTS (1u << 29)     /* it lists `count` candidates */
-#define XW_ID_TRIE (1u << 28)       /* address directory: ask the LPM trie */
-#define XW_ID_MASK ((1u << 28) - 1)
+#define XW_ID_TRIE (1u << 28)       /* address directory: look further */
+/* With XW_ID_TRIE (IPv4 directory) or alone (/24 node entry): the low bits
+ * are a node index (struct xw_node4), not a class. */
+#define XW_ID_NODE (1u << 27)
+#define XW_ID_MASK ((1u << 27) - 1)
 
 /* Address directories: the class of every address whose first 16 bits are
  * the index, unless some prefix longer than /16 lies there (XW_ID_TRIE).
@@ -120,6 +123,17 @@ struct xw_class {
 /* IPv4 prefixes this long or longer are looked up in the exact-match tables
  * (shorter ones are expanded into the /16 directory). */
 #define XW_LONG4_MIN 17
+
+/* An IPv4 multibit-trie node: the class of each of 256 address ranges
+ * (a /24 node's entries are /24s, a /32 node's single addresses), or, in a
+ * /24 node, XW_ID_NODE | the index of the /32 node below. Prefixes are
+ * expanded into them, longer over shorter, so a lookup is two array loads
+ * after the directory, whatever the set's size. */
+#define XW_NODE_FANOUT 256
+
+struct xw_node4 {
+	__u32 c[XW_NODE_FANOUT];
+};
 
 /* LPM trie keys (prefixlen in bits, address in network order); also the
  * keys of the IPv4 exact-match tables (address masked to prefixlen). */

@@ -78,8 +78,34 @@ static __always_inline __u32 long4_class(void *lens4, void *map4, __u32 a, __u32
 	return d & ~XW_ID_TRIE;
 }
 
-static __always_inline __u32 addr_class(void *dir4, void *lens4, void *map4, void *dir6,
-					void *map6, struct pkt *p, __u8 *addr, __u32 nonip)
+/* The class of IPv4 address `a` in a /16 whose directory entry `d` points
+ * to its /24 node: that node's entry, or the entry of the /32 node it
+ * points to. Entries hold expanded prefixes, so no search is needed. */
+static __always_inline __u32 node4_class(void *n24, void *n32, __u32 a, __u32 d)
+{
+	__u32 idx = d & XW_ID_MASK;
+	struct xw_node4 *n = bpf_map_lookup_elem(n24, &idx);
+	__u32 e;
+
+	if (!n)
+		return XW_NO_RULE;
+	e = n->c[(a >> 8) & (XW_NODE_FANOUT - 1)];
+	if (!(e & XW_ID_NODE))
+		return e;
+	idx = e & XW_ID_MASK;
+	n = bpf_map_lookup_elem(n32, &idx);
+	if (!n)
+		return XW_NO_RULE;
+	return n->c[a & (XW_NODE_FANOUT - 1)];
+}
+
+/* The maps of one address field. */
+struct addr_maps {
+	void *dir4, *lens4, *map4, *n24, *n32, *dir6, *map6;
+};
+
+static __always_inline __u32 addr_class(struct addr_maps *t, struct pkt *p, __u8 *addr,
+					__u32 nonip)
 {
 	__u32 *id = NULL;
 	__u32 d, a, gen = p->gen & 1;
@@ -90,19 +116,21 @@ static __always_inline __u32 addr_class(void *dir4, void *lens4, void *map4, voi
 	if (p->family == XW_FAMILY_IPV4) {
 		a = ((__u32)addr[0] << 24) | ((__u32)addr[1] << 16) | ((__u32)addr[2] << 8) |
 		    addr[3];
-		d = class_at(dir4, gen << 16 | a >> 16);
+		d = class_at(t->dir4, gen << 16 | a >> 16);
 		if (!(d & XW_ID_TRIE))
 			return d;
-		return long4_class(lens4, map4, a, d, gen);
+		if (d & XW_ID_NODE)
+			return node4_class(t->n24, t->n32, a, d);
+		return long4_class(t->lens4, t->map4, a, d, gen);
 	}
-	d = class_at(dir6, gen << 16 | ((__u32)addr[0] << 8) | addr[1]);
+	d = class_at(t->dir6, gen << 16 | ((__u32)addr[0] << 8) | addr[1]);
 	if (!(d & XW_ID_TRIE))
 		return d;
 	if (p->family == XW_FAMILY_IPV6) {
 		struct xw_lpm6 k = { .prefixlen = 8 + 128, .gen = gen };
 
 		__builtin_memcpy(k.addr, addr, 16);
-		id = bpf_map_lookup_elem(map6, &k);
+		id = bpf_map_lookup_elem(t->map6, &k);
 	} else {
 		return nonip;
 	}
@@ -113,12 +141,18 @@ static __always_inline __u32 addr_class(void *dir4, void *lens4, void *map4, voi
 static __always_inline __u32 lookup_field(struct pkt *p, int f)
 {
 	switch (f) {
-	case XW_F_SRC:
-		return addr_class(&xw_src4_dir, &xw_src4_lens, &xw_src4, &xw_src6_dir, &xw_src6,
-				  p, p->saddr, src_nonip_class);
-	case XW_F_DST:
-		return addr_class(&xw_dst4_dir, &xw_dst4_lens, &xw_dst4, &xw_dst6_dir, &xw_dst6,
-				  p, p->daddr, dst_nonip_class);
+	case XW_F_SRC: {
+		struct addr_maps t = { &xw_src4_dir, &xw_src4_lens, &xw_src4, &xw_src4_n24,
+				       &xw_src4_n32, &xw_src6_dir, &xw_src6 };
+
+		return addr_class(&t, p, p->saddr, src_nonip_class);
+	}
+	case XW_F_DST: {
+		struct addr_maps t = { &xw_dst4_dir, &xw_dst4_lens, &xw_dst4, &xw_dst4_n24,
+				       &xw_dst4_n32, &xw_dst6_dir, &xw_dst6 };
+
+		return addr_class(&t, p, p->daddr, dst_nonip_class);
+	}
 	case XW_F_PROTO:
 		return class_at(&xw_proto, p->proto);
 	case XW_F_SPORT:

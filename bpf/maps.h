@@ -49,6 +49,19 @@ struct {
 	__uint(max_entries, 1); /* set at load */
 } xw_src4 SEC(".maps"), xw_dst4 SEC(".maps");
 
+/* IPv4 multibit-trie nodes (struct xw_node4): a /16 whose directory entry
+ * says XW_ID_NODE is decided by its /24 node and, where longer prefixes lie
+ * in a /24, that /24's /32 node — two array loads whatever the set's size.
+ * Both generations' nodes, each in its half; sized at load. /16s that do not
+ * fit the node budget use the exact-match tables above instead. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xw_node4);
+	__uint(max_entries, 1); /* set at load */
+} xw_src4_n24 SEC(".maps"), xw_src4_n32 SEC(".maps"), xw_dst4_n24 SEC(".maps"),
+	xw_dst4_n32 SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);

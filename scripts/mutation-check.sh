@@ -72,6 +72,9 @@ MUTANTS=(
 	'bpf/classify.h @@ m->p.gen = class_at(&xw_gen, 0) & 1; @@ s/\& 1;/\& 0;/'
 	# xdpwall.bpf.c
 	'bpf/xdpwall.bpf.c @@ verdict = a & 0xffff; @@ s/0xffff/0xfffe/'
+	# classify.h: IPv4 trie nodes (added with them)
+	'bpf/classify.h @@ e = n->c[(a >> 8) & (XW_NODE_FANOUT - 1)]; @@ s/a >> 8/a >> 9/'
+	'bpf/classify.h @@ if (!(e & XW_ID_NODE)) @@ s/if (!(e/if ((e/'
 )
 
 FIRST=0

@@ -29,6 +29,14 @@ pub struct Maps {
     pub dst6: MapHandle,
     /// Source IPv4 directory.
     pub src4_dir: MapHandle,
+    /// Source IPv4 /24 trie nodes (both generations).
+    pub src4_n24: MapHandle,
+    /// Source IPv4 /32 trie nodes.
+    pub src4_n32: MapHandle,
+    /// Destination IPv4 /24 trie nodes.
+    pub dst4_n24: MapHandle,
+    /// Destination IPv4 /32 trie nodes.
+    pub dst4_n32: MapHandle,
     /// Prefix lengths over /16 per /16 (IPv4 source).
     pub src4_lens: MapHandle,
     /// The address-table generation packets use.
@@ -121,6 +129,10 @@ impl Instance {
             src6: dup(&m.xw_src6, "xw_src6")?,
             dst6: dup(&m.xw_dst6, "xw_dst6")?,
             src4_dir: dup(&m.xw_src4_dir, "xw_src4_dir")?,
+            src4_n24: dup(&m.xw_src4_n24, "xw_src4_n24")?,
+            src4_n32: dup(&m.xw_src4_n32, "xw_src4_n32")?,
+            dst4_n24: dup(&m.xw_dst4_n24, "xw_dst4_n24")?,
+            dst4_n32: dup(&m.xw_dst4_n32, "xw_dst4_n32")?,
             src4_lens: dup(&m.xw_src4_lens, "xw_src4_lens")?,
             gen: dup(&m.xw_gen, "xw_gen")?,
             dst4_lens: dup(&m.xw_dst4_lens, "xw_dst4_lens")?,
@@ -219,6 +231,10 @@ impl Instance {
             src6: take("xw_src6")?,
             dst6: take("xw_dst6")?,
             src4_dir: take("xw_src4_dir")?,
+            src4_n24: take("xw_src4_n24")?,
+            src4_n32: take("xw_src4_n32")?,
+            dst4_n24: take("xw_dst4_n24")?,
+            dst4_n32: take("xw_dst4_n32")?,
             src4_lens: take("xw_src4_lens")?,
             gen: take("xw_gen")?,
             dst4_lens: take("xw_dst4_lens")?,

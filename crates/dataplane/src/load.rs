@@ -7,7 +7,7 @@ use libbpf_rs::skel::{OpenSkel, SkelBuilder};
 use std::os::fd::AsFd;
 
 use libbpf_rs::{MapCore, MapFlags, MapHandle, PrintLevel};
-use xdpwall_rules::compile::{abi, Compiled};
+use xdpwall_rules::compile::{abi, hashed4, Compiled, Node4, Nodes4};
 use xdpwall_rules::Verdict;
 
 use crate::error::{Error, Result};
@@ -199,13 +199,33 @@ fn load_inner(
     let sizes = [
         (
             &mut m.xw_src4,
-            prefix_capacity(long4(&c.src4).count()),
+            prefix_capacity(hashed4(&c.src4, &c.src4_dir).count()),
             "xw_src4",
         ),
         (
             &mut m.xw_dst4,
-            prefix_capacity(long4(&c.dst4).count()),
+            prefix_capacity(hashed4(&c.dst4, &c.dst4_dir).count()),
             "xw_dst4",
+        ),
+        (
+            &mut m.xw_src4_n24,
+            2 * node_half(c.src4_nodes.n24.len()),
+            "xw_src4_n24",
+        ),
+        (
+            &mut m.xw_src4_n32,
+            2 * node_half(c.src4_nodes.n32.len()),
+            "xw_src4_n32",
+        ),
+        (
+            &mut m.xw_dst4_n24,
+            2 * node_half(c.dst4_nodes.n24.len()),
+            "xw_dst4_n24",
+        ),
+        (
+            &mut m.xw_dst4_n32,
+            2 * node_half(c.dst4_nodes.n32.len()),
+            "xw_dst4_n32",
         ),
         (&mut m.xw_src6, prefix_capacity(c.src6.len()), "xw_src6"),
         (&mut m.xw_dst6, prefix_capacity(c.dst6.len()), "xw_dst6"),
@@ -310,10 +330,62 @@ fn bind_unused_maps(inst: &Instance) -> Result<()> {
     Ok(())
 }
 
-/// The IPv4 prefixes of the exact-match tables (the directory holds the
-/// shorter ones).
-pub(crate) fn long4(v: &[(ipnet::Ipv4Net, u32)]) -> impl Iterator<Item = &(ipnet::Ipv4Net, u32)> {
-    v.iter().filter(|(n, _)| n.prefix_len() >= abi::LONG4_MIN)
+/// Nodes one generation of a node array holds: what `n` needs, plus room
+/// for a set change to grow in place (0 when none are needed).
+pub(crate) fn node_half(n: usize) -> usize {
+    if n == 0 {
+        0
+    } else {
+        n + n / 4 + 16
+    }
+}
+
+/// Where generation `gen` of a node array starts (its halves are equal).
+fn node_base(map: &MapHandle, gen: u32) -> u32 {
+    gen * (map.max_entries() / 2)
+}
+
+/// A directory (`offset_dir`) or /24 node entry (`offset_node`) with its node
+/// index moved to generation's half of the node array.
+fn offset_dir(dir: &[u32], off: u32) -> Vec<u32> {
+    dir.iter()
+        .map(|&d| {
+            if d & abi::ID_TRIE != 0 && d & abi::ID_NODE != 0 {
+                d + off
+            } else {
+                d
+            }
+        })
+        .collect()
+}
+
+fn offset_node(node: &Node4, off: u32) -> types::xw_node4 {
+    types::xw_node4 {
+        c: node.map(|e| if e & abi::ID_NODE != 0 { e + off } else { e }),
+    }
+}
+
+/// Writes one field's IPv4 directory and nodes as generation `gen`.
+fn fill_dir4(
+    (dir_map, dir_name): (&MapHandle, &'static str),
+    (n24_map, n24_name): (&MapHandle, &'static str),
+    (n32_map, n32_name): (&MapHandle, &'static str),
+    dir: &[u32],
+    nodes: &Nodes4,
+    gen: u32,
+) -> Result<()> {
+    let (b24, b32) = (node_base(n24_map, gen), node_base(n32_map, gen));
+    let n32: Vec<types::xw_node4> = nodes.n32.iter().map(|n| offset_node(n, 0)).collect();
+    update_array_at(n32_map, n32_name, &n32, b32)?;
+    let n24: Vec<types::xw_node4> = nodes.n24.iter().map(|n| offset_node(n, b32)).collect();
+    update_array_at(n24_map, n24_name, &n24, b24)?;
+    // The directory last: it makes the nodes reachable.
+    update_array_at(
+        dir_map,
+        dir_name,
+        &offset_dir(dir, b24),
+        gen << abi::DIR_BITS,
+    )
 }
 
 /// Writes all compiled tables into the maps.
@@ -367,9 +439,14 @@ fn key6(net: &ipnet::Ipv6Net, gen: u32) -> types::xw_lpm6 {
 /// and length masks at `gen << 16`, prefix entries keyed with `gen`.
 pub(crate) fn fill_addresses(maps: &Maps, c: &Compiled, gen: u32) -> Result<()> {
     let base = gen << abi::DIR_BITS;
+    let k4 = |(net, class): &(ipnet::Ipv4Net, u32)| (key4(net, gen), *class);
+    let k6 = |(net, class): &(ipnet::Ipv6Net, u32)| (key6(net, gen), *class);
+    // Entries before the directories that lead to them.
+    update_pairs(&maps.src4, "xw_src4", hashed4(&c.src4, &c.src4_dir).map(k4))?;
+    update_pairs(&maps.dst4, "xw_dst4", hashed4(&c.dst4, &c.dst4_dir).map(k4))?;
+    update_pairs(&maps.src6, "xw_src6", c.src6.iter().map(k6))?;
+    update_pairs(&maps.dst6, "xw_dst6", c.dst6.iter().map(k6))?;
     for (map, name, vals) in [
-        (&maps.src4_dir, "xw_src4_dir", &c.src4_dir),
-        (&maps.dst4_dir, "xw_dst4_dir", &c.dst4_dir),
         (&maps.src4_lens, "xw_src4_lens", &c.src4_lens),
         (&maps.dst4_lens, "xw_dst4_lens", &c.dst4_lens),
         (&maps.src6_dir, "xw_src6_dir", &c.src6_dir),
@@ -377,21 +454,34 @@ pub(crate) fn fill_addresses(maps: &Maps, c: &Compiled, gen: u32) -> Result<()> 
     ] {
         update_array_at(map, name, vals, base)?;
     }
-    let k4 = |(net, class): &(ipnet::Ipv4Net, u32)| (key4(net, gen), *class);
-    let k6 = |(net, class): &(ipnet::Ipv6Net, u32)| (key6(net, gen), *class);
-    update_pairs(&maps.src4, "xw_src4", long4(&c.src4).map(k4))?;
-    update_pairs(&maps.dst4, "xw_dst4", long4(&c.dst4).map(k4))?;
-    update_pairs(&maps.src6, "xw_src6", c.src6.iter().map(k6))?;
-    update_pairs(&maps.dst6, "xw_dst6", c.dst6.iter().map(k6))?;
-    Ok(())
+    fill_dir4(
+        (&maps.src4_dir, "xw_src4_dir"),
+        (&maps.src4_n24, "xw_src4_n24"),
+        (&maps.src4_n32, "xw_src4_n32"),
+        &c.src4_dir,
+        &c.src4_nodes,
+        gen,
+    )?;
+    fill_dir4(
+        (&maps.dst4_dir, "xw_dst4_dir"),
+        (&maps.dst4_n24, "xw_dst4_n24"),
+        (&maps.dst4_n32, "xw_dst4_n32"),
+        &c.dst4_dir,
+        &c.dst4_nodes,
+        gen,
+    )
 }
 
 /// Deletes `c`'s prefix entries of generation `gen` (no packet uses them
 /// any more); the arrays are simply overwritten by the next generation.
 pub(crate) fn delete_addresses(maps: &Maps, c: &Compiled, gen: u32) -> Result<()> {
-    let k4: Vec<types::xw_lpm4> = long4(&c.src4).map(|(n, _)| key4(n, gen)).collect();
+    let k4: Vec<types::xw_lpm4> = hashed4(&c.src4, &c.src4_dir)
+        .map(|(n, _)| key4(n, gen))
+        .collect();
     delete_keys(&maps.src4, "xw_src4", &k4)?;
-    let k4: Vec<types::xw_lpm4> = long4(&c.dst4).map(|(n, _)| key4(n, gen)).collect();
+    let k4: Vec<types::xw_lpm4> = hashed4(&c.dst4, &c.dst4_dir)
+        .map(|(n, _)| key4(n, gen))
+        .collect();
     delete_keys(&maps.dst4, "xw_dst4", &k4)?;
     let k6: Vec<types::xw_lpm6> = c.src6.iter().map(|(n, _)| key6(n, gen)).collect();
     delete_keys(&maps.src6, "xw_src6", &k6)?;

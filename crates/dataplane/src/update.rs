@@ -16,7 +16,9 @@ use xdpwall_rules::compile::Compiled;
 
 use crate::error::{Error, Result};
 use crate::instance::Instance;
-use crate::load::{delete_addresses, fill_addresses, long4};
+use xdpwall_rules::compile::hashed4;
+
+use crate::load::{delete_addresses, fill_addresses};
 
 /// Why a change cannot be applied in place (then the program is replaced).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,18 +70,30 @@ pub fn check(
         (
             &m.src4,
             "xw_src4",
-            long4(&live.src4).count() + long4(&new.src4).count(),
+            hashed4(&live.src4, &live.src4_dir).count() + hashed4(&new.src4, &new.src4_dir).count(),
         ),
         (
             &m.dst4,
             "xw_dst4",
-            long4(&live.dst4).count() + long4(&new.dst4).count(),
+            hashed4(&live.dst4, &live.dst4_dir).count() + hashed4(&new.dst4, &new.dst4_dir).count(),
         ),
         (&m.src6, "xw_src6", live.src6.len() + new.src6.len()),
         (&m.dst6, "xw_dst6", live.dst6.len() + new.dst6.len()),
     ];
     for (map, name, need) in tables {
         if need > map.max_entries() as usize {
+            return Err(NotInPlace::Full(name));
+        }
+    }
+    // Each generation has its half of a node array.
+    let nodes = [
+        (&m.src4_n24, "xw_src4_n24", new.src4_nodes.n24.len()),
+        (&m.src4_n32, "xw_src4_n32", new.src4_nodes.n32.len()),
+        (&m.dst4_n24, "xw_dst4_n24", new.dst4_nodes.n24.len()),
+        (&m.dst4_n32, "xw_dst4_n32", new.dst4_nodes.n32.len()),
+    ];
+    for (map, name, need) in nodes {
+        if need > (map.max_entries() / 2) as usize {
             return Err(NotInPlace::Full(name));
         }
     }

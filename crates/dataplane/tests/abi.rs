@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use xdpwall_dataplane::types::{
-    xw_actstat, xw_class, xw_counter, xw_event, xw_info, xw_lpm4, xw_lpm6, xw_rl_key, xw_rule,
-    xw_scratch, xw_tap, xw_trace, xw_wake,
+    xw_actstat, xw_class, xw_counter, xw_event, xw_info, xw_lpm4, xw_lpm6, xw_node4, xw_rl_key,
+    xw_rule, xw_scratch, xw_tap, xw_trace, xw_wake,
 };
 use xdpwall_rules::compile::{abi, Field};
 
@@ -25,6 +25,7 @@ fn bpf_dir() -> PathBuf {
 const STRUCTS: &[(&str, &[&str])] = &[
     ("xw_class", &["ncand", "flags", "cand", "bits"]),
     ("xw_lpm4", &["prefixlen", "addr"]),
+    ("xw_node4", &["c"]),
     ("xw_lpm6", &["prefixlen", "gen", "addr", "pad"]),
     (
         "xw_rule",
@@ -99,6 +100,8 @@ const NAMES: &[&str] = &[
     "XW_ID_COUNTS",
     "XW_ID_MASK",
     "XW_ID_TRIE",
+    "XW_ID_NODE",
+    "XW_NODE_FANOUT",
     "XW_LONG4_MIN",
     "XW_GEN_SHIFT",
     "XW_DIR_BITS",
@@ -272,6 +275,7 @@ fn rust_view() -> BTreeMap<String, u64> {
         bits
     });
     st!(xw_lpm4 { prefixlen, addr });
+    st!(xw_node4 { c });
     st!(xw_lpm6 {
         prefixlen,
         gen,
@@ -424,6 +428,8 @@ fn constants_agree() {
         ("XW_ID_TERMINALS", u64::from(abi::ID_TERMINALS)),
         ("XW_ID_COUNTS", u64::from(abi::ID_COUNTS)),
         ("XW_ID_TRIE", u64::from(abi::ID_TRIE)),
+        ("XW_ID_NODE", u64::from(abi::ID_NODE)),
+        ("XW_NODE_FANOUT", abi::NODE_FANOUT as u64),
         ("XW_LONG4_MIN", u64::from(abi::LONG4_MIN)),
         ("XW_GEN_SHIFT", u64::from(abi::GEN_SHIFT)),
         ("XW_DIR_BITS", u64::from(abi::DIR_BITS)),

@@ -108,6 +108,12 @@ impl Cfg {
     pub fn load(self) -> Fw {
         Fw::new(self.0)
     }
+
+    /// Loads with other compile limits (e.g. no IPv4 trie nodes, so the
+    /// exact-match tables answer).
+    pub fn load_with(self, limits: compile::Limits) -> Fw {
+        Fw::new_with(self.0, limits)
+    }
     /// Loads from inside `ns` (redirect targets resolve there).
     pub fn load_in(self, ns: &xdpwall_lab::Netns) -> Fw {
         ns.run(|| Fw::new(self.0)).expect("enter the namespace")
@@ -867,6 +873,8 @@ pub struct Fw {
     pub cfg: Config,
     pub compiled: compile::Compiled,
     pub inst: Instance,
+    /// What it was compiled against (set changes use the same).
+    pub limits: compile::Limits,
 }
 
 fn xdp_of(v: Verdict) -> u32 {
@@ -878,7 +886,11 @@ fn xdp_of(v: Verdict) -> u32 {
 
 impl Fw {
     pub fn new(cfg: Config) -> Self {
-        let c = compile::compile(&cfg).expect("compile");
+        Self::new_with(cfg, compile::Limits::default())
+    }
+
+    pub fn new_with(cfg: Config, limits: compile::Limits) -> Self {
+        let c = compile::compile_with(&cfg, &limits).expect("compile");
         let inst = load(
             &c,
             LoadOptions {
@@ -887,13 +899,13 @@ impl Fw {
             },
         )
         .unwrap_or_else(|e| panic!("load: {e}"));
-        Self::with(cfg, c, inst)
+        Self::with(cfg, c, inst, limits)
     }
 
     /// Loads `cfg` as this program's successor (what a reload does): the new
     /// program shares this one's counters, rule slots follow names.
     pub fn successor(&self, cfg: Config) -> Self {
-        let c = compile::compile(&cfg).expect("compile");
+        let c = compile::compile_with(&cfg, &self.limits).expect("compile");
         let inst = xdpwall_dataplane::load::load_next(
             &c,
             LoadOptions {
@@ -903,7 +915,7 @@ impl Fw {
             &self.inst,
         )
         .unwrap_or_else(|e| panic!("load_next: {e}"));
-        Self::with(cfg, c, inst)
+        Self::with(cfg, c, inst, self.limits)
     }
 
     /// Applies `cfg` in place, as a reload whose only change is sets does:
@@ -913,7 +925,7 @@ impl Fw {
         &mut self,
         cfg: Config,
     ) -> Result<u32, xdpwall_dataplane::update::NotInPlace> {
-        let c = compile::compile(&cfg).expect("compile");
+        let c = compile::compile_with(&cfg, &self.limits).expect("compile");
         xdpwall_dataplane::update::check(&self.inst, &self.compiled, &c)?;
         let g = xdpwall_dataplane::update::switch_sets(&self.inst, &c)
             .unwrap_or_else(|e| panic!("switch_sets: {e}"));
@@ -924,7 +936,7 @@ impl Fw {
         Ok(g)
     }
 
-    fn with(cfg: Config, c: compile::Compiled, inst: Instance) -> Self {
+    fn with(cfg: Config, c: compile::Compiled, inst: Instance, limits: compile::Limits) -> Self {
         // The instance facts are written by whoever runs the program (as
         // `xdpwall run` does); `stats` reads the policies and nrules there.
         let info = xw_info {
@@ -940,6 +952,7 @@ impl Fw {
             cfg,
             compiled: c,
             inst,
+            limits,
         }
     }
 

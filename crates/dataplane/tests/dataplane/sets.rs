@@ -4,10 +4,10 @@
 //! entries are gone afterwards, a packet listed in both sets is never
 //! passed while tables switch under it, and a change beyond sets is refused.
 
-use libbpf_rs::MapCore;
+use libbpf_rs::{MapCore, MapFlags};
 use xdpwall_dataplane::testrun::{XDP_DROP, XDP_PASS};
 use xdpwall_dataplane::update::{self, NotInPlace};
-use xdpwall_rules::compile::compile;
+use xdpwall_rules::compile::{abi, compile_with, Limits};
 use xdpwall_rules::{Action, Conditions};
 
 use super::fixtures::*;
@@ -88,12 +88,48 @@ fn entries_of(fw: &Fw, gen: u32) -> usize {
     v4 + v6
 }
 
+/// The source directory entry of IPv4 /16 `bucket` in generation `gen`.
+fn dir4_entry(fw: &Fw, gen: u32, bucket: u32) -> u32 {
+    let v = fw
+        .inst
+        .maps
+        .src4_dir
+        .lookup(
+            &(gen << abi::DIR_BITS | bucket).to_ne_bytes(),
+            MapFlags::ANY,
+        )
+        .expect("read xw_src4_dir")
+        .expect("in range");
+    u32::from_ne_bytes([v[0], v[1], v[2], v[3]])
+}
+
+/// No node budget: every IPv4 prefix over /16 is in the exact-match tables.
+fn hashed() -> Limits {
+    Limits {
+        nodes4: 0,
+        ..Limits::default()
+    }
+}
+
 #[test]
 fn set_changes_switch_tables_in_place() {
     if !root("set_changes_switch_tables_in_place") {
         return;
     }
-    let mut fw = cfg(S1, 80).load();
+    switch_in_place(Limits::default());
+}
+
+#[test]
+fn set_changes_switch_exact_match_tables_in_place() {
+    if !root("set_changes_switch_exact_match_tables_in_place") {
+        return;
+    }
+    switch_in_place(hashed());
+}
+
+fn switch_in_place(limits: Limits) {
+    let nodes = limits.nodes4 > 0;
+    let mut fw = cfg(S1, 80).load_with(limits);
     let prog = fw.inst.prog_id;
     let mut blocked = 0;
     for p in probes() {
@@ -120,10 +156,25 @@ fn set_changes_switch_tables_in_place() {
     // Counters are untouched by the switch: every block counted so far.
     assert_eq!(fw.counter("block").packets, blocked + now + 2);
     // Generation 0's prefixes are gone; generation 1 holds S2's (3 IPv4
-    // over /16, 3 IPv6) plus the /0 of each family's trie.
+    // over /16 — in trie nodes when there is a budget — and 3 IPv6) plus
+    // the /0 of the IPv6 trie.
     assert_eq!(entries_of(&fw, 0), 0);
     let live = entries_of(&fw, 1);
-    assert_eq!(live, fw.compiled.src6.len() + 3);
+    assert_eq!(live, fw.compiled.src6.len() + if nodes { 0 } else { 3 });
+    // 192.0.2/16's directory entry in generation 1 leads to its /24 node in
+    // generation 1's half of the node array.
+    let d = dir4_entry(&fw, 1, 0xc000);
+    assert_eq!(d & abi::ID_TRIE, abi::ID_TRIE);
+    if nodes {
+        let half = fw.inst.maps.src4_n24.max_entries() / 2;
+        assert_eq!(d & abi::ID_NODE, abi::ID_NODE);
+        assert!(
+            (d & abi::ID_MASK) >= half,
+            "node {d:#x} in generation 1's half"
+        );
+    } else {
+        assert_eq!(d & abi::ID_NODE, 0);
+    }
 
     // And back: generation 0 again.
     assert_eq!(fw.update_sets(cfg(S1, 80).0), Ok(0));
@@ -149,10 +200,15 @@ fn packets_never_see_a_half_switched_set() {
     if !root("packets_never_see_a_half_switched_set") {
         return;
     }
-    let fw = cfg(S1, 80).load();
+    never_half_switched(Limits::default());
+    never_half_switched(hashed());
+}
+
+fn never_half_switched(limits: Limits) {
+    let fw = cfg(S1, 80).load_with(limits);
     let (c1, c2) = (
-        compile(&cfg(S1, 80).0).expect("compile"),
-        compile(&cfg(S2, 80).0).expect("compile"),
+        compile_with(&cfg(S1, 80).0, &limits).expect("compile"),
+        compile_with(&cfg(S2, 80).0, &limits).expect("compile"),
     );
     let both = udp4("192.0.2.200", "192.0.2.254", 9, 53).bytes();
     let both6 = udp6("2001:db8::5", "2001:db8:ff::1", 9, 53).bytes();
@@ -182,4 +238,35 @@ fn packets_never_see_a_half_switched_set() {
         let runs = checker.join().expect("checker");
         assert!(runs > 0);
     });
+}
+
+/// A set change that needs more trie nodes than the live program's half of
+/// the node array holds is refused (the caller then loads a new program),
+/// and nothing is switched.
+#[test]
+fn a_set_outgrowing_its_nodes_needs_a_new_program() {
+    if !root("a_set_outgrowing_its_nodes_needs_a_new_program") {
+        return;
+    }
+    let mut fw = cfg(S1, 80).load();
+    // 64 addresses, each in its own /24: 64 /32 nodes.
+    let many: Vec<String> = (0..64).map(|i| format!("100.64.{i}.1")).collect();
+    let many: Vec<&str> = many.iter().map(String::as_str).collect();
+    assert_eq!(
+        fw.update_sets(cfg(&many, 80).0),
+        Err(NotInPlace::Full("xw_src4_n32"))
+    );
+    assert_eq!(update::live_generation(&fw.inst).expect("gen"), 0);
+    assert_eq!(
+        fw.hit(&udp4("192.0.2.1", "192.0.2.254", 9, 53)),
+        Some("block")
+    );
+    // What a reload then does: a new program, sized for the new set.
+    let next = fw.successor(cfg(&many, 80).0);
+    assert_eq!(
+        next.hit(&udp4("100.64.63.1", "192.0.2.254", 9, 53)),
+        Some("block")
+    );
+    assert_eq!(next.hit(&udp4("100.64.63.2", "192.0.2.254", 9, 53)), None);
+    assert_eq!(next.hit(&udp4("192.0.2.1", "192.0.2.254", 9, 53)), None);
 }

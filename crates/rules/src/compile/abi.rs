@@ -28,10 +28,16 @@ pub const ID_OVERFLOW: u32 = 1 << 31;
 pub const ID_TERMINALS: u32 = 1 << 30;
 /// Id hint: the class lists `count` candidates.
 pub const ID_COUNTS: u32 = 1 << 29;
-/// Directory entry: the LPM trie decides this /16.
+/// Directory entry: a longer prefix decides within this /16 (the nodes or
+/// the exact-match tables).
 pub const ID_TRIE: u32 = 1 << 28;
+/// With `ID_TRIE` (IPv4 directory) or alone (/24 node entry): the low bits
+/// are a node index, not a class.
+pub const ID_NODE: u32 = 1 << 27;
 /// Bits of the class id proper.
-pub const ID_MASK: u32 = (1 << 28) - 1;
+pub const ID_MASK: u32 = (1 << 27) - 1;
+/// Entries of an IPv4 trie node (`struct xw_node4`).
+pub const NODE_FANOUT: usize = 256;
 /// Shift of the table generation in an IPv4 exact-match key's prefix length.
 pub const GEN_SHIFT: u32 = 8;
 /// IPv4 prefixes at least this long go to the exact-match tables.

@@ -6,6 +6,7 @@
 //! | map (max_entries)                 | holds                       | limit |
 //! |-----------------------------------|-----------------------------|-------|
 //! | xw_src4, xw_dst4 (hash), xw_src6, xw_dst6 (LPM) | prefixes (set at load) | [`MAX_TRIE_ENTRIES`] each |
+//! | xw_src4_n24/n32, xw_dst4_n24/n32 | IPv4 trie nodes (set at load) | a budget, [`MAX_NODES4`] |
 //! | xw_classes                        | classes (set at load)       | [`MAX_CLASSES`] |
 //! | xw_rules, xw_stats, xw_last_event, xw_sample_seen | rules     | `MAX_RULES` |
 //! | xw_*_dir, xw_proto, xw_sport, …   | one class per index (fixed) | the array's size |
@@ -28,6 +29,12 @@ pub const MAX_TRIE_ENTRIES: usize = 1 << 24;
 /// this is 2.2 GiB; the kernel refuses an array over 4 GiB, and class ids
 /// must fit `ID_MASK`.
 pub const MAX_CLASSES: usize = 1 << 20;
+/// IPv4 trie nodes (1 KiB each) per address field and generation: the
+/// /16s with prefixes over /16 go to nodes, densest first, until this many
+/// are used; the rest keep the exact-match tables (one probe per prefix
+/// length instead of two array loads). 32 MiB: a 1,000,000-entry set of
+/// /31s and /32s packed in 46 /16s takes about 11,800.
+pub const MAX_NODES4: usize = 1 << 15;
 /// Bytes of a rule name, without the NUL (`XW_NAME_LEN` - 1).
 pub const MAX_NAME_BYTES: usize = abi::NAME_LEN - 1;
 
@@ -38,6 +45,8 @@ pub struct Limits {
     pub trie_entries: usize,
     /// Classes.
     pub classes: usize,
+    /// IPv4 trie nodes per address field (a budget: the rest is hashed).
+    pub nodes4: usize,
 }
 
 impl Default for Limits {
@@ -45,6 +54,7 @@ impl Default for Limits {
         Self {
             trie_entries: MAX_TRIE_ENTRIES,
             classes: MAX_CLASSES,
+            nodes4: MAX_NODES4,
         }
     }
 }

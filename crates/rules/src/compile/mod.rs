@@ -15,6 +15,7 @@ mod bitmap;
 mod discrete;
 mod index;
 pub mod limits;
+mod trie4;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -24,6 +25,7 @@ use ipnet::{Ipv4Net, Ipv6Net};
 use crate::model::{Action, Config, Verdict};
 pub use bitmap::Bitmap;
 pub use limits::Limits;
+pub use trie4::{hashed4, Node4, Nodes4};
 
 /// The packet fields a rule can constrain, in `enum xw_field` order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -176,9 +178,14 @@ pub struct Compiled {
     /// The same for the destination.
     pub dst4_lens: Vec<u32>,
     /// Source directory (IPv4), indexed by the first 16 bits; empty if unused.
+    /// A /16 in node mode holds `ID_TRIE | ID_NODE | ` its /24 node's index.
     pub src4_dir: Vec<u32>,
     /// Destination directory (IPv4).
     pub dst4_dir: Vec<u32>,
+    /// Source IPv4 trie nodes (the /16s in node mode; see [`Nodes4`]).
+    pub src4_nodes: Nodes4,
+    /// Destination IPv4 trie nodes.
+    pub dst4_nodes: Nodes4,
     /// Source directory (IPv6).
     pub src6_dir: Vec<u32>,
     /// Destination directory (IPv6).
@@ -517,11 +524,18 @@ pub fn compile_with(cfg: &Config, limits: &Limits) -> Result<Compiled, CompileEr
         )
     };
 
+    let (mut src4_dir, mut src4_lens) = (dir4(&src4), addr::long4_lens(&src4));
+    let src4_nodes = trie4::build(&src4, &mut src4_dir, &mut src4_lens, limits.nodes4);
+    let (mut dst4_dir, mut dst4_lens) = (dir4(&dst4), addr::long4_lens(&dst4));
+    let dst4_nodes = trie4::build(&dst4, &mut dst4_dir, &mut dst4_lens, limits.nodes4);
+
     let compiled = Compiled {
-        src4_lens: addr::long4_lens(&src4),
-        dst4_lens: addr::long4_lens(&dst4),
-        src4_dir: dir4(&src4),
-        dst4_dir: dir4(&dst4),
+        src4_lens,
+        dst4_lens,
+        src4_dir,
+        dst4_dir,
+        src4_nodes,
+        dst4_nodes,
         src6_dir: dir6(&src6),
         dst6_dir: dir6(&dst6),
         rules,

@@ -2,7 +2,9 @@
 
 use std::path::Path;
 
-use super::abi::{CAND_CHECK_SHIFT, CAND_COUNT, CAND_ID_MASK, DIR_ENTRIES, ID_MASK, ID_TRIE};
+use super::abi::{
+    CAND_CHECK_SHIFT, CAND_COUNT, CAND_ID_MASK, DIR_ENTRIES, ID_MASK, ID_NODE, ID_TRIE,
+};
 use super::*;
 use crate::parse_config;
 
@@ -15,12 +17,19 @@ fn class(c: &Compiled, tagged: u32) -> &Class {
     &c.classes[(tagged & ID_MASK) as usize]
 }
 
+const SHORT_AND_LONG: &str = "[[rule]]\nname = \"a\"\nsrc = \"10.0.0.0/8\"\naction = \"drop\"\n\
+     [[rule]]\nname = \"b\"\nsrc = \"10.1.2.0/24\"\naction = \"pass\"\n";
+
 #[test]
 fn directory_decides_short_prefixes_and_defers_long_ones() {
-    let c = compiled(
-        "[[rule]]\nname = \"a\"\nsrc = \"10.0.0.0/8\"\naction = \"drop\"\n\
-         [[rule]]\nname = \"b\"\nsrc = \"10.1.2.0/24\"\naction = \"pass\"\n",
-    );
+    // No node budget: the long prefix stays in the exact-match table.
+    let cfg = parse_config(SHORT_AND_LONG, Path::new("t.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let hashed = Limits {
+        nodes4: 0,
+        ..Limits::default()
+    };
+    let c = compile_with(&cfg, &hashed).unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.src4_nodes.is_empty());
     assert_eq!(c.src4_dir.len(), DIR_ENTRIES);
     // 10.1.x.x holds a /24: the trie decides.
     // 10.1/16 holds a longer prefix: flagged, and the /16's own class kept.
@@ -44,6 +53,23 @@ fn directory_decides_short_prefixes_and_defers_long_ones() {
     assert!(!outside.bits.get(0) && !outside.bits.get(1));
     // Unused fields have no directory.
     assert!(c.dst4_dir.is_empty() && c.dst6_dir.is_empty());
+}
+
+#[test]
+fn a_sixteen_with_long_prefixes_goes_to_nodes_within_the_budget() {
+    let c = compiled(SHORT_AND_LONG);
+    // 10.1/16 points to /24 node 0; its lengths leave the hash lookup.
+    assert_eq!(c.src4_dir[(10 << 8) | 1], ID_TRIE | ID_NODE);
+    assert_eq!(c.src4_lens[(10 << 8) | 1], 0);
+    assert_eq!(c.src4_nodes.n24.len(), 1);
+    assert!(c.src4_nodes.n32.is_empty(), "nothing longer than /24");
+    let node = &c.src4_nodes.n24[0];
+    // 10.1.2.0/24 is b's; the rest of 10.1/16 keeps 10/8's class.
+    let in24 = class(&c, node[2]);
+    assert!(in24.bits.get(0) && in24.bits.get(1));
+    assert_eq!(node[3], c.src4_dir[(10 << 8) | 7]);
+    assert_eq!(node[0], c.src4_dir[(10 << 8) | 7]);
+    assert_eq!(hashed4(&c.src4, &c.src4_dir).count(), 0);
 }
 
 #[test]
