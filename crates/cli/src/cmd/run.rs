@@ -193,11 +193,16 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let (mut inst, attached, delivered_before) = start(args, &iface, &cfg, &compiled)?;
     let set_entries: usize = cfg.sets.values().map(|s| s.entries.len()).sum();
     log::info!(
-        "{} rules, {} set entries -> {} classes, {} trie entries; parse {} ms, compile {} ms, load+attach {} ms",
+        "{} rules, {} set entries -> {} classes, {} trie entries ({} IPv4 trie nodes, {} KiB); \
+         parse {} ms, compile {} ms, load+attach {} ms",
         compiled.rules.len(),
         set_entries,
         compiled.classes.len(),
         compiled.src4.len() + compiled.dst4.len() + compiled.src6.len() + compiled.dst6.len(),
+        compiled.src4_nodes.len() + compiled.dst4_nodes.len(),
+        (compiled.src4_nodes.len() + compiled.dst4_nodes.len())
+            * std::mem::size_of::<xdpwall_rules::compile::Node4>()
+            / 1024,
         timings.parse.as_millis(),
         timings.compile.as_millis(),
         t.elapsed().as_millis()
