@@ -362,7 +362,8 @@ pub enum BenchCmd {
     /// PREROUTING and no filter; each also as a ratio to XDP_DROP. Missing
     /// peers are skipped (`XDPWALL_SETUP_BENCH=1 scripts/setup.sh` installs them).
     #[command(
-        after_help = "Examples:\n  xdpwall bench dataplane\n  xdpwall bench dataplane --reps 5 --window 2s --json dp.json --svg dp.svg\n  xdpwall bench dataplane --cpus 0,1 --bpf-stats\n  xdpwall bench dataplane --from-json dp.json --svg dp.svg"
+        after_help = "Examples:\n  xdpwall bench dataplane\n  xdpwall bench dataplane --reps 5 --window 2s --json dp.json --svg dp.svg\n  xdpwall bench dataplane --cpus 0,1 --bpf-stats
+  xdpwall bench dataplane --rows '10000 rules,all features' --reps 9\n  xdpwall bench dataplane --from-json dp.json --svg dp.svg"
     )]
     Dataplane {
         /// Repetitions per row (median and min–max over these).
@@ -391,6 +392,11 @@ pub enum BenchCmd {
         /// on for that pass only, then restored).
         #[arg(long)]
         bpf_stats: bool,
+        /// Only the rows whose names contain one of these words
+        /// (case-insensitive, comma-separated; the bare XDP_DROP row, the
+        /// reference, always runs).
+        #[arg(long, value_delimiter = ',', value_name = "LIST")]
+        rows: Vec<String>,
         /// Also write the result as JSON.
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,

@@ -59,6 +59,21 @@ pub struct DataplaneOptions {
     /// Also measure each program's ns/frame with `kernel.bpf_stats_enabled`
     /// (a separate pass; the setting is restored afterwards).
     pub bpf_stats: bool,
+    /// Only the rows whose names contain one of these (case-insensitive);
+    /// all when empty. The bare XDP_DROP row, the reference, always runs.
+    #[serde(default)]
+    pub rows: Vec<String>,
+}
+
+impl DataplaneOptions {
+    /// Whether the row called `name` is to be measured.
+    #[must_use]
+    pub fn wants(&self, name: &str) -> bool {
+        let name = name.to_lowercase();
+        self.rows.is_empty()
+            || name.starts_with("xdp_drop")
+            || self.rows.iter().any(|r| name.contains(&r.to_lowercase()))
+    }
 }
 
 fn from_secs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -226,38 +241,36 @@ fn plans(dir: &Path, opts: &DataplaneOptions, progress: &mut dyn FnMut(&str)) ->
     let mut v = vec![plan("XDP_DROP (bare program)".into(), Kind::Bare, 0)];
     // A variant that separates xdpwall's fixed cost (parse, counters, the
     // tap check) from classification: no rules, the default drops.
-    progress("loading xdpwall with no rules (default drop)…");
-    let inst = xdpwall(dir, "norules", "[xdp]\ndefault = \"drop\"\n", None)?;
-    v.push(plan(
-        "xdpwall, no rules, default drop".into(),
-        Kind::Xdpwall(inst, true),
-        0,
-    ));
+    let name = "xdpwall, no rules, default drop";
+    if opts.wants(name) {
+        progress("loading xdpwall with no rules (default drop)…");
+        let inst = xdpwall(dir, "norules", "[xdp]\ndefault = \"drop\"\n", None)?;
+        v.push(plan(name.into(), Kind::Xdpwall(inst, true), 0));
+    }
     for n in [1, 100, opts.rules] {
+        let name = format!("xdpwall, {n} rule{}", if n == 1 { "" } else { "s" });
+        if !opts.wants(&name) {
+            continue;
+        }
         progress(&format!("loading xdpwall with {n} rules…"));
         let inst = xdpwall(dir, &format!("rules{n}"), &mixed_rules_toml(n, 1), None)?;
-        v.push(plan(
-            format!("xdpwall, {n} rule{}", if n == 1 { "" } else { "s" }),
-            Kind::Xdpwall(inst, false),
-            0,
-        ));
+        v.push(plan(name, Kind::Xdpwall(inst, false), 0));
     }
-    progress(&format!(
-        "loading xdpwall with a {}-entry set…",
-        opts.set_entries
-    ));
-    let set_toml = "[sets]\nbig = { file = \"set.txt\" }\n\n[[rule]]\nname = \"big-set\"\nsrc = \"@big\"\naction = \"drop\"\n";
-    let inst = xdpwall(
-        dir,
-        "set",
-        set_toml,
-        Some(&set_file_lines(opts.set_entries, 1)),
-    )?;
-    v.push(plan(
-        format!("xdpwall, {}-entry CIDR set", opts.set_entries),
-        Kind::Xdpwall(inst, false),
-        1,
-    ));
+    let name = format!("xdpwall, {}-entry CIDR set", opts.set_entries);
+    if opts.wants(&name) {
+        progress(&format!(
+            "loading xdpwall with a {}-entry set…",
+            opts.set_entries
+        ));
+        let set_toml = "[sets]\nbig = { file = \"set.txt\" }\n\n[[rule]]\nname = \"big-set\"\nsrc = \"@big\"\naction = \"drop\"\n";
+        let inst = xdpwall(
+            dir,
+            "set",
+            set_toml,
+            Some(&set_file_lines(opts.set_entries, 1)),
+        )?;
+        v.push(plan(name, Kind::Xdpwall(inst, false), 1));
+    }
     v.push(plan(
         "xdp-filter, all features (as `xdp-filter load`)".into(),
         Kind::XdpFilter("all"),
@@ -284,6 +297,7 @@ fn plans(dir: &Path, opts: &DataplaneOptions, progress: &mut dyn FnMut(&str)) ->
         Kind::NoFilter,
         0,
     ));
+    v.retain(|p| opts.wants(&p.name));
     for p in &mut v {
         if let Some((tool, pkg)) = p.kind.as_ref().and_then(needs) {
             if !installed(tool) {
@@ -564,5 +578,39 @@ struct RemoveDir(std::path::PathBuf);
 impl Drop for RemoveDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_select_by_word_and_always_keep_the_reference() {
+        let mut o = DataplaneOptions {
+            reps: 1,
+            window: Duration::from_secs(1),
+            warmup: Duration::ZERO,
+            cpus: vec![0],
+            size: 64,
+            rules: 10_000,
+            set_entries: 1_000_000,
+            bpf_stats: false,
+            rows: Vec::new(),
+        };
+        assert!(o.wants("nftables, netdev ingress"), "no filter: every row");
+        o.rows = vec!["10000 Rules".into(), "all features".into()];
+        assert!(o.wants("xdpwall, 10000 rules"));
+        assert!(o.wants("xdp-filter, all features (as `xdp-filter load`)"));
+        assert!(
+            o.wants("XDP_DROP (bare program)"),
+            "the reference always runs"
+        );
+        assert!(!o.wants("xdpwall, 1 rule"));
+        assert!(!o.wants("nftables, netdev ingress"));
+        // An old JSON report without the field still reads.
+        let j = r#"{"reps":1,"window":1.0,"warmup":0.0,"cpus":[0],"size":64,"rules":1,"set_entries":1,"bpf_stats":false}"#;
+        let back: DataplaneOptions = serde_json::from_str(j).expect("old options");
+        assert!(back.rows.is_empty());
     }
 }

@@ -249,6 +249,7 @@ mod tests {
                 rules: 10_000,
                 set_entries: 1_000_000,
                 bpf_stats: true,
+                rows: Vec::new(),
             },
             kernel: "6.18".into(),
             rows: vec![

@@ -555,6 +555,8 @@ pub struct DataplaneArgs {
     pub set_entries: usize,
     /// bpf_stats pass.
     pub bpf_stats: bool,
+    /// Rows to run (substrings; empty: all).
+    pub rows: Vec<String>,
     /// JSON output file.
     pub json: Option<PathBuf>,
     /// SVG output file.
@@ -603,6 +605,7 @@ pub fn dataplane(a: &DataplaneArgs) -> Result<()> {
         rules: a.rules.max(1),
         set_entries: a.set_entries.max(1),
         bpf_stats: a.bpf_stats,
+        rows: a.rows.clone(),
     };
     let report = xdpwall_bench::dataplane::dataplane(&opts, &mut |l| eprintln!("{l}"))?;
     println!("{}", xdpwall_bench::dataplane::report::markdown(&report));
