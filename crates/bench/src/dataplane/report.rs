@@ -98,6 +98,7 @@ pub fn markdown(r: &DataplaneReport) -> String {
                 .map_or(String::new(), |c| format!("; its program alone {:.1} ns a frame", c.generator_ns))
         );
     }
+    targets(r, &mut s);
     s.push_str(
         "\nMpps: frames the receiving veth's NAPI loop took off its ring per second (its rx_packets), \
          which for every row here is the rate its filter dropped them at. \"dropped by its rule\": the \
@@ -106,6 +107,72 @@ pub fn markdown(r: &DataplaneReport) -> String {
          XDP_DROP; nftables/iptables: the rule's counter). \"sent\": the generator's own counters.\n",
     );
     s
+}
+
+/// Median, min and max of `a`'s rate over `b`'s, repetition by repetition
+/// (rows are interleaved, so the windows of one repetition are minutes, not
+/// hours, apart: the pairs share the machine's state).
+#[must_use]
+pub fn paired_ratio(a: &DataplaneRow, b: &DataplaneRow) -> Option<(f64, f64, f64)> {
+    let mut v: Vec<f64> = a
+        .samples
+        .iter()
+        .zip(&b.samples)
+        .filter(|(_, y)| y.mpps > 0.0)
+        .map(|(x, y)| x.mpps / y.mpps)
+        .collect();
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let med = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    Some((med, v[0], v[n - 1]))
+}
+
+/// The issue's targets for the large rule set, by medians and per repetition.
+fn targets(r: &DataplaneReport, s: &mut String) {
+    let find = |prefix: &str| {
+        r.rows
+            .iter()
+            .find(|x| x.name.starts_with(prefix) && x.skipped.is_none() && !x.samples.is_empty())
+    };
+    let Some(xw) = find(&format!("xdpwall, {} rules", r.options.rules)) else {
+        return;
+    };
+    let mut lines = Vec::new();
+    for (prefix, what, goal) in [
+        ("xdp-filter, all features", "xdp-filter (all features)", 1.0),
+        ("XDP_DROP", "bare XDP_DROP", 0.8),
+    ] {
+        let (Some(peer), Some((xm, _, _))) = (find(prefix), xw.mpps()) else {
+            continue;
+        };
+        let Some((pm, _, _)) = peer.mpps() else {
+            continue;
+        };
+        let by_median = xm / pm;
+        let Some((med, lo, hi)) = paired_ratio(xw, peer) else {
+            continue;
+        };
+        let verdict = if med >= goal { "met" } else { "missed" };
+        lines.push(format!(
+            "- xdpwall with {} rules vs {what}: {by_median:.2}× by medians; per repetition \
+             {med:.2}× ({lo:.2}–{hi:.2}); target ≥ {goal:.1}×: **{verdict}** (by the per-repetition median)",
+            r.options.rules
+        ));
+    }
+    if !lines.is_empty() {
+        s.push_str("\nTargets:\n");
+        for l in lines {
+            s.push_str(&l);
+            s.push('\n');
+        }
+    }
 }
 
 /// Reads a report written by [`json`] back (to re-plot without re-measuring).
@@ -299,6 +366,33 @@ mod tests {
         let back =
             from_json(&json(&report()).unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(markdown(&back), md, "JSON round trip");
+    }
+
+    #[test]
+    fn targets_pair_the_windows_of_each_repetition() {
+        let r = report();
+        let md = markdown(&r);
+        // 6.0/8.0, 6.5/7.0, 6.2/7.5: 0.75, 0.93, 0.83.
+        assert!(
+            md.contains(
+                "- xdpwall with 10000 rules vs bare XDP_DROP: 0.81× by medians; per repetition \
+                 0.83× (0.75–0.93); target ≥ 0.8×: **met**"
+            ),
+            "{md}"
+        );
+        // No xdp-filter row: no line claiming anything about it.
+        assert!(!md.contains("vs xdp-filter"), "{md}");
+        let mut r2 = r.clone();
+        r2.rows.push(row(
+            "xdp-filter, all features (as `xdp-filter load`)",
+            &[6.5, 6.0, 6.3],
+            Some(1.0),
+        ));
+        let md = markdown(&r2);
+        assert!(
+            md.contains("vs xdp-filter (all features): 0.98× by medians; per repetition 0.98× (0.92–1.08); target ≥ 1.0×: **missed**"),
+            "{md}"
+        );
     }
 
     #[test]
