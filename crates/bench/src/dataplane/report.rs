@@ -43,12 +43,12 @@ pub fn markdown(r: &DataplaneReport) -> String {
     let cost = r.rows.iter().any(|x| x.cost.is_some());
     s.push_str("| receiver | Mpps | min–max | × XDP_DROP | sent Mpps | dropped by its rule |");
     if cost {
-        s.push_str(" receiver ns/frame | generator ns/frame |");
+        s.push_str(" receiver ns/frame | generator ns/frame | receiver share |");
     }
     s.push('\n');
     s.push_str("|---|---:|---:|---:|---:|---:|");
     if cost {
-        s.push_str("---:|---:|");
+        s.push_str("---:|---:|---:|");
     }
     s.push('\n');
     let base = r.rows.first().and_then(DataplaneRow::mpps).map(|m| m.0);
@@ -58,7 +58,7 @@ pub fn markdown(r: &DataplaneReport) -> String {
                 s,
                 "| {} | skipped: {why} |||||{}",
                 row.name,
-                if cost { "||" } else { "" }
+                if cost { "|||" } else { "" }
             );
             continue;
         }
@@ -78,9 +78,14 @@ pub fn markdown(r: &DataplaneReport) -> String {
         if cost {
             let c = row.cost;
             let f = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.1}"));
+            // Of each frame's time end to end (1 / the rate), the part spent
+            // in the receiver's program: what a faster filter can win back.
+            let share = c
+                .and_then(|c| c.receiver_ns)
+                .map_or("–".into(), |ns| format!("{:.0} %", ns * m / 10.0));
             let _ = write!(
                 s,
-                " {} | {} |",
+                " {} | {} | {share} |",
                 f(c.and_then(|c| c.receiver_ns)),
                 f(c.map(|c| c.generator_ns))
             );
@@ -104,7 +109,9 @@ pub fn markdown(r: &DataplaneReport) -> String {
          which for every row here is the rate its filter dropped them at. \"dropped by its rule\": the \
          smallest share, over the repetitions, of those frames that the filter's own counter counted \
          as dropped (xdpwall: its drop rules' counters; XDP_DROP: its counter; xdp-filter: `status` \
-         XDP_DROP; nftables/iptables: the rule's counter). \"sent\": the generator's own counters.\n",
+         XDP_DROP; nftables/iptables: the rule's counter). \"sent\": the generator's own counters. \
+         \"receiver share\": the receiver's ns/frame (bpf_stats pass) over each frame's whole time \
+         (1 / Mpps), i.e. how much of the per-frame budget the filter itself takes.\n",
     );
     s
 }
@@ -341,7 +348,7 @@ mod tests {
         );
         assert!(
             md.contains(
-                "| xdpwall, 10000 rules | 6.20 | 6.00–6.50 | 0.81 | 6.21 | 100.0 % | 61.5 | 20.2 |"
+                "| xdpwall, 10000 rules | 6.20 | 6.00–6.50 | 0.81 | 6.21 | 100.0 % | 61.5 | 20.2 | 38 % |"
             ),
             "{md}"
         );
