@@ -131,10 +131,13 @@ static __always_inline int rate_conforms(__u32 rule, const struct xw_rule *r, st
 
 /*
  * The verdict of terminal rule `rule` for packet `p` of `bytes` bytes, with
- * XW_TRACE_* flags in bits 16 and up. A global function: the verifier checks
- * it once, on its own, instead of once for every way parsing can end.
+ * XW_TRACE_* flags in bits 16 and up. Inlined: as a global function the
+ * verifier checked it once instead of once per way parsing can end, but the
+ * call cost every matched packet ~15 ns (bench classify: 10,000 rules, a
+ * dropped packet 132-140 -> 116 ns); verification time did not change
+ * measurably (10,000 rules load in ~2.3 s either way).
  */
-__noinline int xw_act(__u32 rule, struct pkt *p, __u64 bytes)
+static __always_inline int xw_act(__u32 rule, struct pkt *p, __u64 bytes)
 {
 	struct xw_rule *r = bpf_map_lookup_elem(&xw_rules, &rule);
 	__u32 verdict = XDP_PASS, flags = 0;
