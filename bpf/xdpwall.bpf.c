@@ -43,10 +43,16 @@ int xdpwall_main(struct xdp_md *ctx)
 		.pos = (void *)(long)ctx->data,
 		.end = (void *)(long)ctx->data_end,
 	};
-	struct match_ctx m = {};
+	/* Not zeroed (200 bytes, ~7 ns a packet): parsing and classify() write
+	 * every field before it is read, except the hit count. The verifier
+	 * already demands root (CAP_PERFMON) for the packet parser, which also
+	 * lets it accept stack it cannot prove written. */
+	struct match_ctx m;
 	__u64 bytes = bpf_xdp_get_buff_len(ctx);
 	__u32 rule = XW_NO_RULE, verdict, malformed = 0, flags = 0;
 	int err;
+
+	m.nhits = 0;
 
 	/* Parsed straight into the classifier's context: no copy. */
 	err = parse_packet(&c, &m.p);
