@@ -159,6 +159,8 @@ int main(int argc, char **argv)
 	lat = malloc(caplat * sizeof(*lat));
 	if (!lat)
 		return 1;
+	/* Touch it now, as the Rust side does: no page faults in the callback. */
+	memset(lat, 0xff, caplat * sizeof(*lat));
 	if (perf) {
 		struct perf_event_attr attr = {
 			.type = PERF_TYPE_SOFTWARE,

@@ -32,7 +32,8 @@ fn bar_group(r: &TransportRow) -> usize {
     }
 }
 
-/// Delivered M events/s per row, a whisker over the repetitions.
+/// Delivered k events/s per row, a whisker over the repetitions; coloured
+/// ring/Rust blue, ring/C green, perf/Rust orange, perf/C grey.
 #[must_use]
 pub fn delivered_bars(rows: &[TransportRow]) -> Vec<crate::plot::Bar> {
     rows.iter()
@@ -45,8 +46,8 @@ pub fn delivered_bars(rows: &[TransportRow]) -> Vec<crate::plot::Bar> {
             let hi = r.delivered_per_s_reps.iter().copied().fold(0.0, f64::max);
             crate::plot::Bar {
                 label: bar_label(r),
-                value: r.delivered_per_s / 1e6,
-                spread: (r.delivered_per_s_reps.len() > 1).then_some((lo / 1e6, hi / 1e6)),
+                value: r.delivered_per_s / 1e3,
+                spread: (r.delivered_per_s_reps.len() > 1).then_some((lo / 1e3, hi / 1e3)),
                 group: bar_group(r),
             }
         })
@@ -89,17 +90,15 @@ pub fn svg(r: &TransportReport, path: &Path) -> anyhow::Result<std::path::PathBu
     crate::plot::bars(
         path,
         &format!(
-            "xdpwall bench transport: delivered events/s, median of {reps} (whisker: min–max); \
-             {events} events per cell; blue ring/Rust, green ring/C, orange perf/Rust, grey perf/C"
+            "bench transport: delivered events/s, median of {reps} (whisker min–max), {events} per cell"
         ),
-        "M events/s",
+        "k events/s",
         &delivered_bars(&r.rows),
     )?;
     let order = order_svg_path(path);
     crate::plot::bars(
         &order,
-        "xdpwall bench transport: late records (older than one delivered before) per 1,000, 2 producer CPUs \
-         (blue ring/Rust, green ring/C, orange perf/Rust, grey perf/C)",
+        "bench transport, 2 producer CPUs: records delivered after a newer one, per 1,000",
         "per 1,000",
         &order_bars(&r.rows),
     )?;
@@ -127,11 +126,11 @@ mod tests {
         assert_eq!(main.matches("<rect").count(), 1 + r.rows.len(), "{main}");
         assert_eq!(main.matches("stroke-width=\"2\"").count(), r.rows.len());
         assert!(
-            main.contains("ringbuf 1p 104 B adaptive · Rust epoll: 2.0 M events/s"),
+            main.contains("ringbuf 1p 104 B adaptive · Rust epoll: 2000.0 k events/s"),
             "{main}"
         );
-        assert!(main.contains("perfbuf 1p 104 B batch 64 · C epoll: 1.6 M events/s"));
-        assert!(main.contains("ringbuf 2p 1540 B adaptive · Rust busy: 0.8 M events/s"));
+        assert!(main.contains("perfbuf 1p 104 B batch 64 · C epoll: 1600.0 k events/s"));
+        assert!(main.contains("ringbuf 2p 1540 B adaptive · Rust busy: 800.0 k events/s"));
         // Reorders: only the two-producer rows, per 1,000 records.
         assert_eq!(ord.matches("<rect").count(), 1 + 2, "{ord}");
         assert!(

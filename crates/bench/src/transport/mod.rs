@@ -126,10 +126,11 @@ pub struct TransportOptions {
     /// The C reference consumer (see [`crate::c_consumer::build`]): when
     /// set, every cell is measured again with it.
     pub c_consumer: Option<std::path::PathBuf>,
-    /// Repetitions per cell; a row reports the repetition with the median
-    /// delivered rate (and every repetition's rate), so one disturbed window
-    /// does not decide a comparison. The Rust and C consumers alternate
-    /// within a cell, each going first in every other repetition.
+    /// Repetitions per cell, run repetition-major (the whole matrix, then
+    /// again); a row reports the repetition with the median delivered rate
+    /// (and every repetition's rate), so one disturbed window does not
+    /// decide a comparison. The Rust and C consumers alternate within a
+    /// cell, each going first in every other repetition.
     pub reps: usize,
 }
 
@@ -198,7 +199,7 @@ pub struct TransportRow {
     /// delivered / elapsed_s.
     pub delivered_per_s: f64,
     /// Delivery latency (consumer's CLOCK_MONOTONIC in the callback minus
-    /// the record's ts_ns), median, µs (histogram bucket, ±1 %).
+    /// the record's ts_ns), median, µs.
     pub latency_p50_us: f64,
     /// 99th percentile, µs.
     pub latency_p99_us: f64,
@@ -289,8 +290,8 @@ pub fn transport(
             }
         }
     }
-    let mut rows = Vec::new();
     let total = cells.len();
+    let mut planned = Vec::new();
     for (i, (t, np, snaplen, w, poll)) in cells.into_iter().enumerate() {
         let producer_cpus: Vec<usize> = match np {
             1 => vec![first],
@@ -305,63 +306,72 @@ pub fn transport(
             }
             n => bail!("transport bench: {n} producers not supported (1 or 2)"),
         };
-        let cell = Cell {
+        planned.push(Cell {
             transport: t,
             producer_cpus,
             consumer_cpu: last,
             snaplen,
             wakeup: w,
             poll,
-        };
-        let mut rust_runs = Vec::new();
-        let mut c_runs = Vec::new();
-        for rep in 0..opts.reps {
-            // Alternate who goes first, so drift over the cell hits both alike.
-            let c_first = rep % 2 == 1;
+        });
+    }
+    // Repetition-major: every cell once, then every cell again, so a
+    // disturbed stretch of the run (other work on a shared machine) hits
+    // one repetition of many cells rather than every repetition of a few —
+    // which the medians then discard.
+    let mut rust_runs: Vec<Vec<TransportRow>> = planned.iter().map(|_| Vec::new()).collect();
+    let mut c_runs: Vec<Vec<TransportRow>> = planned.iter().map(|_| Vec::new()).collect();
+    for rep in 0..opts.reps {
+        // Alternate who goes first, so drift within a cell hits both alike.
+        let c_first = rep % 2 == 1;
+        for (i, cell) in planned.iter().enumerate() {
             let run_c = |c_runs: &mut Vec<TransportRow>| -> anyhow::Result<()> {
                 if let Some(bin) = &opts.c_consumer {
                     c_runs.push(
-                        run_cell_c(&cell, opts, bin)
+                        run_cell_c(cell, opts, bin)
                             .with_context(|| format!("cell {} (C consumer)", cell.label()))?,
                     );
                 }
                 Ok(())
             };
             if c_first {
-                run_c(&mut c_runs)?;
+                run_c(&mut c_runs[i])?;
             }
-            rust_runs
-                .push(run_cell(&cell, opts).with_context(|| format!("cell {}", cell.label()))?);
+            rust_runs[i]
+                .push(run_cell(cell, opts).with_context(|| format!("cell {}", cell.label()))?);
             if !c_first {
-                run_c(&mut c_runs)?;
+                run_c(&mut c_runs[i])?;
             }
-        }
-        let row = median_row(rust_runs)?;
-        progress(&format!(
-            "[{}/{total}] {}: {:.0} ev/s delivered, {} lost of {}, p50 {:.1} µs, p99 {:.1} µs, {} order violations, consumer {:.0} ns/record",
-            i + 1,
-            cell.label(),
-            row.delivered_per_s,
-            row.lost,
-            row.produced,
-            row.latency_p50_us,
-            row.latency_p99_us,
-            row.order_violations,
-            row.consumer_cpu_ns_per_record,
-        ));
-        rows.push(row);
-        if !c_runs.is_empty() {
-            let c = median_row(c_runs)?;
+            let r = rust_runs[i].last().ok_or_else(|| anyhow!("no run"))?;
+            let c = c_runs[i]
+                .last()
+                .map(|c| {
+                    format!(
+                        "; C consumer {:.0} ev/s, {} lost",
+                        c.delivered_per_s, c.lost
+                    )
+                })
+                .unwrap_or_default();
             progress(&format!(
-                "[{}/{total}] {} with the C consumer: {:.0} ev/s delivered, {} lost, p50 {:.1} µs, consumer {:.0} ns/record",
+                "[rep {}/{}, {}/{}] {}: {:.0} ev/s delivered, {} lost of {}, p50 {:.1} µs, consumer {:.0} ns/record{c}",
+                rep + 1,
+                opts.reps,
                 i + 1,
+                planned.len(),
                 cell.label(),
-                c.delivered_per_s,
-                c.lost,
-                c.latency_p50_us,
-                c.consumer_cpu_ns_per_record,
+                r.delivered_per_s,
+                r.lost,
+                r.produced,
+                r.latency_p50_us,
+                r.consumer_cpu_ns_per_record,
             ));
-            rows.push(c);
+        }
+    }
+    let mut rows = Vec::new();
+    for (rust, c) in rust_runs.into_iter().zip(c_runs) {
+        rows.push(median_row(rust)?);
+        if !c.is_empty() {
+            rows.push(median_row(c)?);
         }
     }
     Ok(rows)
@@ -522,9 +532,10 @@ fn config(cell: &Cell, buffer: u64) -> String {
     )
 }
 
-/// What the consumer saw; allocated before the RSS baseline.
+/// What the consumer saw; allocated before the RSS baseline. Per record
+/// the same work as the C consumer's `record()`.
 struct Seen {
-    hist: Hist,
+    lat: Latencies,
     delivered: u64,
     /// CLOCK_MONOTONIC of the last record's callback.
     last_now: u64,
@@ -543,9 +554,11 @@ struct Seen {
 }
 
 impl Seen {
-    fn new() -> Self {
+    fn new(events: u64) -> Self {
         Self {
-            hist: Hist::new(),
+            lat: Latencies::new(
+                usize::try_from(events).map_or(MAX_LATENCIES, |e| e.min(MAX_LATENCIES)),
+            ),
             delivered: 0,
             last_now: 0,
             prev_ts: None,
@@ -554,7 +567,7 @@ impl Seen {
             newest: 0,
             late: 0,
             max_late_ns: 0,
-            cpu_last: vec![0; 4096],
+            cpu_last: vec![0; MAX_CPUS],
             cpu_violations: 0,
             bad_cpu: 0,
         }
@@ -563,7 +576,7 @@ impl Seen {
     fn record(&mut self, ts: u64, cpu: u32, now: u64) {
         self.delivered += 1;
         self.last_now = now;
-        self.hist.add(now.saturating_sub(ts));
+        self.lat.add(now.saturating_sub(ts));
         if let Some(prev) = self.prev_ts {
             if ts < prev {
                 self.violations += 1;
@@ -634,7 +647,7 @@ fn setup_cell(
 fn run_cell(cell: &Cell, opts: &TransportOptions) -> anyhow::Result<TransportRow> {
     let (inst, pkt, quotas) = setup_cell(cell, opts)?;
 
-    let seen = Rc::new(RefCell::new(Seen::new()));
+    let seen = Rc::new(RefCell::new(Seen::new(opts.events)));
     let rss0 = rss_bytes()?;
     let sink = Rc::clone(&seen);
     let copts = ConsumerOptions {
@@ -693,7 +706,8 @@ fn run_cell(cell: &Cell, opts: &TransportOptions) -> anyhow::Result<TransportRow
     let rss1 = rss_bytes()?;
     let d = consumer.delivery();
     drop(consumer);
-    let seen = seen.borrow();
+    let mut seen = seen.borrow_mut();
+    let latency_ns = seen.lat.quantiles();
     let elapsed = delivery_time(t0, seen.last_now, seen.delivered, produce.time);
     if k.produced != opts.events {
         bail!(
@@ -726,11 +740,7 @@ fn run_cell(cell: &Cell, opts: &TransportOptions) -> anyhow::Result<TransportRow
         nice: opts.nice,
         delivered: d.delivered,
         perf_lost: d.perf_lost,
-        latency_ns: [
-            seen.hist.quantile(0.50),
-            seen.hist.quantile(0.99),
-            seen.hist.max,
-        ],
+        latency_ns,
         memlock,
         perf_mmap,
         rss_delta: i64::try_from(rss1).unwrap_or(i64::MAX)
@@ -981,67 +991,46 @@ struct Produced {
     each: Vec<(f64, f64)>,
 }
 
-/// Log-linear latency histogram: exact below 64 ns, then 64 buckets per
-/// power of two (under 1.6 % wide).
-struct Hist {
-    buckets: Vec<u64>,
-    n: u64,
-    max: u64,
+/// Most latencies kept per cell (as the C consumer: 4 Mi).
+const MAX_LATENCIES: usize = 4 << 20;
+/// Producing CPUs tracked for per-CPU order (as the C consumer).
+const MAX_CPUS: usize = 64;
+
+/// Latencies kept as the C consumer keeps them: one store per record into
+/// memory written before the cell (no page faults in the callback), sorted
+/// after the cell. (A histogram would be smaller, but its scattered
+/// increments are work the C consumer does not do.)
+struct Latencies {
+    v: Vec<u64>,
+    n: usize,
 }
 
-const SUB_BITS: u32 = 6;
-const SUB: u64 = 1 << SUB_BITS;
-
-impl Hist {
-    fn new() -> Self {
+impl Latencies {
+    fn new(cap: usize) -> Self {
         Self {
-            buckets: vec![0; (64 - SUB_BITS as usize + 1) * SUB as usize],
+            v: vec![u64::MAX; cap],
             n: 0,
-            max: 0,
         }
     }
 
-    fn index(v: u64) -> usize {
-        if v < SUB {
-            return v as usize;
+    fn add(&mut self, ns: u64) {
+        if let Some(slot) = self.v.get_mut(self.n) {
+            *slot = ns;
+            self.n += 1;
         }
-        let e = 63 - v.leading_zeros();
-        let sub = (v >> (e - SUB_BITS)) & (SUB - 1);
-        (u64::from(e - SUB_BITS + 1) * SUB + sub) as usize
     }
 
-    /// Middle of bucket `i`.
-    fn value(i: usize) -> u64 {
-        let i = i as u64;
-        if i < SUB {
-            return i;
+    /// p50, p99 and max (the C consumer's indices: n/2, n·99/100, n−1).
+    fn quantiles(&mut self) -> [u64; 3] {
+        let Some(s) = self.v.get_mut(..self.n) else {
+            return [0; 3];
+        };
+        if s.is_empty() {
+            return [0; 3];
         }
-        let k = i / SUB;
-        let width = 1u64 << (k - 1);
-        ((SUB + i % SUB) << (k - 1)) + (width - 1) / 2
-    }
-
-    fn add(&mut self, v: u64) {
-        if let Some(b) = self.buckets.get_mut(Self::index(v)) {
-            *b += 1;
-        }
-        self.n += 1;
-        self.max = self.max.max(v);
-    }
-
-    fn quantile(&self, q: f64) -> u64 {
-        if self.n == 0 {
-            return 0;
-        }
-        let rank = ((q * self.n as f64).ceil() as u64).clamp(1, self.n);
-        let mut acc = 0;
-        for (i, &c) in self.buckets.iter().enumerate() {
-            acc += c;
-            if acc >= rank {
-                return Self::value(i).min(self.max);
-            }
-        }
-        self.max
+        s.sort_unstable();
+        let n = s.len();
+        [s[n / 2], s[n * 99 / 100], s[n - 1]]
     }
 }
 
@@ -1278,14 +1267,14 @@ pub fn markdown(rows: &[TransportRow]) -> String {
          take CLOCK_MONOTONIC, keep the latency and count order violations overall and per CPU; xdpwall's also \
          decodes and bounds-checks the whole header, as the product does. Both are pinned to the \"cons. CPU\" — \"(shared)\" \
          means it shares that CPU with a producer — and run at nice {nice}, as the producers do; while the C \
-         consumer runs, the bench's main thread sleeps until the producers finish. Each cell runs {reps} time(s), \
-         the two consumers alternating which goes first; a row is the repetition with the median delivered rate. \
+         consumer runs, the bench's main thread sleeps until the producers finish. Each cell runs {reps} time(s), the whole matrix once per \
+         repetition, the two consumers alternating which goes first; a row is the repetition with the median delivered rate. \
          Every run verified produced == delivered + lost exactly. Epoll consumers sleep at most {timeout} ms, \
          which bounds the delay of records written without a wake-up. \"record B\" is the event header + \
          snaplen (ring/perf framing not included). offered = produced / time until the producers were done; \
          delivered = delivered / time from the producers' start to the last record's callback (both consumers \
          alike). Latency = consumer CLOCK_MONOTONIC in \
-         the callback − record ts_ns (Rust: histogram, ±1.6 %; C: exact). cons. ns/rec = the consumer's CPU time \
+         the callback − record ts_ns (exact; both keep every latency and sort after the cell). cons. ns/rec = the consumer's CPU time \
          (user + system, getrusage) over the cell / delivered; cons. CPU % = that time / elapsed; sleeps / \
          preempt. = its voluntary / involuntary context switches. Map memlock is from /proc/self/fdinfo of the \
          transport's map; perf mmap is (pages + 1) × page × CPUs as mapped in /proc/self/maps and is kernel \
@@ -1343,33 +1332,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn histogram_buckets_are_contiguous_and_quantiles_sane() {
-        let mut prev = 0;
-        for v in 1..100_000u64 {
-            let i = Hist::index(v);
-            assert!(i == prev || i == prev + 1, "{v}: {i} after {prev}");
-            prev = i;
-            let mid = Hist::value(i);
-            assert!(
-                mid.abs_diff(v) * 64 <= v.max(64),
-                "{v} -> bucket {i} mid {mid}"
-            );
+    fn latencies_give_the_c_consumers_quantiles_and_stop_at_capacity() {
+        let mut l = Latencies::new(1000);
+        for v in (1..=1000u64).rev() {
+            l.add(v * 1000);
         }
-        assert!(Hist::index(u64::MAX) < Hist::new().buckets.len());
-        let mut h = Hist::new();
-        for v in 1..=1000 {
-            h.add(v * 1000);
-        }
-        let p50 = h.quantile(0.5);
-        let p99 = h.quantile(0.99);
-        assert!(p50.abs_diff(500_000) < 10_000, "{p50}");
-        assert!(p99.abs_diff(990_000) < 20_000, "{p99}");
-        assert_eq!(h.max, 1_000_000);
+        l.add(7); // beyond capacity: not kept
+        assert_eq!(l.quantiles(), [501_000, 991_000, 1_000_000]);
+        assert_eq!(Latencies::new(10).quantiles(), [0; 3]);
+        let mut one = Latencies::new(10);
+        one.add(5);
+        assert_eq!(one.quantiles(), [5, 5, 5]);
     }
 
     #[test]
     fn order_tracking_counts_backward_steps() {
-        let mut s = Seen::new();
+        let mut s = Seen::new(100);
         for (ts, cpu) in [(10, 0), (20, 1), (15, 0), (30, 1), (25, 1)] {
             s.record(ts, cpu, 100);
         }
@@ -1379,7 +1357,7 @@ mod tests {
                                          // Late: 15 (newest 20) and 25 (newest 30), 5 ns each.
         assert_eq!((s.late, s.max_late_ns), (2, 5));
         // A batch behind: every record older than the newest counts.
-        let mut b = Seen::new();
+        let mut b = Seen::new(100);
         for ts in [100, 200, 300, 10, 20, 30, 400] {
             b.record(ts, 0, 1000);
         }
