@@ -6,9 +6,17 @@
  * usage: consumer MAP_ID ring|perf epoll|busy PER_WAKEUP PAGES
  * Prints "ready" once set up; consumes until stdin closes (the producers
  * are done) and the buffer is drained; then prints one line:
- *   delivered N lost_cb L p50_ns A p99_ns B max_ns C order V maxback_ns W percpu P
+ *   delivered N lost_cb L p50_ns A p99_ns B max_ns C order V maxback_ns W
+ *   percpu P late L2 maxlate_ns M last_ns T cpu_ns U nvcsw X nivcsw Y
+ * late counts records older than the newest delivered before them.
+ * last_ns is the CLOCK_MONOTONIC time of the last record's callback (so the
+ * harness times delivery the same way for both consumers, without this
+ * process's start-up or its report); cpu_ns, nvcsw and nivcsw are its CPU
+ * time and context switches from "ready" to the end of the drain.
  * Record layout: the fixed header of bpf/abi.h (struct xw_event), of which
- * this reads ts_ns (offset 0) and cpu (offset 16).
+ * this reads ts_ns (offset 0) and cpu (offset 16) — per record the same work
+ * as the bench's Rust callback: read the stamp and CPU, take the time, keep
+ * the latency, count order violations overall and per CPU.
  */
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
@@ -19,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -27,7 +36,7 @@
 static uint64_t *lat;
 static size_t nlat, caplat;
 static uint64_t delivered, lost_cb, order, percpu;
-static uint64_t last_ts, maxback, last_cpu_ts[MAX_CPUS];
+static uint64_t last_ts, maxback, last_cpu_ts[MAX_CPUS], last_now, newest, late, maxlate;
 
 static uint64_t now_ns(void)
 {
@@ -47,6 +56,7 @@ static void record(const void *data, size_t size)
 	memcpy(&ts, data, 8);
 	memcpy(&cpu, (const char *)data + 16, 4);
 	delivered++;
+	last_now = now;
 	if (nlat < caplat)
 		lat[nlat++] = now > ts ? now - ts : 0;
 	if (ts < last_ts) {
@@ -55,6 +65,13 @@ static void record(const void *data, size_t size)
 			maxback = last_ts - ts;
 	}
 	last_ts = ts;
+	if (ts < newest) {
+		late++;
+		if (newest - ts > maxlate)
+			maxlate = newest - ts;
+	} else {
+		newest = ts;
+	}
 	if (cpu < MAX_CPUS) {
 		if (ts < last_cpu_ts[cpu])
 			percpu++;
@@ -102,6 +119,11 @@ static int cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static uint64_t tv_ns(struct timeval tv)
+{
+	return (uint64_t)tv.tv_sec * 1000000000ull + (uint64_t)tv.tv_usec * 1000ull;
+}
+
 static int stdin_closed(void)
 {
 	struct pollfd p = { .fd = 0, .events = POLLIN };
@@ -116,6 +138,7 @@ int main(int argc, char **argv)
 {
 	struct ring_buffer *rb = NULL;
 	struct perf_buffer *pb = NULL;
+	struct rusage ru0, ru1;
 	int fd, busy, perf, per_wakeup, pages, done = 0;
 	unsigned long iter = 0;
 
@@ -136,6 +159,8 @@ int main(int argc, char **argv)
 	lat = malloc(caplat * sizeof(*lat));
 	if (!lat)
 		return 1;
+	/* Touch it now, as the Rust side does: no page faults in the callback. */
+	memset(lat, 0xff, caplat * sizeof(*lat));
 	if (perf) {
 		struct perf_event_attr attr = {
 			.type = PERF_TYPE_SOFTWARE,
@@ -157,6 +182,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	getrusage(RUSAGE_SELF, &ru0);
 	printf("ready\n");
 	fflush(stdout);
 	while (!done) {
@@ -183,13 +209,20 @@ int main(int argc, char **argv)
 		perf_buffer__consume(pb);
 	else
 		ring_buffer__consume(rb);
+	getrusage(RUSAGE_SELF, &ru1);
 	qsort(lat, nlat, sizeof(*lat), cmp);
-	printf("delivered %llu lost_cb %llu p50_ns %llu p99_ns %llu max_ns %llu order %llu maxback_ns %llu percpu %llu\n",
+	printf("delivered %llu lost_cb %llu p50_ns %llu p99_ns %llu max_ns %llu order %llu maxback_ns %llu percpu %llu "
+	       "late %llu maxlate_ns %llu last_ns %llu cpu_ns %llu nvcsw %ld nivcsw %ld\n",
 	       (unsigned long long)delivered, (unsigned long long)lost_cb,
 	       (unsigned long long)(nlat ? lat[nlat / 2] : 0),
 	       (unsigned long long)(nlat ? lat[nlat * 99 / 100] : 0),
 	       (unsigned long long)(nlat ? lat[nlat - 1] : 0), (unsigned long long)order,
-	       (unsigned long long)maxback, (unsigned long long)percpu);
+	       (unsigned long long)maxback, (unsigned long long)percpu, (unsigned long long)late,
+	       (unsigned long long)maxlate,
+	       (unsigned long long)last_now,
+	       (unsigned long long)(tv_ns(ru1.ru_utime) + tv_ns(ru1.ru_stime) - tv_ns(ru0.ru_utime) -
+				    tv_ns(ru0.ru_stime)),
+	       ru1.ru_nvcsw - ru0.ru_nvcsw, ru1.ru_nivcsw - ru0.ru_nivcsw);
 	ring_buffer__free(rb);
 	perf_buffer__free(pb);
 	return 0;

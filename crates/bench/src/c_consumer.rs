@@ -57,6 +57,18 @@ pub struct Report {
     pub maxback_ns: u64,
     /// Backwards steps within one CPU.
     pub percpu: u64,
+    /// Records older than the newest delivered before them.
+    pub late: u64,
+    /// Largest such lateness, ns.
+    pub maxlate_ns: u64,
+    /// CLOCK_MONOTONIC time of the last record's callback, ns.
+    pub last_ns: u64,
+    /// CPU time (user + system) from "ready" to the end of the drain, ns.
+    pub cpu_ns: u64,
+    /// Voluntary context switches in that time (sleeps).
+    pub nvcsw: u64,
+    /// Involuntary context switches in that time (preemptions).
+    pub nivcsw: u64,
 }
 
 /// A running C consumer.
@@ -156,6 +168,12 @@ fn parse(line: &str) -> anyhow::Result<Report> {
         order: get("order")?,
         maxback_ns: get("maxback_ns")?,
         percpu: get("percpu")?,
+        late: get("late")?,
+        maxlate_ns: get("maxlate_ns")?,
+        last_ns: get("last_ns")?,
+        cpu_ns: get("cpu_ns")?,
+        nvcsw: get("nvcsw")?,
+        nivcsw: get("nivcsw")?,
     })
 }
 
@@ -166,7 +184,8 @@ mod tests {
     #[test]
     fn parses_the_report_line() {
         let r = parse(
-            "delivered 10 lost_cb 1 p50_ns 2 p99_ns 3 max_ns 4 order 5 maxback_ns 6 percpu 0\n",
+            "delivered 10 lost_cb 1 p50_ns 2 p99_ns 3 max_ns 4 order 5 maxback_ns 6 percpu 0 \
+             late 12 maxlate_ns 13 last_ns 7 cpu_ns 8 nvcsw 9 nivcsw 11\n",
         )
         .expect("parses");
         assert_eq!(
@@ -181,6 +200,8 @@ mod tests {
             ),
             (10, 1, 2, 3, 4, 5, 6)
         );
+        assert_eq!((r.last_ns, r.cpu_ns, r.nvcsw, r.nivcsw), (7, 8, 9, 11));
+        assert_eq!((r.late, r.maxlate_ns), (12, 13));
         assert!(parse("nonsense").is_err());
     }
 }

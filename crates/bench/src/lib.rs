@@ -6,4 +6,6 @@ pub mod peers;
 pub mod plot;
 pub mod transport;
 
-pub use transport::{json, markdown, transport, Transport, TransportOptions, TransportRow, Wakeup};
+pub use transport::{
+    json, markdown, transport, Transport, TransportOptions, TransportReport, TransportRow, Wakeup,
+};

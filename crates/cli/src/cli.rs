@@ -344,17 +344,51 @@ pub enum BenchCmd {
     },
     /// Ring buffer vs perf buffer: events/s delivered and lost, latency,
     /// memory, wake-ups and order, for 1 and 2 producer CPUs, 64- and
-    /// 1500-byte records, each wake-up policy, epoll and busy polling.
+    /// 1500-byte records, each wake-up policy, epoll and busy polling, with
+    /// xdpwall's consumer and a minimal C consumer on libbpf; then the
+    /// targets (ring with the default wake-up vs the best perf setting,
+    /// reorders, Rust vs C consumer) as ratios.
     #[command(
-        after_help = "Example:\n  xdpwall bench transport --events 1000000 --json transport.json"
+        after_help = "Examples:\n  xdpwall bench transport\n  xdpwall bench transport --events 500000 --reps 3 --json transport.json --svg transport.svg\n  xdpwall bench transport --producers 2 --snaplen 1500 --reps 5 --buffer-mib 32\n  xdpwall bench transport --from-json transport.json --svg transport.svg"
     )]
     Transport {
-        /// Events per cell.
-        #[arg(long, default_value_t = 1_000_000)]
+        /// Events per cell (all producers together).
+        #[arg(long, default_value_t = 500_000)]
         events: u64,
-        /// Also write the rows as JSON to this file.
+        /// Repetitions per cell (the row is the median by delivered rate).
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        /// Producer counts to measure (1 and/or 2; comma-separated).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "1,2",
+            value_name = "LIST"
+        )]
+        producers: Vec<u32>,
+        /// Packet bytes per record (snaplen; comma-separated, 0..=1500).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "64,1500",
+            value_name = "LIST"
+        )]
+        snaplen: Vec<u32>,
+        /// Buffer per transport in MiB (`[events] buffer`: the ring, or the
+        /// perf buffer split across CPUs); a power of two.
+        #[arg(long, default_value_t = 8, value_name = "MIB")]
+        buffer_mib: u64,
+        /// Also write the rows and targets as JSON to this file.
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
+        /// Also draw delivered events/s per cell as an SVG bar chart (and
+        /// the cross-CPU reorders next to it, FILE with `-order` before `.svg`).
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
+        /// Measure nothing: print the table and targets (and --svg) of a
+        /// result saved with --json.
+        #[arg(long, value_name = "FILE", conflicts_with = "json")]
+        from_json: Option<PathBuf>,
     },
     /// Receive-side drop rate (Mpps) on a veth pair fed by `xdpwall gen`:
     /// bare XDP_DROP (the ceiling), xdpwall with 1 / 100 / N rules and a

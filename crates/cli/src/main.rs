@@ -82,9 +82,25 @@ fn main() {
             json,
             svg,
         }),
-        Command::Bench(BenchCmd::Transport { events, json }) => {
-            cmd::bench::transport(events, json.as_deref())
-        }
+        Command::Bench(BenchCmd::Transport {
+            events,
+            reps,
+            producers,
+            snaplen,
+            buffer_mib,
+            json,
+            svg,
+            from_json,
+        }) => cmd::bench::transport(&cmd::bench::TransportArgs {
+            events,
+            reps,
+            producers,
+            snaplens: snaplen,
+            buffer_mib,
+            json,
+            svg,
+            from_json,
+        }),
         Command::Bench(BenchCmd::Dataplane {
             reps,
             window,

@@ -19,7 +19,8 @@
 //! * `protect` — `rate_limit` accuracy and `redirect` between veth pairs
 //!   with real traffic (needs root).
 //! * `bench` — `bench dataplane` with tiny windows (root; ignored by
-//!   default, about 20 s).
+//!   default, about 20 s); `bench transport` usage errors and a small run
+//!   re-drawn from its JSON (root).
 //!
 //! Every privileged test builds its own lab, so tests run in parallel; RAII
 //! guards stop `run` processes and delete namespaces even when a test fails.

@@ -512,8 +512,63 @@ impl Drop for Cleanup {
     }
 }
 
-/// `bench transport`: the transport matrix, as a Markdown table (and JSON).
-pub fn transport(events: u64, json: Option<&std::path::Path>) -> Result<()> {
+/// Options of `bench transport`, as given on the command line.
+pub struct TransportArgs {
+    /// Events per cell.
+    pub events: u64,
+    /// Repetitions per cell.
+    pub reps: usize,
+    /// Producer counts.
+    pub producers: Vec<u32>,
+    /// Snaplens (packet bytes per record).
+    pub snaplens: Vec<u32>,
+    /// Buffer per transport, MiB.
+    pub buffer_mib: u64,
+    /// JSON output file.
+    pub json: Option<PathBuf>,
+    /// SVG output file.
+    pub svg: Option<PathBuf>,
+    /// Re-render a saved result instead of measuring.
+    pub from_json: Option<PathBuf>,
+}
+
+/// `bench transport`: the transport matrix as a Markdown table, then the
+/// targets; JSON and SVG on request.
+pub fn transport(a: &TransportArgs) -> Result<()> {
+    use xdpwall_bench::transport as t;
+    if let Some(p) = &a.from_json {
+        let text =
+            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+        let r = t::from_json(&text).map_err(|e| {
+            crate::exit::usage(format!(
+                "{}: not a `bench transport --json` result: {e}",
+                p.display()
+            ))
+        })?;
+        print_transport(&r, a.svg.as_deref())?;
+        return Ok(());
+    }
+    let usage = |m: String| crate::exit::usage(format!("xdpwall bench transport: {m}"));
+    if a.events == 0 || a.reps == 0 {
+        return Err(usage("--events and --reps must be at least 1".into()));
+    }
+    if let Some(n) = a.producers.iter().find(|&&n| !(1..=2).contains(&n)) {
+        return Err(usage(format!("--producers {n}: 1 or 2")));
+    }
+    if let Some(n) = a.snaplens.iter().find(|&&n| n > 1500) {
+        return Err(usage(format!(
+            "--snaplen {n}: at most 1500 (the logged frame is 1514 bytes)"
+        )));
+    }
+    if !a.buffer_mib.is_power_of_two() || a.buffer_mib > 1024 {
+        return Err(usage(format!(
+            "--buffer-mib {}: a power of two up to 1024",
+            a.buffer_mib
+        )));
+    }
+    if a.producers.is_empty() || a.snaplens.is_empty() {
+        return Err(usage("--producers and --snaplen need a value".into()));
+    }
     let dir = std::env::temp_dir().join(format!("xdpwall-bench-c-{}", std::process::id()));
     let _cleanup = Cleanup(dir.clone());
     let c_consumer = match xdpwall_bench::c_consumer::build(&dir) {
@@ -524,15 +579,34 @@ pub fn transport(events: u64, json: Option<&std::path::Path>) -> Result<()> {
         }
     };
     let opts = xdpwall_bench::TransportOptions {
-        events,
+        events: a.events,
+        reps: a.reps,
+        producers: a.producers.clone(),
+        snaplens: a.snaplens.clone(),
+        buffer: a.buffer_mib << 20,
         c_consumer,
         ..Default::default()
     };
     let rows = xdpwall_bench::transport(&opts, &mut |line| eprintln!("{line}"))?;
-    println!("{}", xdpwall_bench::markdown(&rows));
-    if let Some(p) = json {
-        std::fs::write(p, xdpwall_bench::json(&rows)?)
+    let report = t::TransportReport::new(rows);
+    if let Some(p) = &a.json {
+        std::fs::write(p, t::json(&report)?)
             .with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    print_transport(&report, a.svg.as_deref())
+}
+
+/// The table and the targets on stdout; the charts if asked.
+fn print_transport(
+    r: &xdpwall_bench::transport::TransportReport,
+    svg: Option<&Path>,
+) -> Result<()> {
+    use xdpwall_bench::transport as t;
+    println!("{}", t::markdown(&r.rows));
+    println!("{}", t::targets_markdown(&r.targets));
+    if let Some(p) = svg {
+        let order = t::svg(r, p)?;
+        eprintln!("wrote {} and {}", p.display(), order.display());
     }
     Ok(())
 }

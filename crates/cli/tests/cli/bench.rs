@@ -1,7 +1,8 @@
 //! `bench dataplane` end to end with tiny windows: every receiver is set
 //! up, dropped the generator's frames by its own rule, and was torn down.
 //! About 20 s, so not in the default run: `cargo test -p xdpwall --test cli
-//! -- --ignored bench_dataplane` (root).
+//! -- --ignored bench_dataplane` (root). `bench transport`: usage errors,
+//! and a small real run with its JSON re-drawn (root, a few seconds).
 
 use serde_json::Value;
 use xdpwall_lab::require_root;
@@ -82,5 +83,105 @@ fn bench_dataplane_smoke() {
     assert!(
         !std::path::Path::new("/sys/fs/bpf/xdp-filter").exists(),
         "xdp-filter state left in bpffs"
+    );
+}
+
+#[test]
+fn bench_transport_refuses_bad_options_and_foreign_json() {
+    for (args, want) in [
+        (
+            vec!["--reps", "0"],
+            "--events and --reps must be at least 1",
+        ),
+        (vec!["--producers", "3"], "--producers 3: 1 or 2"),
+        (vec!["--snaplen", "2000"], "--snaplen 2000: at most 1500"),
+        (vec!["--buffer-mib", "3"], "--buffer-mib 3: a power of two"),
+    ] {
+        let mut all = vec!["bench", "transport"];
+        all.extend(args);
+        let out = xdpwall(&all);
+        assert_eq!(out.code(), Some(2), "{}", out.describe());
+        assert!(out.stderr.contains(want), "{}", out.describe());
+    }
+    let dir = TempDir::new("tr-bad");
+    let bad = dir.path().join("other.json");
+    std::fs::write(&bad, "{\"bench\": \"classify\"}").expect("write");
+    let out = xdpwall(&["bench", "transport", "--from-json", &bad.to_string_lossy()]);
+    assert_eq!(out.code(), Some(2), "{}", out.describe());
+    assert!(
+        out.stderr.contains("not a `bench transport --json` result"),
+        "{}",
+        out.describe()
+    );
+}
+
+/// A small real run (one producer, one record size, one repetition) with
+/// JSON and charts, then the same report re-drawn from the JSON.
+#[test]
+fn bench_transport_small_run_writes_table_targets_json_and_charts() {
+    if !require_root("bench_transport_small_run_writes_table_targets_json_and_charts") {
+        return;
+    }
+    let dir = TempDir::new("tr");
+    let (json, svg) = (dir.path().join("t.json"), dir.path().join("t.svg"));
+    let (json_s, svg_s) = (
+        json.to_string_lossy().into_owned(),
+        svg.to_string_lossy().into_owned(),
+    );
+    let out = xdpwall(&[
+        "bench",
+        "transport",
+        "--events",
+        "3000",
+        "--reps",
+        "1",
+        "--producers",
+        "1",
+        "--snaplen",
+        "64",
+        "--json",
+        &json_s,
+        "--svg",
+        &svg_s,
+    ]);
+    out.assert_ok();
+    assert!(out.stdout.contains("| ringbuf | 0 |"), "{}", out.describe());
+    assert!(out.stdout.contains("### Targets"), "{}", out.describe());
+    assert!(out.stdout.contains("(a) met in"), "{}", out.describe());
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap_or_default())
+        .unwrap_or_default();
+    let rows = v["rows"].as_array().cloned().unwrap_or_default();
+    // 3 ring + 2 perf wake-ups, epoll and busy, each Rust and (with cc and
+    // libbpf-dev, which the set-up installs) C.
+    assert!(rows.len() == 10 || rows.len() == 20, "{} rows", rows.len());
+    for r in &rows {
+        assert_eq!(
+            r["produced"].as_u64(),
+            Some(r["delivered"].as_u64().unwrap_or(0) + r["lost"].as_u64().unwrap_or(0))
+        );
+    }
+    // One row group per consumer kind (1 producer x 1 size).
+    let groups = v["targets"]["ring_vs_perf"].as_array().map_or(0, Vec::len);
+    assert_eq!(groups * 5, rows.len(), "{}", out.describe());
+    let chart = std::fs::read_to_string(&svg).unwrap_or_default();
+    assert!(
+        chart.contains("ringbuf 1p 104 B adaptive · Rust epoll"),
+        "{chart}"
+    );
+    assert!(dir.path().join("t-order.svg").exists());
+    // Re-drawn from the JSON: the same targets, nothing measured.
+    let again = xdpwall(&["bench", "transport", "--from-json", &json_s]);
+    again.assert_ok();
+    assert!(again.stdout.contains("### Targets"), "{}", again.describe());
+    assert_eq!(
+        again
+            .stdout
+            .lines()
+            .filter(|l| l.starts_with("| ringbuf |"))
+            .count(),
+        out.stdout
+            .lines()
+            .filter(|l| l.starts_with("| ringbuf |"))
+            .count()
     );
 }

@@ -20,7 +20,7 @@ use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use xdpwall_dataplane::load::{load, LoadOptions};
 use xdpwall_dataplane::stats;
 use xdpwall_events::clock::WallClock;
@@ -29,8 +29,17 @@ use xdpwall_events::{Consumer, ConsumerOptions, Poll};
 use xdpwall_rules::compile::{abi, compile};
 use xdpwall_rules::parse_config;
 
+mod chart;
+mod targets;
+
+pub use chart::{delivered_bars, order_bars, order_svg_path, svg};
+pub use targets::{
+    default_wakeup, targets, targets_markdown, RingVsPerf, RustVsC, Targets, REORDER_GOAL,
+    RUST_VS_C_GOAL,
+};
+
 /// Event transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
     /// One BPF ring buffer shared by all CPUs.
@@ -56,7 +65,7 @@ impl Transport {
 }
 
 /// Ring-buffer wake-up policy (`[events] wakeup`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Wakeup {
     /// A forced wake-up per record.
@@ -117,6 +126,12 @@ pub struct TransportOptions {
     /// The C reference consumer (see [`crate::c_consumer::build`]): when
     /// set, every cell is measured again with it.
     pub c_consumer: Option<std::path::PathBuf>,
+    /// Repetitions per cell, run repetition-major (the whole matrix, then
+    /// again); a row reports the repetition with the median delivered rate
+    /// (and every repetition's rate), so one disturbed window does not
+    /// decide a comparison. The Rust and C consumers alternate within a
+    /// cell, each going first in every other repetition.
+    pub reps: usize,
 }
 
 impl Default for TransportOptions {
@@ -133,12 +148,13 @@ impl Default for TransportOptions {
             ring_wakeups: vec![Wakeup::Every, Wakeup::Batch(64), Wakeup::Adaptive],
             perf_wakeups: vec![Wakeup::Every, Wakeup::Batch(64)],
             c_consumer: None,
+            reps: 1,
         }
     }
 }
 
 /// One measured cell.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TransportRow {
     /// Transport.
     pub transport: Transport,
@@ -183,7 +199,7 @@ pub struct TransportRow {
     /// delivered / elapsed_s.
     pub delivered_per_s: f64,
     /// Delivery latency (consumer's CLOCK_MONOTONIC in the callback minus
-    /// the record's ts_ns), median, µs (histogram bucket, ±1 %).
+    /// the record's ts_ns), median, µs.
     pub latency_p50_us: f64,
     /// 99th percentile, µs.
     pub latency_p99_us: f64,
@@ -208,6 +224,32 @@ pub struct TransportRow {
     pub max_backwards_us: f64,
     /// The same, counted per producing CPU (header.cpu).
     pub per_cpu_order_violations: u64,
+    /// Delivered records whose ts_ns is older than the newest delivered
+    /// before them: what a reader would have to hold back and re-sort.
+    pub late_records: u64,
+    /// Largest such lateness (newest so far − ts_ns), µs.
+    pub max_lateness_us: f64,
+    /// CPU time (user + system) of the consumer thread (or C process) from
+    /// the producers' start to the end of the drain, per delivered record, ns.
+    pub consumer_cpu_ns_per_record: f64,
+    /// That CPU time over the elapsed time: the share of a CPU the consumer
+    /// got (with a producer on its CPU, the rest went mostly to the producer).
+    pub consumer_cpu_share: f64,
+    /// Voluntary context switches of the consumer (it slept).
+    pub consumer_voluntary_switches: u64,
+    /// Involuntary context switches of the consumer (it was preempted).
+    pub consumer_involuntary_switches: u64,
+    /// Repetitions of this cell; the row is the one with the median delivered rate.
+    pub reps: u32,
+    /// Delivered events/s of every repetition, in the order run.
+    pub delivered_per_s_reps: Vec<f64>,
+    /// Events lost in every repetition, in the order run.
+    pub lost_reps: Vec<u64>,
+    /// Per producer (in `producer_cpus` order): its events / its own time.
+    pub producer_per_s: Vec<f64>,
+    /// Per producer: its CPU time / its own time (with the consumer on its
+    /// CPU, what the consumer left it).
+    pub producer_cpu_share: Vec<f64>,
 }
 
 /// Runs every cell. `progress` gets one line per cell.
@@ -219,8 +261,8 @@ pub fn transport(
     opts: &TransportOptions,
     progress: &mut dyn FnMut(&str),
 ) -> anyhow::Result<Vec<TransportRow>> {
-    if opts.events == 0 || opts.repeat == 0 {
-        bail!("transport bench: events and repeat must be at least 1");
+    if opts.events == 0 || opts.repeat == 0 || opts.reps == 0 {
+        bail!("transport bench: events, repeat and reps must be at least 1");
     }
     let cpus = allowed_cpus()?;
     let first = *cpus.first().ok_or_else(|| anyhow!("no allowed CPU"))?;
@@ -248,8 +290,8 @@ pub fn transport(
             }
         }
     }
-    let mut rows = Vec::new();
     let total = cells.len();
+    let mut planned = Vec::new();
     for (i, (t, np, snaplen, w, poll)) in cells.into_iter().enumerate() {
         let producer_cpus: Vec<usize> = match np {
             1 => vec![first],
@@ -264,47 +306,95 @@ pub fn transport(
             }
             n => bail!("transport bench: {n} producers not supported (1 or 2)"),
         };
-        let cell = Cell {
+        planned.push(Cell {
             transport: t,
             producer_cpus,
             consumer_cpu: last,
             snaplen,
             wakeup: w,
             poll,
-        };
-        let row = run_cell(&cell, opts).with_context(|| format!("cell {}", cell.label()))?;
-        let c_row = match &opts.c_consumer {
-            Some(bin) => Some(
-                run_cell_c(&cell, opts, bin)
-                    .with_context(|| format!("cell {} (C consumer)", cell.label()))?,
-            ),
-            None => None,
-        };
-        progress(&format!(
-            "[{}/{total}] {}: {:.0} ev/s delivered, {} lost of {}, p50 {:.1} µs, p99 {:.1} µs, {} order violations",
-            i + 1,
-            cell.label(),
-            row.delivered_per_s,
-            row.lost,
-            row.produced,
-            row.latency_p50_us,
-            row.latency_p99_us,
-            row.order_violations
-        ));
-        rows.push(row);
-        if let Some(c) = c_row {
+        });
+    }
+    // Repetition-major: every cell once, then every cell again, so a
+    // disturbed stretch of the run (other work on a shared machine) hits
+    // one repetition of many cells rather than every repetition of a few —
+    // which the medians then discard.
+    let mut rust_runs: Vec<Vec<TransportRow>> = planned.iter().map(|_| Vec::new()).collect();
+    let mut c_runs: Vec<Vec<TransportRow>> = planned.iter().map(|_| Vec::new()).collect();
+    for rep in 0..opts.reps {
+        // Alternate who goes first, so drift within a cell hits both alike.
+        let c_first = rep % 2 == 1;
+        for (i, cell) in planned.iter().enumerate() {
+            let run_c = |c_runs: &mut Vec<TransportRow>| -> anyhow::Result<()> {
+                if let Some(bin) = &opts.c_consumer {
+                    c_runs.push(
+                        run_cell_c(cell, opts, bin)
+                            .with_context(|| format!("cell {} (C consumer)", cell.label()))?,
+                    );
+                }
+                Ok(())
+            };
+            if c_first {
+                run_c(&mut c_runs[i])?;
+            }
+            rust_runs[i]
+                .push(run_cell(cell, opts).with_context(|| format!("cell {}", cell.label()))?);
+            if !c_first {
+                run_c(&mut c_runs[i])?;
+            }
+            let r = rust_runs[i].last().ok_or_else(|| anyhow!("no run"))?;
+            let c = c_runs[i]
+                .last()
+                .map(|c| {
+                    format!(
+                        "; C consumer {:.0} ev/s, {} lost",
+                        c.delivered_per_s, c.lost
+                    )
+                })
+                .unwrap_or_default();
             progress(&format!(
-                "[{}/{total}] {} with the C consumer: {:.0} ev/s delivered, {} lost, p50 {:.1} µs",
+                "[rep {}/{}, {}/{}] {}: {:.0} ev/s delivered, {} lost of {}, p50 {:.1} µs, consumer {:.0} ns/record{c}",
+                rep + 1,
+                opts.reps,
                 i + 1,
+                planned.len(),
                 cell.label(),
-                c.delivered_per_s,
-                c.lost,
-                c.latency_p50_us
+                r.delivered_per_s,
+                r.lost,
+                r.produced,
+                r.latency_p50_us,
+                r.consumer_cpu_ns_per_record,
             ));
-            rows.push(c);
+        }
+    }
+    let mut rows = Vec::new();
+    for (rust, c) in rust_runs.into_iter().zip(c_runs) {
+        rows.push(median_row(rust)?);
+        if !c.is_empty() {
+            rows.push(median_row(c)?);
         }
     }
     Ok(rows)
+}
+
+/// The repetition with the median delivered rate (the lower middle of an
+/// even count), carrying every repetition's rate in run order.
+fn median_row(runs: Vec<TransportRow>) -> anyhow::Result<TransportRow> {
+    let rates: Vec<f64> = runs.iter().map(|r| r.delivered_per_s).collect();
+    let lost: Vec<u64> = runs.iter().map(|r| r.lost).collect();
+    let mut order: Vec<usize> = (0..runs.len()).collect();
+    order.sort_by(|&a, &b| rates[a].total_cmp(&rates[b]));
+    let pick = *order
+        .get(order.len().saturating_sub(1) / 2)
+        .ok_or_else(|| anyhow!("no repetition ran"))?;
+    let mut row = runs
+        .into_iter()
+        .nth(pick)
+        .ok_or_else(|| anyhow!("no repetition ran"))?;
+    row.reps = u32::try_from(rates.len()).unwrap_or(u32::MAX);
+    row.delivered_per_s_reps = rates;
+    row.lost_reps = lost;
+    Ok(row)
 }
 
 /// The same cell with the C reference consumer in a child process pinned to
@@ -339,13 +429,20 @@ fn run_cell_c(cell: &Cell, opts: &TransportOptions, bin: &Path) -> anyhow::Resul
         pages,
         cell.consumer_cpu,
     )?;
-    let t0 = Instant::now();
+    let t0 = WallClock::monotonic_now();
+    // This thread shares the consumer's CPU: it must not wake periodically
+    // while it waits (a timer wake-up every millisecond there makes the
+    // scheduler switch away from the producer on that CPU and so hands the
+    // C consumer CPU time the Rust consumer does not get). It sleeps until a
+    // producer finishes (each unparks it); the timeout is only a backstop.
     let produce = run_producers(&inst, cell, opts, &quotas, &pkt, || {
-        std::thread::sleep(Duration::from_millis(1));
+        std::thread::park_timeout(Duration::from_secs(1));
         Ok(())
     })?;
     let rep = child.finish()?;
-    let elapsed = t0.elapsed();
+    // Until its last record's callback, as for the Rust consumer — not
+    // until it has sorted its latencies and reported.
+    let elapsed = delivery_time(t0, rep.last_ns, rep.delivered, produce.time);
     let k = stats::events(&inst).context("read the event counters")?;
     if rep.delivered + k.lost != k.produced {
         bail!(
@@ -356,7 +453,11 @@ fn run_cell_c(cell: &Cell, opts: &TransportOptions, bin: &Path) -> anyhow::Resul
         );
     }
     let memlock = fdinfo_memlock(map.as_fd().as_raw_fd())?;
-    let times = Times { produce, elapsed };
+    let times = Times {
+        produce: produce.time,
+        elapsed,
+        producers: produce.each,
+    };
     let side = ConsumerSide {
         name: format!("C {}", poll_name(cell.poll)),
         epoll_timeout_ms: 10,
@@ -369,7 +470,14 @@ fn run_cell_c(cell: &Cell, opts: &TransportOptions, bin: &Path) -> anyhow::Resul
         rss_delta: 0,
         order: rep.order,
         max_back_ns: rep.maxback_ns,
+        late: rep.late,
+        max_late_ns: rep.maxlate_ns,
         per_cpu_order: rep.percpu,
+        usage: Usage {
+            cpu_ns: rep.cpu_ns,
+            voluntary: rep.nvcsw,
+            involuntary: rep.nivcsw,
+        },
     };
     Ok(row(cell, opts, &quotas, &k, times, side))
 }
@@ -424,27 +532,42 @@ fn config(cell: &Cell, buffer: u64) -> String {
     )
 }
 
-/// What the consumer saw; allocated before the RSS baseline.
+/// What the consumer saw; allocated before the RSS baseline. Per record
+/// the same work as the C consumer's `record()`.
 struct Seen {
-    hist: Hist,
+    lat: Latencies,
     delivered: u64,
+    /// CLOCK_MONOTONIC of the last record's callback.
+    last_now: u64,
     prev_ts: Option<u64>,
     violations: u64,
     max_back_ns: u64,
+    /// Newest ts_ns delivered so far.
+    newest: u64,
+    /// Records older than the newest delivered before them.
+    late: u64,
+    /// Largest such lateness, ns.
+    max_late_ns: u64,
     cpu_last: Vec<u64>,
     cpu_violations: u64,
     bad_cpu: u64,
 }
 
 impl Seen {
-    fn new() -> Self {
+    fn new(events: u64) -> Self {
         Self {
-            hist: Hist::new(),
+            lat: Latencies::new(
+                usize::try_from(events).map_or(MAX_LATENCIES, |e| e.min(MAX_LATENCIES)),
+            ),
             delivered: 0,
+            last_now: 0,
             prev_ts: None,
             violations: 0,
             max_back_ns: 0,
-            cpu_last: vec![0; 4096],
+            newest: 0,
+            late: 0,
+            max_late_ns: 0,
+            cpu_last: vec![0; MAX_CPUS],
             cpu_violations: 0,
             bad_cpu: 0,
         }
@@ -452,7 +575,8 @@ impl Seen {
 
     fn record(&mut self, ts: u64, cpu: u32, now: u64) {
         self.delivered += 1;
-        self.hist.add(now.saturating_sub(ts));
+        self.last_now = now;
+        self.lat.add(now.saturating_sub(ts));
         if let Some(prev) = self.prev_ts {
             if ts < prev {
                 self.violations += 1;
@@ -460,6 +584,12 @@ impl Seen {
             }
         }
         self.prev_ts = Some(ts);
+        if ts < self.newest {
+            self.late += 1;
+            self.max_late_ns = self.max_late_ns.max(self.newest - ts);
+        } else {
+            self.newest = ts;
+        }
         match self.cpu_last.get_mut(cpu as usize) {
             Some(last) => {
                 if ts < *last {
@@ -472,12 +602,14 @@ impl Seen {
     }
 }
 
-/// Counts a producer as done however its thread exits.
-struct DoneGuard<'a>(&'a AtomicUsize);
+/// Counts a producer as done however its thread exits, and wakes the
+/// waiting thread.
+struct DoneGuard<'a>(&'a AtomicUsize, std::thread::Thread);
 
 impl Drop for DoneGuard<'_> {
     fn drop(&mut self) {
         self.0.fetch_add(1, Ordering::Release);
+        self.1.unpark();
     }
 }
 
@@ -515,7 +647,7 @@ fn setup_cell(
 fn run_cell(cell: &Cell, opts: &TransportOptions) -> anyhow::Result<TransportRow> {
     let (inst, pkt, quotas) = setup_cell(cell, opts)?;
 
-    let seen = Rc::new(RefCell::new(Seen::new()));
+    let seen = Rc::new(RefCell::new(Seen::new(opts.events)));
     let rss0 = rss_bytes()?;
     let sink = Rc::clone(&seen);
     let copts = ConsumerOptions {
@@ -541,13 +673,14 @@ fn run_cell(cell: &Cell, opts: &TransportOptions) -> anyhow::Result<TransportRow
     let perf_mmap = perf_mmap_bytes()?;
 
     let inst_ref = &inst;
-    let t0 = Instant::now();
+    let usage0 = thread_usage()?;
+    let t0 = WallClock::monotonic_now();
     let produce = run_producers(inst_ref, cell, opts, &quotas, &pkt, || {
         consumer
             .poll()
             .map_err(|e| anyhow::Error::new(e).context("consumer poll"))
     })?;
-    let (elapsed, k) = {
+    let k = {
         // Everything is committed once the producers' test runs returned:
         // drain until the books balance.
         let deadline = Instant::now() + opts.drain_timeout;
@@ -556,7 +689,7 @@ fn run_cell(cell: &Cell, opts: &TransportOptions) -> anyhow::Result<TransportRow
             let k = stats::events(inst_ref).context("read the event counters")?;
             let delivered = consumer.delivery().delivered;
             if delivered + k.lost == k.produced {
-                break (t0.elapsed(), k);
+                break k;
             }
             if delivered + k.lost > k.produced || Instant::now() > deadline {
                 bail!(
@@ -569,10 +702,13 @@ fn run_cell(cell: &Cell, opts: &TransportOptions) -> anyhow::Result<TransportRow
             std::thread::sleep(Duration::from_millis(1));
         }
     };
+    let usage = thread_usage()?.since(usage0);
     let rss1 = rss_bytes()?;
     let d = consumer.delivery();
     drop(consumer);
-    let seen = seen.borrow();
+    let mut seen = seen.borrow_mut();
+    let latency_ns = seen.lat.quantiles();
+    let elapsed = delivery_time(t0, seen.last_now, seen.delivered, produce.time);
     if k.produced != opts.events {
         bail!(
             "ACCOUNTING MISMATCH: the program counted {} events produced for {} runs",
@@ -604,33 +740,85 @@ fn run_cell(cell: &Cell, opts: &TransportOptions) -> anyhow::Result<TransportRow
         nice: opts.nice,
         delivered: d.delivered,
         perf_lost: d.perf_lost,
-        latency_ns: [
-            seen.hist.quantile(0.50),
-            seen.hist.quantile(0.99),
-            seen.hist.max,
-        ],
+        latency_ns,
         memlock,
         perf_mmap,
         rss_delta: i64::try_from(rss1).unwrap_or(i64::MAX)
             - i64::try_from(rss0).unwrap_or(i64::MAX),
         order: seen.violations,
         max_back_ns: seen.max_back_ns,
+        late: seen.late,
+        max_late_ns: seen.max_late_ns,
         per_cpu_order: seen.cpu_violations,
+        usage,
     };
     Ok(row(
         cell,
         opts,
         &quotas,
         &k,
-        Times { produce, elapsed },
+        Times {
+            produce: produce.time,
+            elapsed,
+            producers: produce.each,
+        },
         side,
     ))
+}
+
+/// Time from `t0` (CLOCK_MONOTONIC ns) to the last record's callback at
+/// `last` — the same definition for both consumers; the producers' time
+/// when nothing was delivered.
+fn delivery_time(t0: u64, last: u64, delivered: u64, produce: Duration) -> Duration {
+    if delivered == 0 || last < t0 {
+        return produce;
+    }
+    Duration::from_nanos(last - t0).max(produce)
+}
+
+/// CPU time and context switches of a consumer over a cell.
+#[derive(Debug, Clone, Copy, Default)]
+struct Usage {
+    cpu_ns: u64,
+    voluntary: u64,
+    involuntary: u64,
+}
+
+impl Usage {
+    fn since(self, before: Self) -> Self {
+        Self {
+            cpu_ns: self.cpu_ns.saturating_sub(before.cpu_ns),
+            voluntary: self.voluntary.saturating_sub(before.voluntary),
+            involuntary: self.involuntary.saturating_sub(before.involuntary),
+        }
+    }
+}
+
+/// The calling thread's CPU time and context switches so far.
+fn thread_usage() -> anyhow::Result<Usage> {
+    // SAFETY: rusage is plain data; all-zero is valid.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: ru is a valid out-pointer.
+    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("getrusage(RUSAGE_THREAD)");
+    }
+    let ns = |t: libc::timeval| {
+        u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000_000
+            + u64::try_from(t.tv_usec).unwrap_or(0) * 1_000
+    };
+    Ok(Usage {
+        cpu_ns: ns(ru.ru_utime) + ns(ru.ru_stime),
+        voluntary: u64::try_from(ru.ru_nvcsw).unwrap_or(0),
+        involuntary: u64::try_from(ru.ru_nivcsw).unwrap_or(0),
+    })
 }
 
 /// When the producers were done, and when everything was delivered.
 struct Times {
     produce: Duration,
     elapsed: Duration,
+    /// Per producer: events/s, CPU share.
+    producers: Vec<(f64, f64)>,
 }
 
 /// What a consumer (xdpwall's or the C reference) measured in one cell.
@@ -647,7 +835,10 @@ struct ConsumerSide {
     rss_delta: i64,
     order: u64,
     max_back_ns: u64,
+    late: u64,
+    max_late_ns: u64,
     per_cpu_order: u64,
+    usage: Usage,
 }
 
 /// One table row: the cell, the kernel's counters, and the consumer's side.
@@ -698,7 +889,18 @@ fn row(
         wakeups: (cell.transport == Transport::Ringbuf).then_some(k.wakeups),
         order_violations: c.order,
         max_backwards_us: us(c.max_back_ns),
+        late_records: c.late,
+        max_lateness_us: us(c.max_late_ns),
         per_cpu_order_violations: c.per_cpu_order,
+        consumer_cpu_ns_per_record: c.usage.cpu_ns as f64 / c.delivered.max(1) as f64,
+        consumer_cpu_share: c.usage.cpu_ns as f64 / 1e9 / secs(t.elapsed),
+        consumer_voluntary_switches: c.usage.voluntary,
+        consumer_involuntary_switches: c.usage.involuntary,
+        reps: 1,
+        delivered_per_s_reps: vec![c.delivered as f64 / secs(t.elapsed)],
+        lost_reps: vec![k.lost],
+        producer_per_s: t.producers.iter().map(|p| p.0).collect(),
+        producer_cpu_share: t.producers.iter().map(|p| p.1).collect(),
     }
 }
 
@@ -712,25 +914,28 @@ fn run_producers(
     quotas: &[u64],
     pkt: &[u8],
     mut wait: impl FnMut() -> anyhow::Result<()>,
-) -> anyhow::Result<Duration> {
+) -> anyhow::Result<Produced> {
     let np = quotas.len();
     let barrier = Barrier::new(np + 1);
     let done = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
-    std::thread::scope(|s| -> anyhow::Result<Duration> {
+    let waiter = std::thread::current();
+    std::thread::scope(|s| -> anyhow::Result<Produced> {
         let handles: Vec<_> = cell
             .producer_cpus
             .iter()
             .zip(quotas)
             .map(|(&cpu, &quota)| {
                 let (barrier, done, stop) = (&barrier, &done, &stop);
-                s.spawn(move || -> anyhow::Result<u64> {
-                    let _done = DoneGuard(done);
+                let waiter = waiter.clone();
+                s.spawn(move || -> anyhow::Result<(u64, Duration, Usage)> {
+                    let _done = DoneGuard(done, waiter);
                     let pinned = pin(cpu).with_context(|| format!("pin a producer to CPU {cpu}"));
                     let niced = opts.nice.map_or(Ok(()), set_nice);
                     barrier.wait();
                     pinned?;
                     niced?;
+                    let (t0, u0) = (Instant::now(), thread_usage()?);
                     let mut left = quota;
                     while left > 0 && !stop.load(Ordering::Relaxed) {
                         let n =
@@ -738,7 +943,7 @@ fn run_producers(
                         inst.time_run(pkt, n).context("BPF_PROG_TEST_RUN")?;
                         left -= u64::from(n);
                     }
-                    Ok(quota - left)
+                    Ok((quota - left, t0.elapsed(), thread_usage()?.since(u0)))
                 })
             })
             .collect();
@@ -754,9 +959,14 @@ fn run_producers(
         }
         let produce = t0.elapsed();
         let mut ran = 0;
+        let mut each = Vec::new();
         for h in handles {
             match h.join() {
-                Ok(Ok(n)) => ran += n,
+                Ok(Ok((n, t, u))) => {
+                    ran += n;
+                    let secs = t.as_secs_f64().max(1e-9);
+                    each.push((n as f64 / secs, u.cpu_ns as f64 / 1e9 / secs));
+                }
                 Ok(Err(e)) => failure = failure.or(Some(e)),
                 Err(_) => failure = failure.or(Some(anyhow!("a producer panicked"))),
             }
@@ -767,71 +977,60 @@ fn run_producers(
         if ran != opts.events {
             bail!("producers ran {ran} times, expected {}", opts.events);
         }
-        Ok(produce)
+        Ok(Produced {
+            time: produce,
+            each,
+        })
     })
 }
 
-/// Log-linear latency histogram: exact below 64 ns, then 64 buckets per
-/// power of two (under 1.6 % wide).
-struct Hist {
-    buckets: Vec<u64>,
-    n: u64,
-    max: u64,
+/// What the producers did: the time until the last was done, and per
+/// producer its events/s and the share of its CPU it got while running.
+struct Produced {
+    time: Duration,
+    each: Vec<(f64, f64)>,
 }
 
-const SUB_BITS: u32 = 6;
-const SUB: u64 = 1 << SUB_BITS;
+/// Most latencies kept per cell (as the C consumer: 4 Mi).
+const MAX_LATENCIES: usize = 4 << 20;
+/// Producing CPUs tracked for per-CPU order (as the C consumer).
+const MAX_CPUS: usize = 64;
 
-impl Hist {
-    fn new() -> Self {
+/// Latencies kept as the C consumer keeps them: one store per record into
+/// memory written before the cell (no page faults in the callback), sorted
+/// after the cell. (A histogram would be smaller, but its scattered
+/// increments are work the C consumer does not do.)
+struct Latencies {
+    v: Vec<u64>,
+    n: usize,
+}
+
+impl Latencies {
+    fn new(cap: usize) -> Self {
         Self {
-            buckets: vec![0; (64 - SUB_BITS as usize + 1) * SUB as usize],
+            v: vec![u64::MAX; cap],
             n: 0,
-            max: 0,
         }
     }
 
-    fn index(v: u64) -> usize {
-        if v < SUB {
-            return v as usize;
+    fn add(&mut self, ns: u64) {
+        if let Some(slot) = self.v.get_mut(self.n) {
+            *slot = ns;
+            self.n += 1;
         }
-        let e = 63 - v.leading_zeros();
-        let sub = (v >> (e - SUB_BITS)) & (SUB - 1);
-        (u64::from(e - SUB_BITS + 1) * SUB + sub) as usize
     }
 
-    /// Middle of bucket `i`.
-    fn value(i: usize) -> u64 {
-        let i = i as u64;
-        if i < SUB {
-            return i;
+    /// p50, p99 and max (the C consumer's indices: n/2, n·99/100, n−1).
+    fn quantiles(&mut self) -> [u64; 3] {
+        let Some(s) = self.v.get_mut(..self.n) else {
+            return [0; 3];
+        };
+        if s.is_empty() {
+            return [0; 3];
         }
-        let k = i / SUB;
-        let width = 1u64 << (k - 1);
-        ((SUB + i % SUB) << (k - 1)) + (width - 1) / 2
-    }
-
-    fn add(&mut self, v: u64) {
-        if let Some(b) = self.buckets.get_mut(Self::index(v)) {
-            *b += 1;
-        }
-        self.n += 1;
-        self.max = self.max.max(v);
-    }
-
-    fn quantile(&self, q: f64) -> u64 {
-        if self.n == 0 {
-            return 0;
-        }
-        let rank = ((q * self.n as f64).ceil() as u64).clamp(1, self.n);
-        let mut acc = 0;
-        for (i, &c) in self.buckets.iter().enumerate() {
-            acc += c;
-            if acc >= rank {
-                return Self::value(i).min(self.max);
-            }
-        }
-        self.max
+        s.sort_unstable();
+        let n = s.len();
+        [s[n / 2], s[n * 99 / 100], s[n - 1]]
     }
 }
 
@@ -992,19 +1191,29 @@ fn rate(r: f64) -> String {
     }
 }
 
+fn spread(v: &[f64]) -> String {
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(0.0, f64::max);
+    match v.len() {
+        0 => "-".into(),
+        1 => rate(hi),
+        _ => format!("{}–{}", rate(lo), rate(hi)),
+    }
+}
+
 /// The rows as a Markdown table, with notes on what each column measures.
 #[must_use]
 pub fn markdown(rows: &[TransportRow]) -> String {
     let mut s = String::new();
     s.push_str(
-        "| transport | prod. CPUs | cons. CPU | record B | wake-up | consumer | offered ev/s | delivered ev/s | lost | loss % | p50 µs | p99 µs | max µs | map memlock | perf mmap | RSS Δ | wake-ups | ts order viol. | max back µs | per-CPU viol. |\n",
+        "| transport | prod. CPUs | cons. CPU | record B | wake-up | consumer | offered ev/s | delivered ev/s | lost | loss % | p50 µs | p99 µs | max µs | map memlock | perf mmap | RSS Δ | wake-ups | ts order viol. | max back µs | late rec. | max late µs | per-CPU viol. | cons. ns/rec | cons. CPU % | cons. sleeps / preempt. | per producer ev/s (CPU %) | delivered ev/s, reps min–max |\n",
     );
-    s.push_str("|---|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    s.push_str("|---|---|---|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in rows {
         let cpus: Vec<String> = r.producer_cpus.iter().map(ToString::to_string).collect();
         let _ = writeln!(
             s,
-            "| {} | {} | {}{} | {} | {} | {} | {} | {} | {} | {:.2} | {:.1} | {:.1} | {:.0} | {} | {} | {} | {} | {} | {:.1} | {} |",
+            "| {} | {} | {}{} | {} | {} | {} | {} | {} | {} | {:.2} | {:.1} | {:.1} | {:.0} | {} | {} | {} | {} | {} | {:.1} | {} | {:.1} | {} | {:.0} | {:.0} | {} / {} | {} | {} |",
             r.transport.name(),
             cpus.join("+"),
             r.consumer_cpu,
@@ -1025,7 +1234,20 @@ pub fn markdown(rows: &[TransportRow]) -> String {
             r.wakeups.map_or_else(|| "n/a".into(), |w| w.to_string()),
             r.order_violations,
             r.max_backwards_us,
+            r.late_records,
+            r.max_lateness_us,
             r.per_cpu_order_violations,
+            r.consumer_cpu_ns_per_record,
+            r.consumer_cpu_share * 100.0,
+            r.consumer_voluntary_switches,
+            r.consumer_involuntary_switches,
+            r.producer_per_s
+                .iter()
+                .zip(&r.producer_cpu_share)
+                .map(|(p, c)| format!("{} ({:.0})", rate(*p), c * 100.0))
+                .collect::<Vec<_>>()
+                .join(" + "),
+            spread(&r.delivered_per_s_reps),
         );
     }
     let timeout = rows.first().map_or(10, |r| r.epoll_timeout_ms);
@@ -1035,72 +1257,134 @@ pub fn markdown(rows: &[TransportRow]) -> String {
         .and_then(|r| r.nice)
         .map_or_else(|| "inherited".to_string(), |n| n.to_string());
     let events = rows.first().map_or(0, |r| r.produced);
+    let reps = rows.iter().map(|r| r.reps).max().unwrap_or(1);
     let _ = write!(
         s,
         "\nNotes: {events} events per cell from BPF_PROG_TEST_RUN producers (threads pinned to the listed CPUs) \
-         running the real program on a 1514-byte UDP frame, up to {runs} runs per BPF_PROG_TEST_RUN call; the consumer is xdpwall-events' Consumer on the \
-         main thread, pinned to the \"cons. CPU\" — \"(shared)\" means it shares that CPU with a producer. \
-         Producer and consumer threads run at nice {nice}. Every cell verified produced == delivered + lost exactly. Epoll consumers sleep at most {timeout} ms, \
+         running the real program on a 1514-byte UDP frame, up to {runs} runs per BPF_PROG_TEST_RUN call. Consumers: \
+         `epoll`/`busy` is xdpwall-events' Consumer on the bench's main thread; `C epoll`/`C busy` is a minimal C \
+         consumer on libbpf (crates/bench/c/consumer.c, a child process). Per record both read ts_ns and cpu, \
+         take CLOCK_MONOTONIC, keep the latency and count order violations overall and per CPU; xdpwall's also \
+         decodes and bounds-checks the whole header, as the product does. Both are pinned to the \"cons. CPU\" — \"(shared)\" \
+         means it shares that CPU with a producer — and run at nice {nice}, as the producers do; while the C \
+         consumer runs, the bench's main thread sleeps until the producers finish. Each cell runs {reps} time(s), the whole matrix once per \
+         repetition, the two consumers alternating which goes first; a row is the repetition with the median delivered rate. \
+         Every run verified produced == delivered + lost exactly. Epoll consumers sleep at most {timeout} ms, \
          which bounds the delay of records written without a wake-up. \"record B\" is the event header + \
          snaplen (ring/perf framing not included). offered = produced / time until the producers were done; \
-         delivered = delivered / time until the last record was read. Latency = consumer CLOCK_MONOTONIC in \
-         the callback − record ts_ns (histogram, ±1.6 %). Map memlock is from /proc/self/fdinfo of the \
+         delivered = delivered / time from the producers' start to the last record's callback (both consumers \
+         alike). Latency = consumer CLOCK_MONOTONIC in \
+         the callback − record ts_ns (exact; both keep every latency and sort after the cell). cons. ns/rec = the consumer's CPU time \
+         (user + system, getrusage) over the cell / delivered; cons. CPU % = that time / elapsed; sleeps / \
+         preempt. = its voluntary / involuntary context switches. Map memlock is from /proc/self/fdinfo of the \
          transport's map; perf mmap is (pages + 1) × page × CPUs as mapped in /proc/self/maps and is kernel \
-         memory on top of the map; RSS Δ is /proc/self/statm after draining minus before opening the consumer \
+         memory on top of the map (not measured for the C process); RSS Δ is /proc/self/statm after draining minus before opening the consumer \
          — the ring buffer maps its data pages twice, so its RSS Δ shows about 2× the ring. Wake-ups are \
          those the program asked for (ring buffer); n/a for the perf buffer, whose wake-ups the kernel makes \
          from the events' wakeup_events (1 for \"every\", N for \"batch N\"). ts order viol. = delivered records with ts_ns older than \
-         the previous delivered record's; per-CPU viol. = the same within one header.cpu.\n"
+         the previous delivered record's (a whole batch read late counts once); late rec. = delivered records with ts_ns \
+         older than the newest delivered before them (every record of such a batch counts: what a reader would \
+         have to hold back to restore order), max late = the largest such gap; per-CPU viol. = order violations within one header.cpu.\n"
     );
     s
 }
 
-/// The rows as pretty-printed JSON.
+/// A run: its rows and the targets computed from them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TransportReport {
+    /// Every measured row (Rust and C consumers).
+    pub rows: Vec<TransportRow>,
+    /// The issue's targets, from `rows`.
+    pub targets: Targets,
+}
+
+impl TransportReport {
+    /// Computes the targets of `rows`.
+    #[must_use]
+    pub fn new(rows: Vec<TransportRow>) -> Self {
+        let targets = targets(&rows);
+        Self { rows, targets }
+    }
+}
+
+/// The report as pretty-printed JSON.
 ///
 /// # Errors
 /// Serialization fails (not expected).
-pub fn json(rows: &[TransportRow]) -> anyhow::Result<String> {
-    Ok(serde_json::to_string_pretty(rows)?)
+pub fn json(r: &TransportReport) -> anyhow::Result<String> {
+    Ok(serde_json::to_string_pretty(r)?)
+}
+
+/// Reads a report written by [`json`] back (to re-draw without measuring).
+///
+/// # Errors
+/// The text is not such a report.
+pub fn from_json(text: &str) -> anyhow::Result<TransportReport> {
+    Ok(serde_json::from_str(text)?)
 }
 
 #[cfg(test)]
+mod testdata;
+
+#[cfg(test)]
 mod tests {
+    use super::testdata::{fake, sample_rows};
     use super::*;
 
     #[test]
-    fn histogram_buckets_are_contiguous_and_quantiles_sane() {
-        let mut prev = 0;
-        for v in 1..100_000u64 {
-            let i = Hist::index(v);
-            assert!(i == prev || i == prev + 1, "{v}: {i} after {prev}");
-            prev = i;
-            let mid = Hist::value(i);
-            assert!(
-                mid.abs_diff(v) * 64 <= v.max(64),
-                "{v} -> bucket {i} mid {mid}"
-            );
+    fn latencies_give_the_c_consumers_quantiles_and_stop_at_capacity() {
+        let mut l = Latencies::new(1000);
+        for v in (1..=1000u64).rev() {
+            l.add(v * 1000);
         }
-        assert!(Hist::index(u64::MAX) < Hist::new().buckets.len());
-        let mut h = Hist::new();
-        for v in 1..=1000 {
-            h.add(v * 1000);
-        }
-        let p50 = h.quantile(0.5);
-        let p99 = h.quantile(0.99);
-        assert!(p50.abs_diff(500_000) < 10_000, "{p50}");
-        assert!(p99.abs_diff(990_000) < 20_000, "{p99}");
-        assert_eq!(h.max, 1_000_000);
+        l.add(7); // beyond capacity: not kept
+        assert_eq!(l.quantiles(), [501_000, 991_000, 1_000_000]);
+        assert_eq!(Latencies::new(10).quantiles(), [0; 3]);
+        let mut one = Latencies::new(10);
+        one.add(5);
+        assert_eq!(one.quantiles(), [5, 5, 5]);
     }
 
     #[test]
     fn order_tracking_counts_backward_steps() {
-        let mut s = Seen::new();
+        let mut s = Seen::new(100);
         for (ts, cpu) in [(10, 0), (20, 1), (15, 0), (30, 1), (25, 1)] {
             s.record(ts, cpu, 100);
         }
         assert_eq!(s.violations, 2); // 15 after 20, 25 after 30
         assert_eq!(s.max_back_ns, 5);
         assert_eq!(s.cpu_violations, 1); // cpu 1: 25 after 30
+                                         // Late: 15 (newest 20) and 25 (newest 30), 5 ns each.
+        assert_eq!((s.late, s.max_late_ns), (2, 5));
+        // A batch behind: every record older than the newest counts.
+        let mut b = Seen::new(100);
+        for ts in [100, 200, 300, 10, 20, 30, 400] {
+            b.record(ts, 0, 1000);
+        }
+        assert_eq!((b.violations, b.late, b.max_late_ns), (1, 3, 290));
+    }
+
+    #[test]
+    fn report_round_trips_through_json() {
+        let r = TransportReport::new(sample_rows());
+        let back = from_json(&json(&r).expect("json")).expect("parse");
+        assert_eq!(back.rows.len(), r.rows.len());
+        assert_eq!(back.rows[4].wakeup, Wakeup::Batch(64));
+        assert_eq!(back.targets.ring_vs_perf.len(), 3);
+        assert!(from_json("{\"rows\": 1}").is_err());
+    }
+
+    #[test]
+    fn median_row_picks_the_middle_rate_and_keeps_all() {
+        let rows: Vec<TransportRow> = [3.0, 1.0, 2.0]
+            .iter()
+            .map(|&r| fake(Transport::Ringbuf, 1, 104, Wakeup::Adaptive, "epoll", r))
+            .collect();
+        let m = median_row(rows).expect("median");
+        assert_eq!(m.delivered_per_s, 2.0);
+        assert_eq!(m.delivered_per_s_reps, vec![3.0, 1.0, 2.0]);
+        assert_eq!(m.reps, 3);
+        assert!(median_row(Vec::new()).is_err());
     }
 
     #[test]
@@ -1134,13 +1418,19 @@ mod tests {
             }
             if r.producers == 1 {
                 assert_eq!(r.order_violations, 0, "one producer CPU: {r:?}");
+                assert_eq!(r.late_records, 0, "one producer CPU: {r:?}");
             }
         }
         let md = markdown(&rows);
         assert!(md.contains("| ringbuf |") && md.contains("| perfbuf |"));
         assert!(md.contains("at most 10 ms"));
-        let j = json(&rows).expect("json");
+        let report = TransportReport::new(rows);
+        // Per producer count: one group per poll mode (no C consumer here),
+        // each with a ring (adaptive) row and perf rows.
+        assert_eq!(report.targets.ring_vs_perf.len(), if two { 4 } else { 2 });
+        let j = json(&report).expect("json");
         assert!(j.contains("\"transport\": \"perfbuf\""));
+        assert!(j.contains("\"ring_vs_perf\""));
         println!("{md}");
     }
 }
