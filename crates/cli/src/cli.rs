@@ -370,7 +370,7 @@ pub enum BenchCmd {
         #[arg(
             long,
             value_delimiter = ',',
-            default_value = "64,1500",
+            default_value = "16,128,1500",
             value_name = "LIST"
         )]
         snaplen: Vec<u32>,

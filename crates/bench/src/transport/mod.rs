@@ -143,7 +143,7 @@ impl Default for TransportOptions {
             repeat: u32::MAX,
             nice: Some(-20),
             drain_timeout: Duration::from_secs(5),
-            snaplens: vec![64, 1500],
+            snaplens: vec![16, 128, 1500],
             producers: vec![1, 2],
             ring_wakeups: vec![Wakeup::Every, Wakeup::Batch(64), Wakeup::Adaptive],
             perf_wakeups: vec![Wakeup::Every, Wakeup::Batch(64)],
