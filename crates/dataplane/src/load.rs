@@ -346,7 +346,7 @@ fn node_base(map: &MapHandle, gen: u32) -> u32 {
 }
 
 /// A directory (`offset_dir`) or /24 node entry (`offset_node`) with its node
-/// index moved to generation's half of the node array.
+/// index moved into the generation's half of the node array.
 fn offset_dir(dir: &[u32], off: u32) -> Vec<u32> {
     dir.iter()
         .map(|&d| {
