@@ -345,8 +345,9 @@ fn node_base(map: &MapHandle, gen: u32) -> u32 {
     gen * (map.max_entries() / 2)
 }
 
-/// A directory (`offset_dir`) or /24 node entry (`offset_node`) with its node
-/// index moved into the generation's half of the node array.
+/// A directory (`offset_dir`) or /24 node (`offset_node`) with its node
+/// indices moved into the generation's half of the node array (a /32
+/// node holds classes only and is written as it is).
 fn offset_dir(dir: &[u32], off: u32) -> Vec<u32> {
     dir.iter()
         .map(|&d| {
@@ -375,7 +376,7 @@ fn fill_dir4(
     gen: u32,
 ) -> Result<()> {
     let (b24, b32) = (node_base(n24_map, gen), node_base(n32_map, gen));
-    let n32: Vec<types::xw_node4> = nodes.n32.iter().map(|n| offset_node(n, 0)).collect();
+    let n32: Vec<types::xw_node4> = nodes.n32.iter().map(|&c| types::xw_node4 { c }).collect();
     update_array_at(n32_map, n32_name, &n32, b32)?;
     let n24: Vec<types::xw_node4> = nodes.n24.iter().map(|n| offset_node(n, b32)).collect();
     update_array_at(n24_map, n24_name, &n24, b24)?;

@@ -119,19 +119,24 @@ pub struct DataplaneRow {
     pub cost: Option<ProgCost>,
 }
 
+/// Median, min and max of `v` (None when empty).
+pub(crate) fn spread(mut v: Vec<f64>) -> Option<(f64, f64, f64)> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    let med = if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    };
+    Some((med, v[0], v[n - 1]))
+}
+
 impl DataplaneRow {
     fn stat(&self, f: impl Fn(&Sample) -> f64) -> Option<(f64, f64, f64)> {
-        let mut v: Vec<f64> = self.samples.iter().map(f).collect();
-        if v.is_empty() {
-            return None;
-        }
-        v.sort_by(f64::total_cmp);
-        let med = if v.len() % 2 == 1 {
-            v[v.len() / 2]
-        } else {
-            (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
-        };
-        Some((med, v[0], v[v.len() - 1]))
+        spread(self.samples.iter().map(f).collect())
     }
 
     /// Median, min and max of the receive rate (Mpps).

@@ -121,24 +121,14 @@ pub fn markdown(r: &DataplaneReport) -> String {
 /// hours, apart: the pairs share the machine's state).
 #[must_use]
 pub fn paired_ratio(a: &DataplaneRow, b: &DataplaneRow) -> Option<(f64, f64, f64)> {
-    let mut v: Vec<f64> = a
-        .samples
-        .iter()
-        .zip(&b.samples)
-        .filter(|(_, y)| y.mpps > 0.0)
-        .map(|(x, y)| x.mpps / y.mpps)
-        .collect();
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    let med = if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    };
-    Some((med, v[0], v[n - 1]))
+    super::spread(
+        a.samples
+            .iter()
+            .zip(&b.samples)
+            .filter(|(_, y)| y.mpps > 0.0)
+            .map(|(x, y)| x.mpps / y.mpps)
+            .collect(),
+    )
 }
 
 /// The targets for the large rule set, by medians and per repetition.
