@@ -121,6 +121,12 @@ impl Running {
         Ok(r)
     }
 
+    /// Its process id (taskset execs the consumer itself).
+    #[must_use]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Tells it the producers are done; waits for its report.
     ///
     /// # Errors

@@ -262,6 +262,26 @@ pub enum TransportArg {
     Perfbuf,
 }
 
+/// `bench transport --wakeup` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WakeupArg {
+    /// A wake-up per record.
+    Every,
+    /// One wake-up per 64 records.
+    Batch,
+    /// The program's default policy (ring buffer only).
+    Adaptive,
+}
+
+/// `bench transport --poll` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PollArg {
+    /// Sleep in epoll until woken.
+    Epoll,
+    /// Spin on the buffer.
+    Busy,
+}
+
 /// `--mode` values.
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum ModeArg {
@@ -343,13 +363,13 @@ pub enum BenchCmd {
         svg: Option<PathBuf>,
     },
     /// Ring buffer vs perf buffer: events/s delivered and lost, latency,
-    /// memory, wake-ups and order, for 1 and 2 producer CPUs, 64- and
-    /// 1500-byte records, each wake-up policy, epoll and busy polling, with
+    /// memory, wake-ups and order, for 1 and 2 producer CPUs, 16-, 128- and
+    /// 1500-byte packets per record, each wake-up policy, epoll and busy polling, with
     /// xdpwall's consumer and a minimal C consumer on libbpf; then the
     /// targets (ring with the default wake-up vs the best perf setting,
     /// reorders, Rust vs C consumer) as ratios.
     #[command(
-        after_help = "Examples:\n  xdpwall bench transport\n  xdpwall bench transport --events 500000 --reps 3 --json transport.json --svg transport.svg\n  xdpwall bench transport --producers 2 --snaplen 1500 --reps 5 --buffer-mib 32\n  xdpwall bench transport --from-json transport.json --svg transport.svg"
+        after_help = "Examples:\n  xdpwall bench transport\n  xdpwall bench transport --events 500000 --reps 3 --json transport.json --svg transport.svg\n  xdpwall bench transport --producers 2 --snaplen 1500 --reps 5 --buffer-mib 32\n  xdpwall bench transport --transport perfbuf --wakeup batch --poll busy --producers 2 --snaplen 1500\n  xdpwall bench transport --from-json transport.json --svg transport.svg"
     )]
     Transport {
         /// Events per cell (all producers together).
@@ -374,6 +394,34 @@ pub enum BenchCmd {
             value_name = "LIST"
         )]
         snaplen: Vec<u32>,
+        /// Transports to measure (comma-separated).
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "ringbuf,perfbuf",
+            value_name = "LIST"
+        )]
+        transport: Vec<TransportArg>,
+        /// Wake-up policies to measure (comma-separated; batch is 64
+        /// records, adaptive is the ring buffer's own).
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "every,batch,adaptive",
+            value_name = "LIST"
+        )]
+        wakeup: Vec<WakeupArg>,
+        /// Consumer waiting strategies to measure (comma-separated).
+        #[arg(
+            long,
+            value_enum,
+            value_delimiter = ',',
+            default_value = "epoll,busy",
+            value_name = "LIST"
+        )]
+        poll: Vec<PollArg>,
         /// Buffer per transport in MiB (`[events] buffer`: the ring, or the
         /// perf buffer split across CPUs); a power of two.
         #[arg(long, default_value_t = 8, value_name = "MIB")]

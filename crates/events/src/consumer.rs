@@ -97,9 +97,12 @@ fn online_cpus() -> usize {
     libbpf_rs::num_possible_cpus().unwrap_or(1).max(1)
 }
 
-/// Pages per CPU for the perf buffer: the buffer split across CPUs, a power
-/// of two, at least one page.
-fn perf_pages(buffer: u64) -> usize {
+/// Pages per CPU for the perf buffer: the buffer split across the possible
+/// CPUs (every one gets a buffer), a power of two, at least one page. Public
+/// so that a reference consumer (the transport bench's C one) maps exactly
+/// what this consumer maps.
+#[must_use]
+pub fn perf_pages(buffer: u64) -> usize {
     // SAFETY: sysconf has no preconditions.
     let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) })
         .unwrap_or(4096)

@@ -118,6 +118,10 @@ pub struct TransportOptions {
     pub snaplens: Vec<u32>,
     /// Producer counts (1 and/or 2).
     pub producers: Vec<u32>,
+    /// Transports to measure.
+    pub transports: Vec<Transport>,
+    /// Consumer waiting strategies to measure.
+    pub polls: Vec<Poll>,
     /// Ring-buffer wake-up policies.
     pub ring_wakeups: Vec<Wakeup>,
     /// Perf-buffer wake-up policies (`Every` or `Batch(n)`: the events'
@@ -145,6 +149,8 @@ impl Default for TransportOptions {
             drain_timeout: Duration::from_secs(5),
             snaplens: vec![16, 128, 1500],
             producers: vec![1, 2],
+            transports: vec![Transport::Ringbuf, Transport::Perfbuf],
+            polls: vec![Poll::Epoll, Poll::Busy],
             ring_wakeups: vec![Wakeup::Every, Wakeup::Batch(64), Wakeup::Adaptive],
             perf_wakeups: vec![Wakeup::Every, Wakeup::Batch(64)],
             c_consumer: None,
@@ -264,6 +270,9 @@ pub fn transport(
     if opts.events == 0 || opts.repeat == 0 || opts.reps == 0 {
         bail!("transport bench: events, repeat and reps must be at least 1");
     }
+    if opts.transports.is_empty() || opts.polls.is_empty() {
+        bail!("transport bench: no transport or no polling strategy to measure");
+    }
     let cpus = allowed_cpus()?;
     let first = *cpus.first().ok_or_else(|| anyhow!("no allowed CPU"))?;
     let last = *cpus.last().ok_or_else(|| anyhow!("no allowed CPU"))?;
@@ -275,7 +284,7 @@ pub fn transport(
     };
 
     let mut cells = Vec::new();
-    for t in [Transport::Ringbuf, Transport::Perfbuf] {
+    for &t in &opts.transports {
         for &np in &opts.producers {
             for &snaplen in &opts.snaplens {
                 let wakes = match t {
@@ -283,7 +292,7 @@ pub fn transport(
                     Transport::Perfbuf => opts.perf_wakeups.clone(),
                 };
                 for w in wakes {
-                    for poll in [Poll::Epoll, Poll::Busy] {
+                    for &poll in &opts.polls {
                         cells.push((t, np, snaplen, w, poll));
                     }
                 }
@@ -398,7 +407,8 @@ fn median_row(runs: Vec<TransportRow>) -> anyhow::Result<TransportRow> {
 }
 
 /// The same cell with the C reference consumer in a child process pinned to
-/// the consumer CPU (memory columns are not measured for it).
+/// the consumer CPU (its perf mmap is measured; map memlock is the map's;
+/// RSS is not measured for it).
 fn run_cell_c(cell: &Cell, opts: &TransportOptions, bin: &Path) -> anyhow::Result<TransportRow> {
     let (inst, pkt, quotas) = setup_cell(cell, opts)?;
     let perf = cell.transport == Transport::Perfbuf;
@@ -408,13 +418,9 @@ fn run_cell_c(cell: &Cell, opts: &TransportOptions, bin: &Path) -> anyhow::Resul
         &inst.maps.ring
     };
     let map_id = libbpf_rs::MapCore::info(map).context("map info")?.info.id;
-    let cpus = u64::try_from(allowed_cpus()?.len().max(1)).unwrap_or(1);
-    let pages = usize::try_from(
-        (opts.buffer / cpus / page_size())
-            .max(1)
-            .next_power_of_two(),
-    )
-    .unwrap_or(1);
+    // The same pages per CPU as the Rust consumer maps, from the same
+    // function (not from this thread's affinity: it is pinned to one CPU).
+    let pages = xdpwall_events::consumer::perf_pages(opts.buffer);
     let per_wakeup = match cell.wakeup {
         Wakeup::Every => 1,
         Wakeup::Batch(n) => n,
@@ -429,6 +435,17 @@ fn run_cell_c(cell: &Cell, opts: &TransportOptions, bin: &Path) -> anyhow::Resul
         pages,
         cell.consumer_cpu,
     )?;
+    // What the child mapped, measured like the Rust consumer's: the two must
+    // hold the same buffer, or the comparison measures buffer size.
+    let perf_mmap = perf_mmap_bytes(&child.pid().to_string())?;
+    if perf {
+        let rust = perf_mmap_expected(opts.buffer);
+        if perf_mmap != rust {
+            bail!(
+                "the C consumer mapped {perf_mmap} bytes of perf buffer, xdpwall's consumer maps {rust}"
+            );
+        }
+    }
     let t0 = WallClock::monotonic_now();
     // This thread shares the consumer's CPU: it must not wake periodically
     // while it waits (a timer wake-up every millisecond there makes the
@@ -466,7 +483,7 @@ fn run_cell_c(cell: &Cell, opts: &TransportOptions, bin: &Path) -> anyhow::Resul
         perf_lost: rep.lost_cb,
         latency_ns: [rep.p50_ns, rep.p99_ns, rep.max_ns],
         memlock,
-        perf_mmap: 0,
+        perf_mmap,
         rss_delta: 0,
         order: rep.order,
         max_back_ns: rep.maxback_ns,
@@ -670,7 +687,13 @@ fn run_cell(cell: &Cell, opts: &TransportOptions) -> anyhow::Result<TransportRow
         Transport::Perfbuf => inst.maps.perf.as_fd().as_raw_fd(),
     };
     let memlock = fdinfo_memlock(map_fd)?;
-    let perf_mmap = perf_mmap_bytes()?;
+    let perf_mmap = perf_mmap_bytes("self")?;
+    if cell.transport == Transport::Perfbuf && perf_mmap != perf_mmap_expected(opts.buffer) {
+        bail!(
+            "xdpwall's consumer mapped {perf_mmap} bytes of perf buffer, expected {}",
+            perf_mmap_expected(opts.buffer)
+        );
+    }
 
     let inst_ref = &inst;
     let usage0 = thread_usage()?;
@@ -1138,18 +1161,30 @@ fn fdinfo_memlock(fd: i32) -> anyhow::Result<u64> {
 }
 
 /// Bytes mapped from perf events (the perf buffer's per-CPU rings).
-fn perf_mmap_bytes() -> anyhow::Result<u64> {
-    let text = std::fs::read_to_string("/proc/self/maps").context("read /proc/self/maps")?;
+/// Bytes of perf buffer mmaps of process `pid` ("self" or a number).
+fn perf_mmap_bytes(pid: &str) -> anyhow::Result<u64> {
+    let path = format!("/proc/{pid}/maps");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
+    perf_mmap_in(&text).with_context(|| format!("parse {path}"))
+}
+
+fn perf_mmap_in(maps: &str) -> anyhow::Result<u64> {
     let mut total = 0;
-    for line in text.lines().filter(|l| l.ends_with("[perf_event]")) {
+    for line in maps.lines().filter(|l| l.ends_with("[perf_event]")) {
         let range = line.split_whitespace().next().unwrap_or("");
         if let Some((a, b)) = range.split_once('-') {
-            let a = u64::from_str_radix(a, 16).context("parse /proc/self/maps")?;
-            let b = u64::from_str_radix(b, 16).context("parse /proc/self/maps")?;
-            total += b.saturating_sub(a);
+            total += u64::from_str_radix(b, 16)?.saturating_sub(u64::from_str_radix(a, 16)?);
         }
     }
     Ok(total)
+}
+
+/// What xdpwall's consumer maps for a perf buffer of `buffer` bytes: per
+/// possible CPU, its pages and one metadata page.
+fn perf_mmap_expected(buffer: u64) -> u64 {
+    let cpus = libbpf_rs::num_possible_cpus().unwrap_or(1).max(1);
+    let pages = xdpwall_events::consumer::perf_pages(buffer) + 1;
+    u64::try_from(pages * cpus).unwrap_or(u64::MAX) * page_size()
 }
 
 fn page_size() -> u64 {
@@ -1277,8 +1312,8 @@ pub fn markdown(rows: &[TransportRow]) -> String {
          the callback − record ts_ns (exact; both keep every latency and sort after the cell). cons. ns/rec = the consumer's CPU time \
          (user + system, getrusage) over the cell / delivered; cons. CPU % = that time / elapsed; sleeps / \
          preempt. = its voluntary / involuntary context switches. Map memlock is from /proc/self/fdinfo of the \
-         transport's map; perf mmap is (pages + 1) × page × CPUs as mapped in /proc/self/maps and is kernel \
-         memory on top of the map (not measured for the C process); RSS Δ is /proc/self/statm after draining minus before opening the consumer \
+         transport's map; perf mmap is (pages + 1) × page × CPUs as mapped in the consumer's /proc/PID/maps and is kernel \
+         memory on top of the map (both consumers map the same pages; the bench checks it); RSS Δ is /proc/self/statm after draining minus before opening the consumer \
          — the ring buffer maps its data pages twice, so its RSS Δ shows about 2× the ring. Wake-ups are \
          those the program asked for (ring buffer); n/a for the perf buffer, whose wake-ups the kernel makes \
          from the events' wakeup_events (1 for \"every\", N for \"batch N\"). ts order viol. = delivered records with ts_ns older than \
@@ -1343,6 +1378,16 @@ mod tests {
         let mut one = Latencies::new(10);
         one.add(5);
         assert_eq!(one.quantiles(), [5, 5, 5]);
+    }
+
+    #[test]
+    fn perf_mmaps_are_summed_from_the_maps_file_alone() {
+        let maps = "7f00a000-7f00c000 rw-s 00000000 00:0e 12 [perf_event]\n\
+                    7f00c000-7f00d000 r--p 00000000 08:01 99 /usr/lib/libc.so.6\n\
+                    7f010000-7f011000 rw-s 00000000 00:0e 13 [perf_event]\n";
+        assert_eq!(perf_mmap_in(maps).expect("parses"), 0x3000);
+        assert_eq!(perf_mmap_in("").expect("empty"), 0);
+        assert!(perf_mmap_in("zz-7f00 rw-s 0 0 0 [perf_event]").is_err());
     }
 
     #[test]

@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use etherparse::PacketBuilder;
 use std::os::fd::{AsFd, BorrowedFd};
 
+use crate::cli::{PollArg, TransportArg, WakeupArg};
 use xdpwall_bench::peers::{bare_drop, xdp_filter, xdp_filter_object, FilterFill, Peer};
 use xdpwall_dataplane::load::{load, LoadOptions};
 use xdpwall_dataplane::testrun::time_fd;
@@ -522,6 +523,12 @@ pub struct TransportArgs {
     pub producers: Vec<u32>,
     /// Snaplens (packet bytes per record).
     pub snaplens: Vec<u32>,
+    /// Transports.
+    pub transports: Vec<crate::cli::TransportArg>,
+    /// Wake-up policies.
+    pub wakeups: Vec<crate::cli::WakeupArg>,
+    /// Consumer waiting strategies.
+    pub polls: Vec<crate::cli::PollArg>,
     /// Buffer per transport, MiB.
     pub buffer_mib: u64,
     /// JSON output file.
@@ -566,8 +573,24 @@ pub fn transport(a: &TransportArgs) -> Result<()> {
             a.buffer_mib
         )));
     }
-    if a.producers.is_empty() || a.snaplens.is_empty() {
-        return Err(usage("--producers and --snaplen need a value".into()));
+    if a.producers.is_empty()
+        || a.snaplens.is_empty()
+        || a.transports.is_empty()
+        || a.wakeups.is_empty()
+        || a.polls.is_empty()
+    {
+        return Err(usage(
+            "--producers, --snaplen, --transport, --wakeup and --poll need a value".into(),
+        ));
+    }
+    let (ring_wakeups, perf_wakeups) = transport_wakeups(&a.wakeups);
+    if a.transports.iter().all(|t| match t {
+        TransportArg::Ringbuf => ring_wakeups.is_empty(),
+        TransportArg::Perfbuf => perf_wakeups.is_empty(),
+    }) {
+        return Err(usage(
+            "--wakeup adaptive is the ring buffer's alone: add --transport ringbuf or another wake-up".into(),
+        ));
     }
     let dir = std::env::temp_dir().join(format!("xdpwall-bench-c-{}", std::process::id()));
     let _cleanup = Cleanup(dir.clone());
@@ -583,6 +606,24 @@ pub fn transport(a: &TransportArgs) -> Result<()> {
         reps: a.reps,
         producers: a.producers.clone(),
         snaplens: a.snaplens.clone(),
+        transports: a
+            .transports
+            .iter()
+            .map(|t| match t {
+                TransportArg::Ringbuf => t::Transport::Ringbuf,
+                TransportArg::Perfbuf => t::Transport::Perfbuf,
+            })
+            .collect(),
+        polls: a
+            .polls
+            .iter()
+            .map(|p| match p {
+                PollArg::Epoll => xdpwall_events::Poll::Epoll,
+                PollArg::Busy => xdpwall_events::Poll::Busy,
+            })
+            .collect(),
+        ring_wakeups,
+        perf_wakeups,
         buffer: a.buffer_mib << 20,
         c_consumer,
         ..Default::default()
@@ -594,6 +635,29 @@ pub fn transport(a: &TransportArgs) -> Result<()> {
             .with_context(|| format!("cannot write {}", p.display()))?;
     }
     print_transport(&report, a.svg.as_deref())
+}
+
+/// `--wakeup` as the bench's ring and perf policies (batch: 64 records;
+/// adaptive has no perf-buffer equivalent), in the bench's order.
+fn transport_wakeups(
+    w: &[WakeupArg],
+) -> (
+    Vec<xdpwall_bench::transport::Wakeup>,
+    Vec<xdpwall_bench::transport::Wakeup>,
+) {
+    use xdpwall_bench::transport::Wakeup;
+    let all = [
+        (WakeupArg::Every, Wakeup::Every, true),
+        (WakeupArg::Batch, Wakeup::Batch(64), true),
+        (WakeupArg::Adaptive, Wakeup::Adaptive, false),
+    ];
+    let chosen = all.iter().filter(|(arg, ..)| w.contains(arg));
+    let ring = chosen.clone().map(|&(_, w, _)| w).collect();
+    let perf = chosen
+        .filter(|(.., perf)| *perf)
+        .map(|&(_, w, _)| w)
+        .collect();
+    (ring, perf)
 }
 
 /// The table and the targets on stdout; the charts if asked.

@@ -96,6 +96,10 @@ fn bench_transport_refuses_bad_options_and_foreign_json() {
         (vec!["--producers", "3"], "--producers 3: 1 or 2"),
         (vec!["--snaplen", "2000"], "--snaplen 2000: at most 1500"),
         (vec!["--buffer-mib", "3"], "--buffer-mib 3: a power of two"),
+        (
+            vec!["--transport", "perfbuf", "--wakeup", "adaptive"],
+            "--wakeup adaptive is the ring buffer's alone",
+        ),
     ] {
         let mut all = vec!["bench", "transport"];
         all.extend(args);
@@ -154,11 +158,21 @@ fn bench_transport_small_run_writes_table_targets_json_and_charts() {
     // 3 ring + 2 perf wake-ups, epoll and busy, each Rust and (with cc and
     // libbpf-dev, which the set-up installs) C.
     assert!(rows.len() == 10 || rows.len() == 20, "{} rows", rows.len());
+    let perf_mmap = rows
+        .iter()
+        .find(|r| r["transport"] == "perfbuf")
+        .map(|r| r["perf_mmap_bytes"].clone());
     for r in &rows {
         assert_eq!(
             r["produced"].as_u64(),
             Some(r["delivered"].as_u64().unwrap_or(0) + r["lost"].as_u64().unwrap_or(0))
         );
+        // Both consumers hold the same perf buffer, or Rust vs C would
+        // compare buffer sizes.
+        if r["transport"] == "perfbuf" {
+            assert!(r["perf_mmap_bytes"].as_u64().unwrap_or(0) > 0, "{r}");
+            assert_eq!(Some(&r["perf_mmap_bytes"]), perf_mmap.as_ref(), "{r}");
+        }
     }
     // One row group per consumer kind (1 producer x 1 size).
     let groups = v["targets"]["ring_vs_perf"].as_array().map_or(0, Vec::len);
@@ -184,4 +198,49 @@ fn bench_transport_small_run_writes_table_targets_json_and_charts() {
             .filter(|l| l.starts_with("| ringbuf |"))
             .count()
     );
+}
+
+/// `--transport`, `--wakeup` and `--poll` narrow the matrix to the cells
+/// asked for.
+#[test]
+fn bench_transport_runs_only_the_chosen_cells() {
+    if !require_root("bench_transport_runs_only_the_chosen_cells") {
+        return;
+    }
+    let dir = TempDir::new("tr-only");
+    let json = dir.path().join("t.json");
+    let out = xdpwall(&[
+        "bench",
+        "transport",
+        "--events",
+        "2000",
+        "--reps",
+        "1",
+        "--producers",
+        "1",
+        "--snaplen",
+        "16",
+        "--transport",
+        "perfbuf",
+        "--wakeup",
+        "batch,adaptive",
+        "--poll",
+        "busy",
+        "--json",
+        &json.to_string_lossy(),
+    ]);
+    out.assert_ok();
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap_or_default())
+        .unwrap_or_default();
+    let rows = v["rows"].as_array().cloned().unwrap_or_default();
+    // One cell (adaptive has no perf form): xdpwall's consumer, and the C one.
+    assert!(rows.len() == 1 || rows.len() == 2, "{}", out.describe());
+    for r in &rows {
+        assert_eq!(r["transport"], "perfbuf", "{r}");
+        assert_eq!(r["wakeup"]["batch"], 64, "{r}");
+        assert!(
+            r["consumer"].as_str().unwrap_or("").ends_with("busy"),
+            "{r}"
+        );
+    }
 }
