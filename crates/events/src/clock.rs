@@ -1,5 +1,6 @@
 //! Turning the kernel's CLOCK_MONOTONIC event timestamps into wall-clock time.
 
+#[inline]
 fn now(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -47,6 +48,7 @@ impl WallClock {
 
     /// The current CLOCK_MONOTONIC time (the clock of `ts_ns`).
     #[must_use]
+    #[inline]
     pub fn monotonic_now() -> u64 {
         now(libc::CLOCK_MONOTONIC)
     }

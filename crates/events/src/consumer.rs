@@ -7,9 +7,10 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use libbpf_rs::{MapHandle, RingBuffer, RingBufferBuilder};
+use libbpf_rs::MapHandle;
 
 use crate::perf::PerfBuffer;
+use crate::ring::RingBuf;
 use xdpwall_dataplane::Instance;
 use xdpwall_rules::compile::abi;
 
@@ -69,7 +70,7 @@ struct Counts {
 }
 
 enum Inner<'a> {
-    Ring(RingBuffer<'a>),
+    Ring(RingBuf<'a>),
     Perf(PerfBuffer<'a>),
 }
 
@@ -186,13 +187,7 @@ impl<'a> Consumer<'a> {
             .map_err(err("open the perf buffer"))?;
             Inner::Perf(pb)
         } else {
-            let mut b = RingBufferBuilder::new();
-            b.add(ring, move |data: &[u8]| {
-                handle(data);
-                0
-            })
-            .map_err(err("open the ring buffer"))?;
-            Inner::Ring(b.build().map_err(err("open the ring buffer"))?)
+            Inner::Ring(RingBuf::new(ring, handle).map_err(err("open the ring buffer"))?)
         };
         Ok(Self {
             inner,

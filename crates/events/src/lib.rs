@@ -5,8 +5,10 @@
 
 pub mod clock;
 pub mod consumer;
+mod ffi;
 pub mod perf;
 pub mod record;
+pub mod ring;
 
 pub use consumer::{Consumer, ConsumerOptions, Delivery, Poll};
 pub use record::{decode, DecodeError, Record};

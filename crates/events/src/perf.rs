@@ -13,42 +13,44 @@ use std::time::Duration;
 use libbpf_rs::libbpf_sys;
 use libbpf_rs::MapHandle;
 
-type SampleFn<'a> = Box<dyn FnMut(i32, &[u8]) + 'a>;
-type LostFn<'a> = Box<dyn FnMut(i32, u64) + 'a>;
+use crate::ffi::{constructor_error, errno_error, Erased};
 
-struct Callbacks<'a> {
-    sample: SampleFn<'a>,
-    lost: LostFn<'a>,
+struct Callbacks<S, L> {
+    sample: S,
+    lost: L,
+}
+
+unsafe extern "C" fn on_sample<S: FnMut(i32, &[u8]), L>(
+    ctx: *mut c_void,
+    cpu: i32,
+    data: *mut c_void,
+    size: u32,
+) {
+    // SAFETY: ctx is the Callbacks<S, L> this trampoline was instantiated
+    // for, alive as long as the buffer; libbpf hands us `size` readable
+    // bytes at `data` for this call.
+    unsafe {
+        let cb = &mut *ctx.cast::<Callbacks<S, L>>();
+        (cb.sample)(
+            cpu,
+            std::slice::from_raw_parts(data.cast::<u8>(), size as usize),
+        );
+    }
+}
+
+unsafe extern "C" fn on_lost<S, L: FnMut(i32, u64)>(ctx: *mut c_void, cpu: i32, count: u64) {
+    // SAFETY: as in on_sample.
+    unsafe {
+        let cb = &mut *ctx.cast::<Callbacks<S, L>>();
+        (cb.lost)(cpu, count);
+    }
 }
 
 /// Per-CPU perf buffers of one `BPF_MAP_TYPE_PERF_EVENT_ARRAY`.
 pub struct PerfBuffer<'a> {
     ptr: NonNull<libbpf_sys::perf_buffer>,
-    // Boxed so the pointer libbpf holds stays valid; freed after `ptr`.
-    _callbacks: Box<Callbacks<'a>>,
-}
-
-unsafe extern "C" fn on_sample(ctx: *mut c_void, cpu: i32, data: *mut c_void, size: u32) {
-    // SAFETY: ctx is the Callbacks box we passed, alive as long as the buffer;
-    // libbpf hands us `size` readable bytes at `data` for this call.
-    unsafe {
-        let cb = &mut *ctx.cast::<Callbacks<'_>>();
-        let bytes = std::slice::from_raw_parts(data.cast::<u8>(), size as usize);
-        (cb.sample)(cpu, bytes);
-    }
-}
-
-unsafe extern "C" fn on_lost(ctx: *mut c_void, cpu: i32, count: u64) {
-    // SAFETY: as in on_sample.
-    unsafe {
-        let cb = &mut *ctx.cast::<Callbacks<'_>>();
-        (cb.lost)(cpu, count);
-    }
-}
-
-fn last_error(ret: i64) -> libbpf_rs::Error {
-    let errno = i32::try_from(-ret).unwrap_or(libc::EINVAL);
-    libbpf_rs::Error::from(std::io::Error::from_raw_os_error(errno))
+    // The callbacks libbpf calls with; dropped after `ptr` is freed (Drop).
+    _callbacks: Erased<'a>,
 }
 
 impl<'a> PerfBuffer<'a> {
@@ -57,48 +59,44 @@ impl<'a> PerfBuffer<'a> {
     ///
     /// # Errors
     /// libbpf cannot open the perf events or map their buffers.
-    pub fn new(
+    pub fn new<S, L>(
         map: &MapHandle,
         pages: usize,
         per_wakeup: u32,
-        sample: impl FnMut(i32, &[u8]) + 'a,
-        lost: impl FnMut(i32, u64) + 'a,
-    ) -> libbpf_rs::Result<Self> {
-        let mut callbacks = Box::new(Callbacks {
-            sample: Box::new(sample),
-            lost: Box::new(lost),
-        });
+        sample: S,
+        lost: L,
+    ) -> libbpf_rs::Result<Self>
+    where
+        S: FnMut(i32, &[u8]) + 'a,
+        L: FnMut(i32, u64) + 'a,
+    {
+        let callbacks = Erased::new(Callbacks { sample, lost });
         let opts = libbpf_sys::perf_buffer_opts {
             sz: std::mem::size_of::<libbpf_sys::perf_buffer_opts>() as _,
             sample_period: per_wakeup.max(1),
             ..Default::default()
         };
-        let ctx: *mut Callbacks<'a> = &mut *callbacks;
-        // SAFETY: the map fd is valid for the call; the callbacks and ctx
-        // outlive the buffer (freed in Drop before `callbacks`).
+        // SAFETY: the map fd is valid for the call; the callbacks outlive
+        // the buffer (freed in Drop before them), and the trampolines are
+        // instantiated for their type.
         let pb = unsafe {
             libbpf_sys::perf_buffer__new(
                 map.as_fd().as_raw_fd(),
                 pages as _,
-                Some(on_sample),
-                Some(on_lost),
-                ctx.cast::<c_void>(),
+                Some(on_sample::<S, L>),
+                Some(on_lost::<S, L>),
+                callbacks.ptr(),
                 &opts,
             )
         };
-        // SAFETY: libbpf returns NULL (errno set) or an encoded error pointer.
-        let err = unsafe { libbpf_sys::libbpf_get_error(pb.cast::<c_void>()) };
-        match NonNull::new(pb) {
-            Some(ptr) if err == 0 => Ok(Self {
-                ptr,
-                _callbacks: callbacks,
-            }),
-            _ => Err(last_error(if err == 0 {
-                -i64::from(libc::ENOMEM)
-            } else {
-                err
-            })),
+        if let Some(e) = constructor_error(pb.cast()) {
+            return Err(e);
         }
+        let ptr = NonNull::new(pb).ok_or_else(|| errno_error(-i64::from(libc::ENOMEM)))?;
+        Ok(Self {
+            ptr,
+            _callbacks: callbacks,
+        })
     }
 
     /// Waits up to `timeout` for a wake-up and reads the buffers that have
@@ -112,7 +110,7 @@ impl<'a> PerfBuffer<'a> {
         // SAFETY: ptr is a live perf_buffer.
         let ret = unsafe { libbpf_sys::perf_buffer__poll(self.ptr.as_ptr(), ms) };
         if ret < 0 && ret != -libc::EINTR {
-            return Err(last_error(i64::from(ret)));
+            return Err(errno_error(i64::from(ret)));
         }
         self.consume()
     }
@@ -125,7 +123,7 @@ impl<'a> PerfBuffer<'a> {
         // SAFETY: ptr is a live perf_buffer.
         let ret = unsafe { libbpf_sys::perf_buffer__consume(self.ptr.as_ptr()) };
         if ret < 0 {
-            return Err(last_error(i64::from(ret)));
+            return Err(errno_error(i64::from(ret)));
         }
         Ok(())
     }

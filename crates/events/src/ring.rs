@@ -1,0 +1,97 @@
+//! A BPF ring buffer reader on libbpf's `ring_buffer`, calling the caller's
+//! closure directly for each record (libbpf-rs's `RingBuffer` boxes it as
+//! `dyn FnMut`: one more indirect call a record).
+
+use std::ffi::c_void;
+use std::os::fd::{AsFd, AsRawFd};
+use std::ptr::NonNull;
+use std::time::Duration;
+
+use libbpf_rs::libbpf_sys;
+use libbpf_rs::MapHandle;
+
+use crate::ffi::{constructor_error, errno_error, Erased};
+
+unsafe extern "C" fn trampoline<F: FnMut(&[u8])>(
+    ctx: *mut c_void,
+    data: *mut c_void,
+    size: libbpf_sys::size_t,
+) -> i32 {
+    // SAFETY: ctx is the F this trampoline was instantiated for, alive as
+    // long as the ring; libbpf hands us `size` readable bytes at `data`.
+    unsafe {
+        let f = &mut *ctx.cast::<F>();
+        f(std::slice::from_raw_parts(data.cast::<u8>(), size as usize));
+    }
+    0
+}
+
+/// One `BPF_MAP_TYPE_RINGBUF` map, mapped and read.
+pub struct RingBuf<'a> {
+    ptr: NonNull<libbpf_sys::ring_buffer>,
+    // The closure libbpf calls; dropped after `ptr` is freed (Drop).
+    _callback: Erased<'a>,
+}
+
+impl<'a> RingBuf<'a> {
+    /// Maps the ring of `map`; `on_record` gets every record.
+    ///
+    /// # Errors
+    /// libbpf cannot map the ring or set up its epoll.
+    pub fn new<F: FnMut(&[u8]) + 'a>(map: &MapHandle, on_record: F) -> libbpf_rs::Result<Self> {
+        let callback = Erased::new(on_record);
+        // SAFETY: the map fd is valid for the call; the closure outlives the
+        // ring (freed in Drop before it), and the trampoline is
+        // instantiated for its type.
+        let rb = unsafe {
+            libbpf_sys::ring_buffer__new(
+                map.as_fd().as_raw_fd(),
+                Some(trampoline::<F>),
+                callback.ptr(),
+                std::ptr::null(),
+            )
+        };
+        if let Some(e) = constructor_error(rb.cast()) {
+            return Err(e);
+        }
+        let ptr = NonNull::new(rb).ok_or_else(|| errno_error(-i64::from(libc::ENOMEM)))?;
+        Ok(Self {
+            ptr,
+            _callback: callback,
+        })
+    }
+
+    /// Waits up to `timeout` for a wake-up and reads what is there.
+    ///
+    /// # Errors
+    /// epoll or reading fails (EINTR included: the caller decides).
+    pub fn poll(&self, timeout: Duration) -> libbpf_rs::Result<()> {
+        let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: ptr is a live ring_buffer.
+        let ret = unsafe { libbpf_sys::ring_buffer__poll(self.ptr.as_ptr(), ms) };
+        if ret < 0 {
+            return Err(errno_error(i64::from(ret)));
+        }
+        Ok(())
+    }
+
+    /// Reads every record there without waiting.
+    ///
+    /// # Errors
+    /// Reading fails.
+    pub fn consume(&self) -> libbpf_rs::Result<()> {
+        // SAFETY: ptr is a live ring_buffer.
+        let ret = unsafe { libbpf_sys::ring_buffer__consume(self.ptr.as_ptr()) };
+        if ret < 0 {
+            return Err(errno_error(i64::from(ret)));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for RingBuf<'_> {
+    fn drop(&mut self) {
+        // SAFETY: ptr is live and freed once; the closure outlives this call.
+        unsafe { libbpf_sys::ring_buffer__free(self.ptr.as_ptr()) };
+    }
+}
