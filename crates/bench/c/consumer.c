@@ -3,9 +3,18 @@
  * A minimal C consumer on libbpf: the reference `xdpwall bench transport`
  * measures xdpwall's Rust consumer against, on the same program and maps.
  *
- * usage: consumer MAP_ID ring|perf epoll|busy PER_WAKEUP PAGES
- * Prints "ready" once set up; consumes until stdin closes (the producers
- * are done) and the buffer is drained; then prints one line:
+ * usage: consumer MAP_ID ring|perf epoll|busy|drain PER_WAKEUP PAGES
+ *        consumer fill PROG_ID FRAME_FILE
+ * fill: the producer for drains, in a process of its own (so that neither
+ * consumer shares its process with it): for each line N on stdin, runs the
+ * program N times on the frame with BPF_PROG_TEST_RUN and prints "filled N".
+ * The others print "ready" once set up.
+ * drain: for each line N read from stdin (the
+ * bench has just filled the buffer while nobody read), consumes until N
+ * records in all have been delivered and prints "drained D ns T" (T: the
+ * time that took, CLOCK_MONOTONIC); ends at EOF. Otherwise: consumes
+ * until stdin closes (the producers are done) and the buffer is drained;
+ * then prints one line:
  *   delivered N lost_cb L p50_ns A p99_ns B max_ns C order V maxback_ns W
  *   percpu P late L2 maxlate_ns M last_ns T cpu_ns U nvcsw X nivcsw Y
  * late counts records older than the newest delivered before them.
@@ -31,11 +40,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "abi.h"
+
 #define MAX_CPUS 64
 
 static uint64_t *lat;
 static size_t nlat, caplat;
-static uint64_t delivered, lost_cb, order, percpu;
+static uint64_t delivered, lost_cb, order, percpu, malformed;
 static uint64_t last_ts, maxback, last_cpu_ts[MAX_CPUS], last_now, newest, late, maxlate;
 
 static uint64_t now_ns(void)
@@ -48,13 +59,27 @@ static uint64_t now_ns(void)
 
 static void record(const void *data, size_t size)
 {
-	uint64_t ts, now = now_ns();
+	struct xw_event ev;
+	uint64_t ts, now;
 	uint32_t cpu;
 
-	if (size < 40)
+	/* The header as xdpwall's consumer decodes it: all of it, and the
+	 * packet bytes it claims must be there (perf pads records to 8). */
+	if (size < sizeof(ev)) {
+		malformed++;
 		return;
-	memcpy(&ts, data, 8);
-	memcpy(&cpu, (const char *)data + 16, 4);
+	}
+	memcpy(&ev, data, sizeof(ev));
+	if (ev.cap_len > size - sizeof(ev)) {
+		malformed++;
+		return;
+	}
+	/* The time after the header, as xdpwall's consumer hands a decoded
+	 * record to its callback (taking it first lets the clock read overlap
+	 * the header's cache miss: ~20 ns a 1540-byte ring record). */
+	now = now_ns();
+	ts = ev.ts_ns;
+	cpu = ev.cpu;
 	delivered++;
 	last_now = now;
 	if (nlat < caplat)
@@ -134,6 +159,70 @@ static int stdin_closed(void)
 	return read(0, buf, sizeof(buf)) <= 0;
 }
 
+/* drain mode: the consumer alone sets the pace, so its own cost shows. */
+static int drain(struct ring_buffer *rb, struct perf_buffer *pb)
+{
+	char line[64];
+
+	while (fgets(line, sizeof(line), stdin)) {
+		uint64_t target = strtoull(line, NULL, 10), t0 = now_ns(), t1;
+
+		while (delivered < target) {
+			if (pb)
+				perf_buffer__consume(pb);
+			else
+				ring_buffer__consume(rb);
+			/* Records lost while filling would never come: give up. */
+			if (now_ns() - t0 > 5000000000ull) {
+				printf("stuck at %llu of %llu\n", (unsigned long long)delivered,
+				       (unsigned long long)target);
+				return 1;
+			}
+		}
+		t1 = now_ns();
+		printf("drained %llu ns %llu\n", (unsigned long long)delivered,
+		       (unsigned long long)(t1 - t0));
+		fflush(stdout);
+	}
+	return 0;
+}
+
+static int fill(const char *prog_id, const char *frame_file)
+{
+	static char frame[4096];
+	char line[64];
+	size_t len;
+	FILE *f;
+	int fd;
+
+	fd = bpf_prog_get_fd_by_id((uint32_t)atoi(prog_id));
+	if (fd < 0) {
+		fprintf(stderr, "prog id %s: %s\n", prog_id, strerror(errno));
+		return 1;
+	}
+	f = fopen(frame_file, "rb");
+	if (!f) {
+		fprintf(stderr, "%s: %s\n", frame_file, strerror(errno));
+		return 1;
+	}
+	len = fread(frame, 1, sizeof(frame), f);
+	fclose(f);
+	printf("ready\n");
+	fflush(stdout);
+	while (fgets(line, sizeof(line), stdin)) {
+		LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame, .data_size_in = (uint32_t)len,
+			    .repeat = (int)strtol(line, NULL, 10));
+
+		if (bpf_prog_test_run_opts(fd, &opts)) {
+			printf("error %s\n", strerror(errno));
+			return 1;
+		}
+		printf("filled %d\n", opts.repeat);
+		fflush(stdout);
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct ring_buffer *rb = NULL;
@@ -142,8 +231,11 @@ int main(int argc, char **argv)
 	int fd, busy, perf, per_wakeup, pages, done = 0;
 	unsigned long iter = 0;
 
+	if (argc == 4 && strcmp(argv[1], "fill") == 0)
+		return fill(argv[2], argv[3]);
 	if (argc != 6) {
-		fprintf(stderr, "usage: %s MAP_ID ring|perf epoll|busy PER_WAKEUP PAGES\n", argv[0]);
+		fprintf(stderr, "usage: %s MAP_ID ring|perf epoll|busy|drain PER_WAKEUP PAGES\n"
+				"       %s fill PROG_ID FRAME_FILE\n", argv[0], argv[0]);
 		return 2;
 	}
 	fd = bpf_map_get_fd_by_id((uint32_t)atoi(argv[1]));
@@ -185,6 +277,13 @@ int main(int argc, char **argv)
 	getrusage(RUSAGE_SELF, &ru0);
 	printf("ready\n");
 	fflush(stdout);
+	if (strcmp(argv[3], "drain") == 0) {
+		int ret = drain(rb, pb);
+
+		ring_buffer__free(rb);
+		perf_buffer__free(pb);
+		return ret;
+	}
 	while (!done) {
 		if (busy) {
 			if (perf)

@@ -1,6 +1,7 @@
-//! The reference: a minimal C consumer on libbpf (`c/consumer.c`), run as a
-//! child process on the same program and maps as the Rust consumer, so the
-//! Rust consumer's own overhead is visible in the same run.
+//! The reference: a minimal C consumer on libbpf (`c/consumer.c`, built
+//! against the same libbpf as the Rust consumer), run as a child process on
+//! the same program and maps as the Rust consumer, so the Rust consumer's
+//! own overhead is visible in the same run.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -8,33 +9,32 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use anyhow::{anyhow, bail, Context};
 
-const SOURCE: &str = include_str!("../c/consumer.c");
+/// The consumer, built by build.rs against libbpf-sys's vendored libbpf
+/// (the one the Rust consumer links); empty when that build failed.
+const BINARY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/xdpwall-c-consumer"));
 
-/// Compiles the C consumer into `dir` (needs `cc` and libbpf-dev).
+/// Why build.rs could not build it (empty when it did).
+fn build_error() -> &'static str {
+    option_env!("XDPWALL_C_CONSUMER_ERROR").unwrap_or("")
+}
+
+/// Writes the C consumer into `dir` and returns its path.
 ///
 /// # Errors
-/// No compiler or no libbpf headers/library: the message says what to install.
+/// It was not built with xdpwall (the message says why), or `dir` is not
+/// writable.
 pub fn build(dir: &Path) -> anyhow::Result<PathBuf> {
-    std::fs::create_dir_all(dir)?;
-    let src = dir.join("consumer.c");
-    let bin = dir.join("xdpwall-c-consumer");
-    std::fs::write(&src, SOURCE)?;
-    let out = Command::new("cc")
-        .args(["-O2", "-Wall", "-o"])
-        .arg(&bin)
-        .arg(&src)
-        .arg("-lbpf")
-        .output()
-        .context("run cc (install gcc)")?;
-    if !out.status.success() {
+    use std::os::unix::fs::PermissionsExt;
+    if BINARY.is_empty() {
         bail!(
-            "building the C reference consumer failed (needs libbpf-dev): {}",
-            String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .next()
-                .unwrap_or("")
+            "it was not built with xdpwall ({}); it needs a C compiler, libelf-dev and zlib1g-dev, which scripts/setup.sh installs",
+            build_error().lines().next().unwrap_or("no reason recorded")
         );
     }
+    std::fs::create_dir_all(dir)?;
+    let bin = dir.join("xdpwall-c-consumer");
+    std::fs::write(&bin, BINARY).with_context(|| format!("write {}", bin.display()))?;
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755))?;
     Ok(bin)
 }
 
@@ -92,13 +92,41 @@ impl Running {
         pages: usize,
         cpu: usize,
     ) -> anyhow::Result<Self> {
+        let mode = if busy { "busy" } else { "epoll" };
+        Self::spawn(bin, map_id, perf, mode, per_wakeup, pages, cpu)
+    }
+
+    /// Starts it in drain mode (see [`Running::drain`]).
+    ///
+    /// # Errors
+    /// As [`Running::start`].
+    pub fn start_drain(
+        bin: &Path,
+        map_id: u32,
+        perf: bool,
+        per_wakeup: u32,
+        pages: usize,
+        cpu: usize,
+    ) -> anyhow::Result<Self> {
+        Self::spawn(bin, map_id, perf, "drain", per_wakeup, pages, cpu)
+    }
+
+    fn spawn(
+        bin: &Path,
+        map_id: u32,
+        perf: bool,
+        mode: &str,
+        per_wakeup: u32,
+        pages: usize,
+        cpu: usize,
+    ) -> anyhow::Result<Self> {
         let mut child = Command::new("taskset")
             .arg("-c")
             .arg(cpu.to_string())
             .arg(bin)
             .arg(map_id.to_string())
             .arg(if perf { "perf" } else { "ring" })
-            .arg(if busy { "busy" } else { "epoll" })
+            .arg(mode)
             .arg(per_wakeup.to_string())
             .arg(pages.to_string())
             .stdin(Stdio::piped())
@@ -119,6 +147,27 @@ impl Running {
             bail!("the C consumer did not start: {line:?}");
         }
         Ok(r)
+    }
+
+    /// Drain mode: consumes until `total` records have been delivered since
+    /// it started and returns how long this took.
+    ///
+    /// # Errors
+    /// It is gone, or it gave up (records it waited for never came).
+    pub fn drain(&mut self, total: u64) -> anyhow::Result<std::time::Duration> {
+        let stdin = self
+            .stdin
+            .as_mut()
+            .ok_or_else(|| anyhow!("the C consumer's stdin is closed"))?;
+        writeln!(stdin, "{total}")?;
+        stdin.flush()?;
+        let mut line = String::new();
+        self.stdout.read_line(&mut line)?;
+        let (delivered, ns) = parse_drained(&line)?;
+        if delivered < total {
+            bail!("the C consumer drained {delivered} of {total} records");
+        }
+        Ok(std::time::Duration::from_nanos(ns))
     }
 
     /// Its process id (taskset execs the consumer itself).
@@ -145,10 +194,83 @@ impl Running {
     }
 }
 
+/// The drains' producer: the C binary's `fill` mode, a process of its own
+/// pinned to a CPU, running the program on a frame when asked.
+pub struct Filler {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Filler {
+    /// Starts it on program `prog_id` with `frame` (written next to `bin`).
+    ///
+    /// # Errors
+    /// It cannot start, or cannot open the program.
+    pub fn start(bin: &Path, prog_id: u32, frame: &[u8], cpu: usize) -> anyhow::Result<Self> {
+        let path = bin.with_file_name("frame.bin");
+        std::fs::write(&path, frame).with_context(|| format!("write {}", path.display()))?;
+        let mut child = Command::new("taskset")
+            .arg("-c")
+            .arg(cpu.to_string())
+            .arg(bin)
+            .arg("fill")
+            .arg(prog_id.to_string())
+            .arg(&path)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("start the filler (taskset from util-linux)")?;
+        let stdin = child.stdin.take().ok_or_else(|| anyhow!("no stdin"))?;
+        let stdout = BufReader::new(child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?);
+        let mut f = Self {
+            child,
+            stdin,
+            stdout,
+        };
+        let mut line = String::new();
+        f.stdout.read_line(&mut line)?;
+        if line.trim() != "ready" {
+            bail!("the filler did not start: {line:?}");
+        }
+        Ok(f)
+    }
+
+    /// Runs the program `n` times; returns when it has.
+    ///
+    /// # Errors
+    /// The run failed or the filler is gone.
+    pub fn fill(&mut self, n: u32) -> anyhow::Result<()> {
+        writeln!(self.stdin, "{n}")?;
+        self.stdin.flush()?;
+        let mut line = String::new();
+        self.stdout.read_line(&mut line)?;
+        if line.trim() != format!("filled {n}") {
+            bail!("the filler failed: {line:?}");
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Filler {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// "drained D ns T" → (D, T).
+fn parse_drained(line: &str) -> anyhow::Result<(u64, u64)> {
+    match line.split_whitespace().collect::<Vec<_>>()[..] {
+        ["drained", d, "ns", t] => Ok((d.parse()?, t.parse()?)),
+        _ => bail!("the C consumer did not drain: {line:?}"),
     }
 }
 
@@ -209,5 +331,10 @@ mod tests {
         assert_eq!((r.last_ns, r.cpu_ns, r.nvcsw, r.nivcsw), (7, 8, 9, 11));
         assert_eq!((r.late, r.maxlate_ns), (12, 13));
         assert!(parse("nonsense").is_err());
+        assert_eq!(
+            parse_drained("drained 40 ns 1234\n").expect("parses"),
+            (40, 1234)
+        );
+        assert!(parse_drained("stuck at 3 of 40\n").is_err());
     }
 }

@@ -426,6 +426,11 @@ pub enum BenchCmd {
         /// perf buffer split across CPUs); a power of two.
         #[arg(long, default_value_t = 8, value_name = "MIB")]
         buffer_mib: u64,
+        /// Drains per transport and record size: a buffer filled while
+        /// nobody reads, drained by xdpwall's consumer and by the C one — the
+        /// consumers' own speed (0: skip).
+        #[arg(long, default_value_t = 5, value_name = "N")]
+        drain_reps: usize,
         /// Also write the rows and targets as JSON to this file.
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,

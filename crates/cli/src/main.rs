@@ -91,10 +91,12 @@ fn main() {
             wakeup,
             poll,
             buffer_mib,
+            drain_reps,
             json,
             svg,
             from_json,
         }) => cmd::bench::transport(&cmd::bench::TransportArgs {
+            drain_reps,
             events,
             reps,
             producers,

@@ -115,7 +115,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("xw-transport-svg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let path = dir.join("t.svg");
-        let r = TransportReport::new(sample_rows());
+        let r = TransportReport::new(sample_rows(), Vec::new());
         let order = svg(&r, &path).expect("draw");
         assert_eq!(order, dir.join("t-order.svg"));
         let main = std::fs::read_to_string(&path).expect("read");

@@ -9,6 +9,8 @@
 //! wake-up policy and snaplen are load-time constants), produces a fixed
 //! number of events, waits until the producers are done and the consumer
 //! has drained, and then requires `produced == delivered + lost` exactly.
+//! The drains ([`drain`]) then measure each consumer's own cost a record on
+//! a buffer filled while nobody reads.
 
 use std::cell::RefCell;
 use std::fmt::Write as _;
@@ -30,9 +32,11 @@ use xdpwall_rules::compile::{abi, compile};
 use xdpwall_rules::parse_config;
 
 mod chart;
+mod drain;
 mod targets;
 
 pub use chart::{delivered_bars, order_bars, order_svg_path, svg};
+pub use drain::{drain_markdown, DrainRow};
 pub use targets::{
     default_wakeup, targets, targets_markdown, RingVsPerf, RustVsC, Targets, REORDER_GOAL,
     RUST_VS_C_GOAL,
@@ -130,6 +134,14 @@ pub struct TransportOptions {
     /// The C reference consumer (see [`crate::c_consumer::build`]): when
     /// set, every cell is measured again with it.
     pub c_consumer: Option<std::path::PathBuf>,
+    /// Drain repetitions per transport and record size (0: no drains): the
+    /// consumers' own speed on a pre-filled buffer.
+    pub drain_reps: usize,
+    /// Fills drained per drain repetition, at least.
+    pub drain_rounds: u32,
+    /// Records drained per drain repetition, at least (more fills of large
+    /// records: a short drain is mostly noise).
+    pub drain_records: u64,
     /// Repetitions per cell, run repetition-major (the whole matrix, then
     /// again); a row reports the repetition with the median delivered rate
     /// (and every repetition's rate), so one disturbed window does not
@@ -154,6 +166,9 @@ impl Default for TransportOptions {
             ring_wakeups: vec![Wakeup::Every, Wakeup::Batch(64), Wakeup::Adaptive],
             perf_wakeups: vec![Wakeup::Every, Wakeup::Batch(64)],
             c_consumer: None,
+            drain_reps: 5,
+            drain_rounds: 4,
+            drain_records: 200_000,
             reps: 1,
         }
     }
@@ -274,14 +289,7 @@ pub fn transport(
         bail!("transport bench: no transport or no polling strategy to measure");
     }
     let cpus = allowed_cpus()?;
-    let first = *cpus.first().ok_or_else(|| anyhow!("no allowed CPU"))?;
-    let last = *cpus.last().ok_or_else(|| anyhow!("no allowed CPU"))?;
-    let _restore = AffinityGuard::save()?;
-    pin(last).with_context(|| format!("pin the consumer to CPU {last}"))?;
-    let _nice = match opts.nice {
-        Some(n) => Some(NiceGuard::set(n)?),
-        None => None,
-    };
+    let (first, last, _guards) = consumer_thread(opts)?;
 
     let mut cells = Vec::new();
     for &t in &opts.transports {
@@ -384,6 +392,37 @@ pub fn transport(
         }
     }
     Ok(rows)
+}
+
+/// Pins this thread (the consumer) to the last allowed CPU and sets its
+/// nice value, until the guards drop; returns the first and last CPU.
+fn consumer_thread(
+    opts: &TransportOptions,
+) -> anyhow::Result<(usize, usize, (AffinityGuard, Option<NiceGuard>))> {
+    let cpus = allowed_cpus()?;
+    let first = *cpus.first().ok_or_else(|| anyhow!("no allowed CPU"))?;
+    let last = *cpus.last().ok_or_else(|| anyhow!("no allowed CPU"))?;
+    let restore = AffinityGuard::save()?;
+    pin(last).with_context(|| format!("pin the consumer to CPU {last}"))?;
+    let nice = match opts.nice {
+        Some(n) => Some(NiceGuard::set(n)?),
+        None => None,
+    };
+    Ok((first, last, (restore, nice)))
+}
+
+/// The consumers' own speed: for each transport and record size, a buffer
+/// filled while nobody reads is drained by xdpwall's consumer and by the C
+/// one (when built), `drain_reps` times each.
+///
+/// # Errors
+/// A program cannot be loaded, a fill overflows or a consumer stalls.
+pub fn drain(
+    opts: &TransportOptions,
+    progress: &mut dyn FnMut(&str),
+) -> anyhow::Result<Vec<DrainRow>> {
+    let (first, last, _guards) = consumer_thread(opts)?;
+    drain::drains(opts, first, last, progress)
 }
 
 /// The repetition with the median delivered rate (the lower middle of an
@@ -1298,9 +1337,9 @@ pub fn markdown(rows: &[TransportRow]) -> String {
         "\nNotes: {events} events per cell from BPF_PROG_TEST_RUN producers (threads pinned to the listed CPUs) \
          running the real program on a 1514-byte UDP frame, up to {runs} runs per BPF_PROG_TEST_RUN call. Consumers: \
          `epoll`/`busy` is xdpwall-events' Consumer on the bench's main thread; `C epoll`/`C busy` is a minimal C \
-         consumer on libbpf (crates/bench/c/consumer.c, a child process). Per record both read ts_ns and cpu, \
-         take CLOCK_MONOTONIC, keep the latency and count order violations overall and per CPU; xdpwall's also \
-         decodes and bounds-checks the whole header, as the product does. Both are pinned to the \"cons. CPU\" — \"(shared)\" \
+         consumer on libbpf (crates/bench/c/consumer.c, a child process, built against the same libbpf as xdpwall). Per \
+         record both decode the header and check the packet bytes it claims are there (as the product does), then take \
+         CLOCK_MONOTONIC, keep the latency and count order violations overall and per CPU. Both are pinned to the \"cons. CPU\" — \"(shared)\" \
          means it shares that CPU with a producer — and run at nice {nice}, as the producers do; while the C \
          consumer runs, the bench's main thread sleeps until the producers finish. Each cell runs {reps} time(s), the whole matrix once per \
          repetition, the two consumers alternating which goes first; a row is the repetition with the median delivered rate. \
@@ -1331,14 +1370,21 @@ pub struct TransportReport {
     pub rows: Vec<TransportRow>,
     /// The issue's targets, from `rows`.
     pub targets: Targets,
+    /// The consumers' drains of a pre-filled buffer (target c).
+    #[serde(default)]
+    pub drain: Vec<DrainRow>,
 }
 
 impl TransportReport {
     /// Computes the targets of `rows`.
     #[must_use]
-    pub fn new(rows: Vec<TransportRow>) -> Self {
+    pub fn new(rows: Vec<TransportRow>, drain: Vec<DrainRow>) -> Self {
         let targets = targets(&rows);
-        Self { rows, targets }
+        Self {
+            rows,
+            targets,
+            drain,
+        }
     }
 }
 
@@ -1411,7 +1457,7 @@ mod tests {
 
     #[test]
     fn report_round_trips_through_json() {
-        let r = TransportReport::new(sample_rows());
+        let r = TransportReport::new(sample_rows(), Vec::new());
         let back = from_json(&json(&r).expect("json")).expect("parse");
         assert_eq!(back.rows.len(), r.rows.len());
         assert_eq!(back.rows[4].wakeup, Wakeup::Batch(64));
@@ -1469,7 +1515,7 @@ mod tests {
         let md = markdown(&rows);
         assert!(md.contains("| ringbuf |") && md.contains("| perfbuf |"));
         assert!(md.contains("at most 10 ms"));
-        let report = TransportReport::new(rows);
+        let report = TransportReport::new(rows, Vec::new());
         // Per producer count: one group per poll mode (no C consumer here),
         // each with a ring (adaptive) row and perf rows.
         assert_eq!(report.targets.ring_vs_perf.len(), if two { 4 } else { 2 });

@@ -531,6 +531,8 @@ pub struct TransportArgs {
     pub polls: Vec<crate::cli::PollArg>,
     /// Buffer per transport, MiB.
     pub buffer_mib: u64,
+    /// Drain repetitions (0: none).
+    pub drain_reps: usize,
     /// JSON output file.
     pub json: Option<PathBuf>,
     /// SVG output file.
@@ -626,10 +628,12 @@ pub fn transport(a: &TransportArgs) -> Result<()> {
         perf_wakeups,
         buffer: a.buffer_mib << 20,
         c_consumer,
+        drain_reps: a.drain_reps,
         ..Default::default()
     };
     let rows = xdpwall_bench::transport(&opts, &mut |line| eprintln!("{line}"))?;
-    let report = t::TransportReport::new(rows);
+    let drain = t::drain(&opts, &mut |line| eprintln!("{line}"))?;
+    let report = t::TransportReport::new(rows, drain);
     if let Some(p) = &a.json {
         std::fs::write(p, t::json(&report)?)
             .with_context(|| format!("cannot write {}", p.display()))?;
@@ -668,6 +672,9 @@ fn print_transport(
     use xdpwall_bench::transport as t;
     println!("{}", t::markdown(&r.rows));
     println!("{}", t::targets_markdown(&r.targets));
+    if !r.drain.is_empty() {
+        println!("{}", t::drain_markdown(&r.drain));
+    }
     if let Some(p) = svg {
         let order = t::svg(r, p)?;
         eprintln!("wrote {} and {}", p.display(), order.display());

@@ -1,0 +1,382 @@
+//! The consumer's own speed: a buffer filled while nobody reads, then
+//! drained — by xdpwall's consumer and by the C one, alternately, on the
+//! same program and buffer. In the live cells a consumer that keeps up
+//! delivers what the producers offer, so there Rust against C compares two
+//! producer runs; here the consumer alone sets the pace.
+
+use std::cell::RefCell;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+use xdpwall_dataplane::{stats, Instance};
+use xdpwall_events::clock::WallClock;
+use xdpwall_events::consumer::perf_pages;
+use xdpwall_events::record::HEADER;
+use xdpwall_events::{Consumer, ConsumerOptions, Poll};
+
+use super::targets::RUST_VS_C_GOAL;
+use super::{
+    page_size, perf_mmap_bytes, perf_mmap_expected, setup_cell, Cell, Seen, Transport,
+    TransportOptions, Wakeup,
+};
+
+/// Longest a drain may take before the bench gives up (records lost while
+/// filling would never come).
+const STUCK: Duration = Duration::from_secs(5);
+
+/// One transport and record size, drained by both consumers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DrainRow {
+    /// Transport.
+    pub transport: Transport,
+    /// Record payload: event header + snaplen.
+    pub record_bytes: u32,
+    /// Records per fill: three quarters of what the producer's buffer holds
+    /// (the ring, or its CPU's share of the perf buffer).
+    pub records: u64,
+    /// Fills drained per repetition.
+    pub rounds: u32,
+    /// xdpwall's consumer: ns a record (drain time over records), per repetition.
+    pub rust_ns: Vec<f64>,
+    /// The C consumer: the same, per repetition (empty when it is not built).
+    pub c_ns: Vec<f64>,
+}
+
+fn median(v: &[f64]) -> Option<f64> {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    s.get(s.len().checked_sub(1)? / 2).copied()
+}
+
+impl DrainRow {
+    /// Rust's drain rate over C's (C's ns a record over Rust's, medians).
+    #[must_use]
+    pub fn ratio(&self) -> Option<f64> {
+        Some(median(&self.c_ns)? / median(&self.rust_ns)?.max(1e-9))
+    }
+
+    /// ratio ≥ RUST_VS_C_GOAL.
+    #[must_use]
+    pub fn met(&self) -> Option<bool> {
+        self.ratio().map(|r| r >= RUST_VS_C_GOAL)
+    }
+}
+
+/// Framed size of a record in its buffer: the ring's 8-byte header, or the
+/// perf sample's header and size word, rounded up to 8 bytes.
+fn framed(t: Transport, record_bytes: u64) -> u64 {
+    match t {
+        Transport::Ringbuf => (8 + record_bytes).next_multiple_of(8),
+        Transport::Perfbuf => (8 + 4 + record_bytes).next_multiple_of(8),
+    }
+}
+
+/// Records per fill: three quarters of the buffer one producer writes to.
+fn records_per_fill(t: Transport, buffer: u64, record_bytes: u64) -> u64 {
+    let cap = match t {
+        Transport::Ringbuf => buffer,
+        Transport::Perfbuf => u64::try_from(perf_pages(buffer)).unwrap_or(1) * page_size(),
+    };
+    (cap * 3 / 4 / framed(t, record_bytes)).max(1)
+}
+
+/// Runs `body` with a fill function: `fill(n)` makes the program emit `n`
+/// records (BPF_PROG_TEST_RUN in the filler process, pinned to `cpu`) and
+/// checks that all of them fit. The producer is a process of its own, not a
+/// thread of this one: activity of another thread in the consumer's process
+/// (a thread exiting, memory being unmapped) makes the kernel flush the
+/// consumer's TLB when it next runs, which cost xdpwall's consumer ~20–30 ns
+/// more a 1540-byte ring record than the C one in a separate process; the
+/// product's producer is the kernel, not a thread of xdpwall.
+fn with_filler<T>(
+    inst: &Instance,
+    pkt: &[u8],
+    cpu: usize,
+    bin: &Path,
+    body: impl FnOnce(&mut dyn FnMut(u64) -> anyhow::Result<()>) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let mut filler = crate::c_consumer::Filler::start(bin, inst.prog_id, pkt, cpu)?;
+    body(&mut |n: u64| -> anyhow::Result<()> {
+        filler.fill(u32::try_from(n).context("records per fill")?)?;
+        let k = stats::events(inst).context("read the event counters")?;
+        if k.lost != 0 {
+            bail!("{} records did not fit while filling the buffer", k.lost);
+        }
+        Ok(())
+    })
+}
+
+fn rust_drain(
+    cell: &Cell,
+    opts: &TransportOptions,
+    records: u64,
+    rounds: u32,
+    bin: &Path,
+) -> anyhow::Result<f64> {
+    let (inst, pkt, _) = setup_cell(cell, opts)?;
+    let total = records * u64::from(rounds);
+    let seen = Rc::new(RefCell::new(Seen::new(total + records)));
+    let sink = Rc::clone(&seen);
+    let copts = ConsumerOptions {
+        poll: Poll::Busy,
+        timeout: opts.epoll_timeout,
+        buffer: opts.buffer,
+        perf_per_wakeup: 64,
+    };
+    // Per record the same work as in the live cells (and as the C consumer).
+    let consumer = Consumer::new(&inst, cell.transport.abi(), copts, move |r| {
+        let now = WallClock::monotonic_now();
+        sink.borrow_mut().record(r.header.ts_ns, r.header.cpu, now);
+    })
+    .context("open the consumer")?;
+    let took = with_filler(&inst, &pkt, cell.producer_cpus[0], bin, |fill| {
+        let mut took = Duration::ZERO;
+        // Round 0 is not timed: it maps the buffer's pages into this
+        // process (first touches fault), as a consumer that has run a while
+        // has them.
+        for round in 0..=u64::from(rounds) {
+            fill(records)?;
+            let t0 = Instant::now();
+            while consumer.delivery().delivered < records * (round + 1) {
+                consumer.drain().context("drain")?;
+                if t0.elapsed() > STUCK {
+                    bail!(
+                        "xdpwall's consumer drained {} of {} records",
+                        consumer.delivery().delivered,
+                        records * (round + 1)
+                    );
+                }
+            }
+            if round > 0 {
+                took += t0.elapsed();
+            }
+        }
+        Ok(took)
+    })?;
+    Ok(took.as_nanos() as f64 / total.max(1) as f64)
+}
+
+fn c_drain(
+    cell: &Cell,
+    opts: &TransportOptions,
+    records: u64,
+    rounds: u32,
+    bin: &Path,
+) -> anyhow::Result<f64> {
+    let (inst, pkt, _) = setup_cell(cell, opts)?;
+    let perf = cell.transport == Transport::Perfbuf;
+    let map = if perf {
+        &inst.maps.perf
+    } else {
+        &inst.maps.ring
+    };
+    let map_id = libbpf_rs::MapCore::info(map).context("map info")?.info.id;
+    let mut child = crate::c_consumer::Running::start_drain(
+        bin,
+        map_id,
+        perf,
+        64,
+        perf_pages(opts.buffer),
+        cell.consumer_cpu,
+    )?;
+    if perf {
+        let mapped = perf_mmap_bytes(&child.pid().to_string())?;
+        let rust = perf_mmap_expected(opts.buffer);
+        if mapped != rust {
+            bail!("the C consumer mapped {mapped} bytes of perf buffer, xdpwall's consumer maps {rust}");
+        }
+    }
+    let total = records * u64::from(rounds);
+    let took = with_filler(&inst, &pkt, cell.producer_cpus[0], bin, |fill| {
+        let mut took = Duration::ZERO;
+        // Round 0 untimed, as for xdpwall's consumer.
+        for round in 0..=u64::from(rounds) {
+            fill(records)?;
+            let t = child.drain(records * (round + 1))?;
+            if round > 0 {
+                took += t;
+            }
+        }
+        Ok(took)
+    })?;
+    Ok(took.as_nanos() as f64 / total.max(1) as f64)
+}
+
+/// Drains, per transport and record size: `opts.drain_reps` repetitions of
+/// at least `opts.drain_rounds` fills and `opts.drain_records` records each,
+/// the two consumers alternating which goes first. Producer on the first allowed CPU, consumer on the last.
+///
+/// # Errors
+/// A fill overflows, a consumer stalls, or a program cannot be loaded.
+pub(super) fn drains(
+    opts: &TransportOptions,
+    first: usize,
+    last: usize,
+    progress: &mut dyn FnMut(&str),
+) -> anyhow::Result<Vec<DrainRow>> {
+    let mut rows = Vec::new();
+    if opts.drain_reps == 0 || opts.drain_rounds == 0 {
+        return Ok(rows);
+    }
+    // The filler is the C binary's fill mode; without it there is neither
+    // a producer process nor a reference to compare with.
+    let Some(bin) = &opts.c_consumer else {
+        progress("[drain] skipped: the C reference consumer is not available");
+        return Ok(rows);
+    };
+    for &transport in &opts.transports {
+        for &snaplen in &opts.snaplens {
+            let cell = Cell {
+                transport,
+                producer_cpus: vec![first],
+                consumer_cpu: last,
+                snaplen,
+                wakeup: match transport {
+                    Transport::Ringbuf => Wakeup::Adaptive,
+                    Transport::Perfbuf => Wakeup::Batch(64),
+                },
+                poll: Poll::Busy,
+            };
+            let record_bytes = u32::try_from(HEADER).unwrap_or(u32::MAX) + snaplen;
+            let records = records_per_fill(transport, opts.buffer, u64::from(record_bytes));
+            let rounds = u32::try_from(opts.drain_records.div_ceil(records))
+                .unwrap_or(u32::MAX)
+                .max(opts.drain_rounds);
+            let mut row = DrainRow {
+                transport,
+                record_bytes,
+                records,
+                rounds,
+                rust_ns: Vec::new(),
+                c_ns: Vec::new(),
+            };
+            for rep in 0..opts.drain_reps {
+                let c = |row: &mut DrainRow| -> anyhow::Result<()> {
+                    row.c_ns.push(c_drain(&cell, opts, records, rounds, bin)?);
+                    Ok(())
+                };
+                if rep % 2 == 1 {
+                    c(&mut row)?;
+                }
+                row.rust_ns
+                    .push(rust_drain(&cell, opts, records, rounds, bin)?);
+                if rep % 2 == 0 {
+                    c(&mut row)?;
+                }
+            }
+            progress(&format!(
+                "[drain] {} {record_bytes} B: {records} records × {} fills, xdpwall {:.0} ns/record{}",
+                transport.name(),
+                rounds,
+                median(&row.rust_ns).unwrap_or(0.0),
+                median(&row.c_ns)
+                    .map(|c| format!(", C {c:.0} ns/record"))
+                    .unwrap_or_default()
+            ));
+            rows.push(row);
+        }
+    }
+    Ok(rows)
+}
+
+/// Target (c) from the drains, as Markdown.
+#[must_use]
+pub fn drain_markdown(rows: &[DrainRow]) -> String {
+    let mut s = format!(
+        "(c) xdpwall's Rust consumer ≥ {RUST_VS_C_GOAL}× the C consumer on libbpf, where the consumer sets the pace: \
+         a buffer filled while nobody reads (three quarters full), then drained with `*_buffer__consume`; \
+         records/s as ns a record, median of the repetitions (each the sum of its fills):\n\n"
+    );
+    s.push_str("| transport | record B | records × fills | Rust ns/rec (min–max) | C ns/rec (min–max) | Rust / C rate | (c) |\n");
+    s.push_str("|---|---:|---:|---:|---:|---:|---|\n");
+    let range = |v: &[f64]| {
+        let (lo, hi) = v.iter().fold((f64::INFINITY, 0.0_f64), |(lo, hi), &x| {
+            (lo.min(x), hi.max(x))
+        });
+        match median(v) {
+            Some(m) => format!("{m:.1} ({lo:.1}–{hi:.1})"),
+            None => "-".into(),
+        }
+    };
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} × {} | {} | {} | {} | {} |",
+            r.transport.name(),
+            r.record_bytes,
+            r.records,
+            r.rounds,
+            range(&r.rust_ns),
+            range(&r.c_ns),
+            r.ratio().map_or("-".into(), |x| format!("{x:.3}")),
+            match r.met() {
+                Some(true) => "met",
+                Some(false) => "**missed**",
+                None => "-",
+            }
+        );
+    }
+    let judged: Vec<_> = rows.iter().filter_map(DrainRow::met).collect();
+    let _ = writeln!(
+        s,
+        "\n(c) met in {} of {} drains.",
+        judged.iter().filter(|&&m| m).count(),
+        judged.len()
+    );
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(rust: &[f64], c: &[f64]) -> DrainRow {
+        DrainRow {
+            transport: Transport::Perfbuf,
+            record_bytes: 56,
+            records: 1000,
+            rounds: 2,
+            rust_ns: rust.to_vec(),
+            c_ns: c.to_vec(),
+        }
+    }
+
+    #[test]
+    fn the_ratio_is_cs_time_over_rusts_by_medians() {
+        let r = row(&[100.0, 50.0, 52.0], &[45.0, 47.0, 90.0]);
+        assert!((r.ratio().expect("both") - 47.0 / 52.0).abs() < 1e-9);
+        assert_eq!(r.met(), Some(true));
+        let slow = row(&[60.0], &[50.0]);
+        assert_eq!(slow.met(), Some(false));
+        assert_eq!(row(&[60.0], &[]).met(), None);
+        let md = drain_markdown(&[r, slow]);
+        assert!(
+            md.contains(
+                "| perfbuf | 56 | 1000 × 2 | 52.0 (50.0–100.0) | 47.0 (45.0–90.0) | 0.904 | met |"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("(c) met in 1 of 2 drains."), "{md}");
+    }
+
+    #[test]
+    fn fills_take_three_quarters_of_the_producers_buffer() {
+        // Ring: 8 MiB shared; a 56-byte record takes 64 bytes framed.
+        assert_eq!(framed(Transport::Ringbuf, 56), 64);
+        assert_eq!(
+            records_per_fill(Transport::Ringbuf, 8 << 20, 56),
+            (6 << 20) / 64
+        );
+        // Perf: the producer's CPU's pages only; 8 + 4 + 1540 → 1552.
+        assert_eq!(framed(Transport::Perfbuf, 1540), 1552);
+        let per_cpu = u64::try_from(perf_pages(8 << 20)).unwrap_or(0) * page_size();
+        assert_eq!(
+            records_per_fill(Transport::Perfbuf, 8 << 20, 1540),
+            per_cpu * 3 / 4 / 1552
+        );
+    }
+}
