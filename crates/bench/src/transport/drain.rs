@@ -84,40 +84,49 @@ fn records_per_fill(t: Transport, buffer: u64, record_bytes: u64) -> u64 {
     (cap * 3 / 4 / framed(t, record_bytes)).max(1)
 }
 
-/// Runs `body` with a fill function: `fill(n)` makes the program emit `n`
-/// records (BPF_PROG_TEST_RUN in the filler process, pinned to `cpu`) and
-/// checks that all of them fit. The producer is a process of its own, not a
-/// thread of this one: activity of another thread in the consumer's process
-/// (a thread exiting, memory being unmapped) makes the kernel flush the
-/// consumer's TLB when it next runs, which cost xdpwall's consumer ~20–30 ns
-/// more a 1540-byte ring record than the C one in a separate process; the
-/// product's producer is the kernel, not a thread of xdpwall.
-fn with_filler<T>(
-    inst: &Instance,
-    pkt: &[u8],
-    cpu: usize,
-    bin: &Path,
-    body: impl FnOnce(&mut dyn FnMut(u64) -> anyhow::Result<()>) -> anyhow::Result<T>,
-) -> anyhow::Result<T> {
-    let mut filler = crate::c_consumer::Filler::start(bin, inst.prog_id, pkt, cpu)?;
-    body(&mut |n: u64| -> anyhow::Result<()> {
-        filler.fill(u32::try_from(n).context("records per fill")?)?;
-        let k = stats::events(inst).context("read the event counters")?;
+/// The producer for one program: `fill(n)` makes it emit `n` records
+/// (BPF_PROG_TEST_RUN in a filler process pinned to the producer CPU) and
+/// checks that all of them fit. A process of its own, not a thread of this
+/// one, because the product's producer is the kernel, not a thread of
+/// xdpwall's process; and so neither consumer shares a process with it.
+struct Producer<'i> {
+    inst: &'i Instance,
+    filler: crate::c_consumer::Filler,
+}
+
+impl<'i> Producer<'i> {
+    fn start(inst: &'i Instance, pkt: &[u8], cpu: usize, bin: &Path) -> anyhow::Result<Self> {
+        let filler = crate::c_consumer::Filler::start(bin, inst.prog_id, pkt, cpu)?;
+        Ok(Self { inst, filler })
+    }
+
+    fn fill(&mut self, n: u64) -> anyhow::Result<()> {
+        self.filler
+            .fill(u32::try_from(n).context("records per fill")?)?;
+        let k = stats::events(self.inst).context("read the event counters")?;
         if k.lost != 0 {
             bail!("{} records did not fit while filling the buffer", k.lost);
         }
         Ok(())
-    })
+    }
 }
 
-fn rust_drain(
+/// One repetition: each consumer on a program of its own, the two taking
+/// turns fill by fill (who goes first alternating), so that a slow stretch
+/// of the machine hits both alike. Round 0 is not timed: it maps the
+/// buffer's pages into each consumer (first touches fault), as a consumer
+/// that has run a while has them. Returns ns a record (Rust, C).
+fn drain_pair(
     cell: &Cell,
     opts: &TransportOptions,
     records: u64,
     rounds: u32,
     bin: &Path,
-) -> anyhow::Result<f64> {
-    let (inst, pkt, _) = setup_cell(cell, opts)?;
+) -> anyhow::Result<(f64, f64)> {
+    let (rust_inst, pkt, _) = setup_cell(cell, opts)?;
+    let (c_inst, _, _) = setup_cell(cell, opts)?;
+    let perf = cell.transport == Transport::Perfbuf;
+
     let total = records * u64::from(rounds);
     let seen = Rc::new(RefCell::new(Seen::new(total + records)));
     let sink = Rc::clone(&seen);
@@ -128,51 +137,16 @@ fn rust_drain(
         perf_per_wakeup: 64,
     };
     // Per record the same work as in the live cells (and as the C consumer).
-    let consumer = Consumer::new(&inst, cell.transport.abi(), copts, move |r| {
+    let consumer = Consumer::new(&rust_inst, cell.transport.abi(), copts, move |r| {
         let now = WallClock::monotonic_now();
         sink.borrow_mut().record(r.header.ts_ns, r.header.cpu, now);
     })
     .context("open the consumer")?;
-    let took = with_filler(&inst, &pkt, cell.producer_cpus[0], bin, |fill| {
-        let mut took = Duration::ZERO;
-        // Round 0 is not timed: it maps the buffer's pages into this
-        // process (first touches fault), as a consumer that has run a while
-        // has them.
-        for round in 0..=u64::from(rounds) {
-            fill(records)?;
-            let t0 = Instant::now();
-            while consumer.delivery().delivered < records * (round + 1) {
-                consumer.drain().context("drain")?;
-                if t0.elapsed() > STUCK {
-                    bail!(
-                        "xdpwall's consumer drained {} of {} records",
-                        consumer.delivery().delivered,
-                        records * (round + 1)
-                    );
-                }
-            }
-            if round > 0 {
-                took += t0.elapsed();
-            }
-        }
-        Ok(took)
-    })?;
-    Ok(took.as_nanos() as f64 / total.max(1) as f64)
-}
 
-fn c_drain(
-    cell: &Cell,
-    opts: &TransportOptions,
-    records: u64,
-    rounds: u32,
-    bin: &Path,
-) -> anyhow::Result<f64> {
-    let (inst, pkt, _) = setup_cell(cell, opts)?;
-    let perf = cell.transport == Transport::Perfbuf;
     let map = if perf {
-        &inst.maps.perf
+        &c_inst.maps.perf
     } else {
-        &inst.maps.ring
+        &c_inst.maps.ring
     };
     let map_id = libbpf_rs::MapCore::info(map).context("map info")?.info.id;
     let mut child = crate::c_consumer::Running::start_drain(
@@ -190,25 +164,51 @@ fn c_drain(
             bail!("the C consumer mapped {mapped} bytes of perf buffer, xdpwall's consumer maps {rust}");
         }
     }
-    let total = records * u64::from(rounds);
-    let took = with_filler(&inst, &pkt, cell.producer_cpus[0], bin, |fill| {
-        let mut took = Duration::ZERO;
-        // Round 0 untimed, as for xdpwall's consumer.
-        for round in 0..=u64::from(rounds) {
-            fill(records)?;
-            let t = child.drain(records * (round + 1))?;
-            if round > 0 {
-                took += t;
+
+    let cpu = cell.producer_cpus[0];
+    let mut rust_fill = Producer::start(&rust_inst, &pkt, cpu, bin)?;
+    let mut c_fill = Producer::start(&c_inst, &pkt, cpu, bin)?;
+    let (mut rust_took, mut c_took) = (Duration::ZERO, Duration::ZERO);
+    for round in 0..=u64::from(rounds) {
+        let want = records * (round + 1);
+        let mut rust = || -> anyhow::Result<Duration> {
+            rust_fill.fill(records)?;
+            let t0 = Instant::now();
+            while consumer.delivery().delivered < want {
+                consumer.drain().context("drain")?;
+                if t0.elapsed() > STUCK {
+                    bail!(
+                        "xdpwall's consumer drained {} of {want} records",
+                        consumer.delivery().delivered
+                    );
+                }
             }
+            Ok(t0.elapsed())
+        };
+        let mut c = || -> anyhow::Result<Duration> {
+            c_fill.fill(records)?;
+            child.drain(want)
+        };
+        let (r, t) = if round % 2 == 0 {
+            let r = rust()?;
+            (r, c()?)
+        } else {
+            let t = c()?;
+            (rust()?, t)
+        };
+        if round > 0 {
+            rust_took += r;
+            c_took += t;
         }
-        Ok(took)
-    })?;
-    Ok(took.as_nanos() as f64 / total.max(1) as f64)
+    }
+    let per = |d: Duration| d.as_nanos() as f64 / total.max(1) as f64;
+    Ok((per(rust_took), per(c_took)))
 }
 
 /// Drains, per transport and record size: `opts.drain_reps` repetitions of
-/// at least `opts.drain_rounds` fills and `opts.drain_records` records each,
-/// the two consumers alternating which goes first. Producer on the first allowed CPU, consumer on the last.
+/// at least `opts.drain_rounds` fills and `opts.drain_records` records per
+/// consumer, the two taking turns fill by fill. Producer on the first
+/// allowed CPU, consumers on the last.
 ///
 /// # Errors
 /// A fill overflows, a consumer stalls, or a program cannot be loaded.
@@ -254,19 +254,10 @@ pub(super) fn drains(
                 rust_ns: Vec::new(),
                 c_ns: Vec::new(),
             };
-            for rep in 0..opts.drain_reps {
-                let c = |row: &mut DrainRow| -> anyhow::Result<()> {
-                    row.c_ns.push(c_drain(&cell, opts, records, rounds, bin)?);
-                    Ok(())
-                };
-                if rep % 2 == 1 {
-                    c(&mut row)?;
-                }
-                row.rust_ns
-                    .push(rust_drain(&cell, opts, records, rounds, bin)?);
-                if rep % 2 == 0 {
-                    c(&mut row)?;
-                }
+            for _ in 0..opts.drain_reps {
+                let (rust, c) = drain_pair(&cell, opts, records, rounds, bin)?;
+                row.rust_ns.push(rust);
+                row.c_ns.push(c);
             }
             progress(&format!(
                 "[drain] {} {record_bytes} B: {records} records × {} fills, xdpwall {:.0} ns/record{}",
