@@ -429,7 +429,7 @@ pub enum BenchCmd {
         /// Drains per transport and record size: a buffer filled while
         /// nobody reads, drained by xdpwall's consumer and by the C one — the
         /// consumers' own speed (0: skip).
-        #[arg(long, default_value_t = 5, value_name = "N")]
+        #[arg(long, default_value_t = 9, value_name = "N")]
         drain_reps: usize,
         /// Also write the rows and targets as JSON to this file.
         #[arg(long, value_name = "FILE")]

@@ -166,7 +166,7 @@ impl Default for TransportOptions {
             ring_wakeups: vec![Wakeup::Every, Wakeup::Batch(64), Wakeup::Adaptive],
             perf_wakeups: vec![Wakeup::Every, Wakeup::Batch(64)],
             c_consumer: None,
-            drain_reps: 5,
+            drain_reps: 9,
             drain_rounds: 4,
             drain_records: 200_000,
             reps: 1,
