@@ -120,33 +120,19 @@ impl Running {
         pages: usize,
         cpu: usize,
     ) -> anyhow::Result<Self> {
-        let mut child = Command::new("taskset")
-            .arg("-c")
-            .arg(cpu.to_string())
-            .arg(bin)
-            .arg(map_id.to_string())
-            .arg(if perf { "perf" } else { "ring" })
-            .arg(mode)
-            .arg(per_wakeup.to_string())
-            .arg(pages.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .context("start the C consumer (taskset from util-linux)")?;
-        let stdin = child.stdin.take();
-        let stdout = BufReader::new(child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?);
-        let mut r = Self {
+        let args = [
+            map_id.to_string(),
+            (if perf { "perf" } else { "ring" }).to_string(),
+            mode.to_string(),
+            per_wakeup.to_string(),
+            pages.to_string(),
+        ];
+        let (child, stdin, stdout) = start_ready(bin, cpu, &args, "the C consumer")?;
+        Ok(Self {
             child,
-            stdin,
+            stdin: Some(stdin),
             stdout,
-        };
-        let mut line = String::new();
-        r.stdout.read_line(&mut line)?;
-        if line.trim() != "ready" {
-            let _ = r.child.kill();
-            bail!("the C consumer did not start: {line:?}");
-        }
-        Ok(r)
+        })
     }
 
     /// Drain mode: consumes until `total` records have been delivered since
@@ -194,6 +180,37 @@ impl Running {
     }
 }
 
+/// Starts `bin args…` pinned to `cpu` (taskset execs it) and waits for its
+/// "ready" line; `what` names it in errors. A child that says anything else
+/// is killed.
+fn start_ready(
+    bin: &Path,
+    cpu: usize,
+    args: &[String],
+    what: &str,
+) -> anyhow::Result<(Child, ChildStdin, BufReader<ChildStdout>)> {
+    let mut child = Command::new("taskset")
+        .arg("-c")
+        .arg(cpu.to_string())
+        .arg(bin)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("start {what} (taskset from util-linux)"))?;
+    let stdin = child.stdin.take().ok_or_else(|| anyhow!("no stdin"))?;
+    let mut stdout = BufReader::new(child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?);
+    let mut line = String::new();
+    let read = stdout.read_line(&mut line);
+    if read.is_err() || line.trim() != "ready" {
+        let _ = child.kill();
+        let _ = child.wait();
+        read?;
+        bail!("{what} did not start: {line:?}");
+    }
+    Ok((child, stdin, stdout))
+}
+
 /// The drains' producer: the C binary's `fill` mode, a process of its own
 /// pinned to a CPU, running the program on a frame when asked.
 pub struct Filler {
@@ -210,30 +227,17 @@ impl Filler {
     pub fn start(bin: &Path, prog_id: u32, frame: &[u8], cpu: usize) -> anyhow::Result<Self> {
         let path = bin.with_file_name("frame.bin");
         std::fs::write(&path, frame).with_context(|| format!("write {}", path.display()))?;
-        let mut child = Command::new("taskset")
-            .arg("-c")
-            .arg(cpu.to_string())
-            .arg(bin)
-            .arg("fill")
-            .arg(prog_id.to_string())
-            .arg(&path)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .context("start the filler (taskset from util-linux)")?;
-        let stdin = child.stdin.take().ok_or_else(|| anyhow!("no stdin"))?;
-        let stdout = BufReader::new(child.stdout.take().ok_or_else(|| anyhow!("no stdout"))?);
-        let mut f = Self {
+        let args = [
+            "fill".to_string(),
+            prog_id.to_string(),
+            path.to_string_lossy().into_owned(),
+        ];
+        let (child, stdin, stdout) = start_ready(bin, cpu, &args, "the filler")?;
+        Ok(Self {
             child,
             stdin,
             stdout,
-        };
-        let mut line = String::new();
-        f.stdout.read_line(&mut line)?;
-        if line.trim() != "ready" {
-            bail!("the filler did not start: {line:?}");
-        }
-        Ok(f)
+        })
     }
 
     /// Runs the program `n` times; returns when it has.

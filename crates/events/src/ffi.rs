@@ -51,6 +51,14 @@ pub(crate) fn errno_error(ret: i64) -> libbpf_rs::Error {
     libbpf_rs::Error::from(std::io::Error::from_raw_os_error(errno))
 }
 
+/// A libbpf call's int result: negative errno → error.
+pub(crate) fn check(ret: i32) -> libbpf_rs::Result<()> {
+    if ret < 0 {
+        return Err(errno_error(i64::from(ret)));
+    }
+    Ok(())
+}
+
 /// The error of a libbpf constructor that returned `p` (NULL with errno, or
 /// an encoded error pointer); None when `p` is a valid object.
 pub(crate) fn constructor_error(p: *mut c_void) -> Option<libbpf_rs::Error> {

@@ -13,7 +13,7 @@ use std::time::Duration;
 use libbpf_rs::libbpf_sys;
 use libbpf_rs::MapHandle;
 
-use crate::ffi::{constructor_error, errno_error, Erased};
+use crate::ffi::{check, constructor_error, errno_error, Erased};
 
 struct Callbacks<S, L> {
     sample: S,
@@ -121,11 +121,7 @@ impl<'a> PerfBuffer<'a> {
     /// Reading fails.
     pub fn consume(&self) -> libbpf_rs::Result<()> {
         // SAFETY: ptr is a live perf_buffer.
-        let ret = unsafe { libbpf_sys::perf_buffer__consume(self.ptr.as_ptr()) };
-        if ret < 0 {
-            return Err(errno_error(i64::from(ret)));
-        }
-        Ok(())
+        check(unsafe { libbpf_sys::perf_buffer__consume(self.ptr.as_ptr()) })
     }
 }
 

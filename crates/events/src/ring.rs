@@ -10,7 +10,7 @@ use std::time::Duration;
 use libbpf_rs::libbpf_sys;
 use libbpf_rs::MapHandle;
 
-use crate::ffi::{constructor_error, errno_error, Erased};
+use crate::ffi::{check, constructor_error, errno_error, Erased};
 
 unsafe extern "C" fn trampoline<F: FnMut(&[u8])>(
     ctx: *mut c_void,
@@ -68,11 +68,7 @@ impl<'a> RingBuf<'a> {
     pub fn poll(&self, timeout: Duration) -> libbpf_rs::Result<()> {
         let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
         // SAFETY: ptr is a live ring_buffer.
-        let ret = unsafe { libbpf_sys::ring_buffer__poll(self.ptr.as_ptr(), ms) };
-        if ret < 0 {
-            return Err(errno_error(i64::from(ret)));
-        }
-        Ok(())
+        check(unsafe { libbpf_sys::ring_buffer__poll(self.ptr.as_ptr(), ms) })
     }
 
     /// Reads every record there without waiting.
@@ -81,11 +77,7 @@ impl<'a> RingBuf<'a> {
     /// Reading fails.
     pub fn consume(&self) -> libbpf_rs::Result<()> {
         // SAFETY: ptr is a live ring_buffer.
-        let ret = unsafe { libbpf_sys::ring_buffer__consume(self.ptr.as_ptr()) };
-        if ret < 0 {
-            return Err(errno_error(i64::from(ret)));
-        }
-        Ok(())
+        check(unsafe { libbpf_sys::ring_buffer__consume(self.ptr.as_ptr()) })
     }
 }
 
