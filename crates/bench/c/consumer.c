@@ -7,7 +7,8 @@
  *        consumer fill PROG_ID FRAME_FILE
  * fill: the producer for drains, in a process of its own (so that neither
  * consumer shares its process with it): for each line N on stdin, runs the
- * program N times on the frame with BPF_PROG_TEST_RUN and prints "filled N".
+ * program N times on the frame with BPF_PROG_TEST_RUN and prints "filled N
+ * retval V" (V: the program's verdict).
  * The others print "ready" once set up.
  * drain: for each line N read from stdin (the
  * bench has just filled the buffer while nobody read), consumes until N
@@ -168,10 +169,12 @@ static int drain(struct ring_buffer *rb, struct perf_buffer *pb)
 		uint64_t target = strtoull(line, NULL, 10), t0 = now_ns(), t1;
 
 		while (delivered < target) {
-			if (pb)
-				perf_buffer__consume(pb);
-			else
-				ring_buffer__consume(rb);
+			int err = pb ? perf_buffer__consume(pb) : ring_buffer__consume(rb);
+
+			if (err < 0) {
+				printf("error %s\n", strerror(-err));
+				return 1;
+			}
 			/* Records lost while filling would never come: give up. */
 			if (now_ns() - t0 > 5000000000ull) {
 				printf("stuck at %llu of %llu\n", (unsigned long long)delivered,
@@ -206,6 +209,11 @@ static int fill(const char *prog_id, const char *frame_file)
 		return 1;
 	}
 	len = fread(frame, 1, sizeof(frame), f);
+	if (len == 0 || !feof(f)) {
+		fprintf(stderr, "%s: empty or longer than %zu bytes\n", frame_file, sizeof(frame));
+		fclose(f);
+		return 1;
+	}
 	fclose(f);
 	printf("ready\n");
 	fflush(stdout);
@@ -217,7 +225,8 @@ static int fill(const char *prog_id, const char *frame_file)
 			printf("error %s\n", strerror(errno));
 			return 1;
 		}
-		printf("filled %d\n", opts.repeat);
+		/* The verdict, so the bench sees a frame its rule does not drop. */
+		printf("filled %d retval %u\n", opts.repeat, opts.retval);
 		fflush(stdout);
 	}
 	return 0;

@@ -27,7 +27,7 @@ pub fn build(dir: &Path) -> anyhow::Result<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     if BINARY.is_empty() {
         bail!(
-            "it was not built with xdpwall ({}); it needs a C compiler, libelf-dev and zlib1g-dev, which scripts/setup.sh installs",
+            "it was not built with xdpwall ({}); it needs a C compiler, libelf-dev, zlib1g-dev and linux-libc-dev, which scripts/setup.sh installs (the next build tries again)",
             build_error().lines().next().unwrap_or("no reason recorded")
         );
     }
@@ -150,8 +150,8 @@ impl Running {
         let mut line = String::new();
         self.stdout.read_line(&mut line)?;
         let (delivered, ns) = parse_drained(&line)?;
-        if delivered < total {
-            bail!("the C consumer drained {delivered} of {total} records");
+        if delivered != total {
+            bail!("the C consumer drained {delivered} records, expected {total}");
         }
         Ok(std::time::Duration::from_nanos(ns))
     }
@@ -249,8 +249,8 @@ impl Filler {
         self.stdin.flush()?;
         let mut line = String::new();
         self.stdout.read_line(&mut line)?;
-        if line.trim() != format!("filled {n}") {
-            bail!("the filler failed: {line:?}");
+        if line.trim() != format!("filled {n} retval 1") {
+            bail!("the filler failed (the program must drop: XDP_DROP = 1): {line:?}");
         }
         Ok(())
     }

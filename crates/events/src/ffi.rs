@@ -6,6 +6,7 @@
 //! type, so a record reaches the closure with one call from libbpf and no
 //! dynamic dispatch (a `Box<dyn FnMut>` cost a few ns a record).
 
+use std::cell::Cell;
 use std::ffi::c_void;
 use std::marker::PhantomData;
 
@@ -42,6 +43,31 @@ impl Drop for Erased<'_> {
     fn drop(&mut self) {
         // SAFETY: ptr and drop were made together in new(); dropped once.
         unsafe { (self.drop)(self.ptr) }
+    }
+}
+
+/// Refuses re-entry: a callback that reached its own buffer (through an
+/// `Rc`, say) and polled it again would have libbpf call the closure while
+/// the outer call still holds `&mut` to it.
+#[derive(Default)]
+pub(crate) struct Reading(Cell<bool>);
+
+/// Held while libbpf may call back into the closure.
+pub(crate) struct ReadGuard<'r>(&'r Cell<bool>);
+
+impl Reading {
+    /// Marks a read as running; EBUSY if one already is (re-entry).
+    pub(crate) fn enter(&self) -> libbpf_rs::Result<ReadGuard<'_>> {
+        if self.0.replace(true) {
+            return Err(errno_error(-i64::from(libc::EBUSY)));
+        }
+        Ok(ReadGuard(&self.0))
+    }
+}
+
+impl Drop for ReadGuard<'_> {
+    fn drop(&mut self) {
+        self.0.set(false);
     }
 }
 
@@ -94,6 +120,15 @@ mod tests {
         assert_eq!(drops.get(), 0);
         drop(e);
         assert_eq!(drops.get(), 1);
+    }
+
+    #[test]
+    fn a_read_inside_a_read_is_refused_and_a_later_one_allowed() {
+        let r = Reading::default();
+        let g = r.enter().expect("first");
+        assert!(r.enter().is_err());
+        drop(g);
+        assert!(r.enter().is_ok());
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::time::Duration;
 use libbpf_rs::libbpf_sys;
 use libbpf_rs::MapHandle;
 
-use crate::ffi::{check, constructor_error, errno_error, Erased};
+use crate::ffi::{check, constructor_error, errno_error, Erased, Reading};
 
 struct Callbacks<S, L> {
     sample: S,
@@ -49,6 +49,7 @@ unsafe extern "C" fn on_lost<S, L: FnMut(i32, u64)>(ctx: *mut c_void, cpu: i32, 
 /// Per-CPU perf buffers of one `BPF_MAP_TYPE_PERF_EVENT_ARRAY`.
 pub struct PerfBuffer<'a> {
     ptr: NonNull<libbpf_sys::perf_buffer>,
+    reading: Reading,
     // The callbacks libbpf calls with; dropped after `ptr` is freed (Drop).
     _callbacks: Erased<'a>,
 }
@@ -95,6 +96,7 @@ impl<'a> PerfBuffer<'a> {
         let ptr = NonNull::new(pb).ok_or_else(|| errno_error(-i64::from(libc::ENOMEM)))?;
         Ok(Self {
             ptr,
+            reading: Reading::default(),
             _callbacks: callbacks,
         })
     }
@@ -104,22 +106,30 @@ impl<'a> PerfBuffer<'a> {
     /// (batched) are delivered within one timeout.
     ///
     /// # Errors
-    /// epoll or reading fails.
+    /// epoll or reading fails; EBUSY when called from inside this buffer's
+    /// own callback.
     pub fn poll(&self, timeout: Duration) -> libbpf_rs::Result<()> {
+        let _reading = self.reading.enter()?;
         let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
         // SAFETY: ptr is a live perf_buffer.
         let ret = unsafe { libbpf_sys::perf_buffer__poll(self.ptr.as_ptr(), ms) };
         if ret < 0 && ret != -libc::EINTR {
             return Err(errno_error(i64::from(ret)));
         }
-        self.consume()
+        self.consume_all()
     }
 
     /// Reads every buffer without waiting.
     ///
     /// # Errors
-    /// Reading fails.
+    /// Reading fails; EBUSY when called from inside this buffer's own
+    /// callback.
     pub fn consume(&self) -> libbpf_rs::Result<()> {
+        let _reading = self.reading.enter()?;
+        self.consume_all()
+    }
+
+    fn consume_all(&self) -> libbpf_rs::Result<()> {
         // SAFETY: ptr is a live perf_buffer.
         check(unsafe { libbpf_sys::perf_buffer__consume(self.ptr.as_ptr()) })
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use libbpf_rs::libbpf_sys;
 use libbpf_rs::MapHandle;
 
-use crate::ffi::{check, constructor_error, errno_error, Erased};
+use crate::ffi::{check, constructor_error, errno_error, Erased, Reading};
 
 unsafe extern "C" fn trampoline<F: FnMut(&[u8])>(
     ctx: *mut c_void,
@@ -29,6 +29,7 @@ unsafe extern "C" fn trampoline<F: FnMut(&[u8])>(
 /// One `BPF_MAP_TYPE_RINGBUF` map, mapped and read.
 pub struct RingBuf<'a> {
     ptr: NonNull<libbpf_sys::ring_buffer>,
+    reading: Reading,
     // The closure libbpf calls; dropped after `ptr` is freed (Drop).
     _callback: Erased<'a>,
 }
@@ -57,6 +58,7 @@ impl<'a> RingBuf<'a> {
         let ptr = NonNull::new(rb).ok_or_else(|| errno_error(-i64::from(libc::ENOMEM)))?;
         Ok(Self {
             ptr,
+            reading: Reading::default(),
             _callback: callback,
         })
     }
@@ -64,8 +66,10 @@ impl<'a> RingBuf<'a> {
     /// Waits up to `timeout` for a wake-up and reads what is there.
     ///
     /// # Errors
-    /// epoll or reading fails (EINTR included: the caller decides).
+    /// epoll or reading fails (EINTR included: the caller decides); EBUSY
+    /// when called from inside this ring's own callback.
     pub fn poll(&self, timeout: Duration) -> libbpf_rs::Result<()> {
+        let _reading = self.reading.enter()?;
         let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
         // SAFETY: ptr is a live ring_buffer.
         check(unsafe { libbpf_sys::ring_buffer__poll(self.ptr.as_ptr(), ms) })
@@ -74,8 +78,9 @@ impl<'a> RingBuf<'a> {
     /// Reads every record there without waiting.
     ///
     /// # Errors
-    /// Reading fails.
+    /// Reading fails; EBUSY when called from inside this ring's own callback.
     pub fn consume(&self) -> libbpf_rs::Result<()> {
+        let _reading = self.reading.enter()?;
         // SAFETY: ptr is a live ring_buffer.
         check(unsafe { libbpf_sys::ring_buffer__consume(self.ptr.as_ptr()) })
     }

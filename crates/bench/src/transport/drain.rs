@@ -201,6 +201,14 @@ fn drain_pair(
             c_took += t;
         }
     }
+    let d = consumer.delivery();
+    if d.malformed != 0 || d.perf_lost != 0 {
+        bail!(
+            "xdpwall's consumer saw {} malformed records and {} lost in a drain",
+            d.malformed,
+            d.perf_lost
+        );
+    }
     let per = |d: Duration| d.as_nanos() as f64 / total.max(1) as f64;
     Ok((per(rust_took), per(c_took)))
 }
