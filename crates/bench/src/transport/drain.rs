@@ -1,6 +1,6 @@
 //! The consumer's own speed: a buffer filled while nobody reads, then
-//! drained — by xdpwall's consumer and by the C one, alternately, on the
-//! same program and buffer. In the live cells a consumer that keeps up
+//! drained — by xdpwall's consumer and by the C one, each on a program of
+//! its own loaded from the same config, taking turns. In the live cells a consumer that keeps up
 //! delivers what the producers offer, so there Rust against C compares two
 //! producer runs; here the consumer alone sets the pace.
 
