@@ -13,14 +13,13 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use serde::{Deserialize, Serialize};
 use xdpwall_dataplane::{stats, Instance};
-use xdpwall_events::clock::WallClock;
 use xdpwall_events::consumer::perf_pages;
 use xdpwall_events::record::HEADER;
-use xdpwall_events::{Consumer, ConsumerOptions, Poll};
+use xdpwall_events::{ConsumerOptions, Poll};
 
 use super::targets::RUST_VS_C_GOAL;
 use super::{
-    page_size, perf_mmap_bytes, perf_mmap_expected, setup_cell, Cell, Seen, Transport,
+    check_perf_mmap, open_consumer, page_size, setup_cell, transport_map, Cell, Seen, Transport,
     TransportOptions, Wakeup,
 };
 
@@ -129,7 +128,6 @@ fn drain_pair(
 
     let total = records * u64::from(rounds);
     let seen = Rc::new(RefCell::new(Seen::new(total + records)));
-    let sink = Rc::clone(&seen);
     let copts = ConsumerOptions {
         poll: Poll::Busy,
         timeout: opts.epoll_timeout,
@@ -137,17 +135,9 @@ fn drain_pair(
         perf_per_wakeup: 64,
     };
     // Per record the same work as in the live cells (and as the C consumer).
-    let consumer = Consumer::new(&rust_inst, cell.transport.abi(), copts, move |r| {
-        let now = WallClock::monotonic_now();
-        sink.borrow_mut().record(r.header.ts_ns, r.header.cpu, now);
-    })
-    .context("open the consumer")?;
+    let consumer = open_consumer(&rust_inst, cell.transport, copts, &seen)?;
 
-    let map = if perf {
-        &c_inst.maps.perf
-    } else {
-        &c_inst.maps.ring
-    };
+    let map = transport_map(&c_inst, cell.transport);
     let map_id = libbpf_rs::MapCore::info(map).context("map info")?.info.id;
     let mut child = crate::c_consumer::Running::start_drain(
         bin,
@@ -158,11 +148,7 @@ fn drain_pair(
         cell.consumer_cpu,
     )?;
     if perf {
-        let mapped = perf_mmap_bytes(&child.pid().to_string())?;
-        let rust = perf_mmap_expected(opts.buffer);
-        if mapped != rust {
-            bail!("the C consumer mapped {mapped} bytes of perf buffer, xdpwall's consumer maps {rust}");
-        }
+        check_perf_mmap("the C consumer", &child.pid().to_string(), opts.buffer)?;
     }
 
     let cpu = cell.producer_cpus[0];

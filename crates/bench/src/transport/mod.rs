@@ -96,6 +96,52 @@ impl Wakeup {
             Self::Adaptive => "adaptive".into(),
         }
     }
+
+    /// The perf buffer's records per wake-up for this policy (adaptive has
+    /// no perf form: 64).
+    fn perf_per_wakeup(self) -> u32 {
+        match self {
+            Self::Every => 1,
+            Self::Batch(n) => n,
+            Self::Adaptive => 64,
+        }
+    }
+}
+
+/// The map `t` reads in `inst`.
+fn transport_map(inst: &xdpwall_dataplane::Instance, t: Transport) -> &libbpf_rs::MapHandle {
+    match t {
+        Transport::Ringbuf => &inst.maps.ring,
+        Transport::Perfbuf => &inst.maps.perf,
+    }
+}
+
+/// xdpwall's consumer on `inst`, doing per record what the C consumer does:
+/// the time after decoding, into `seen`.
+fn open_consumer<'a>(
+    inst: &'a xdpwall_dataplane::Instance,
+    t: Transport,
+    copts: ConsumerOptions,
+    seen: &Rc<RefCell<Seen>>,
+) -> anyhow::Result<Consumer<'a>> {
+    let sink = Rc::clone(seen);
+    Consumer::new(inst, t.abi(), copts, move |r| {
+        let now = WallClock::monotonic_now();
+        sink.borrow_mut().record(r.header.ts_ns, r.header.cpu, now);
+    })
+    .context("open the consumer")
+}
+
+/// Refuses a consumer (`who`, process `pid`) whose perf mmap is not what
+/// xdpwall's consumer maps for `buffer`: else Rust against C would compare
+/// buffer sizes. Returns the bytes mapped.
+fn check_perf_mmap(who: &str, pid: &str, buffer: u64) -> anyhow::Result<u64> {
+    let mapped = perf_mmap_bytes(pid)?;
+    let expected = perf_mmap_expected(buffer);
+    if mapped != expected {
+        bail!("{who} mapped {mapped} bytes of perf buffer, expected {expected}");
+    }
+    Ok(mapped)
 }
 
 /// What to measure.
@@ -451,40 +497,27 @@ fn median_row(runs: Vec<TransportRow>) -> anyhow::Result<TransportRow> {
 fn run_cell_c(cell: &Cell, opts: &TransportOptions, bin: &Path) -> anyhow::Result<TransportRow> {
     let (inst, pkt, quotas) = setup_cell(cell, opts)?;
     let perf = cell.transport == Transport::Perfbuf;
-    let map = if perf {
-        &inst.maps.perf
-    } else {
-        &inst.maps.ring
-    };
+    let map = transport_map(&inst, cell.transport);
     let map_id = libbpf_rs::MapCore::info(map).context("map info")?.info.id;
     // The same pages per CPU as the Rust consumer maps, from the same
     // function (not from this thread's affinity: it is pinned to one CPU).
     let pages = xdpwall_events::consumer::perf_pages(opts.buffer);
-    let per_wakeup = match cell.wakeup {
-        Wakeup::Every => 1,
-        Wakeup::Batch(n) => n,
-        Wakeup::Adaptive => 64,
-    };
     let child = crate::c_consumer::Running::start(
         bin,
         map_id,
         perf,
         cell.poll == Poll::Busy,
-        per_wakeup,
+        cell.wakeup.perf_per_wakeup(),
         pages,
         cell.consumer_cpu,
     )?;
-    // What the child mapped, measured like the Rust consumer's: the two must
-    // hold the same buffer, or the comparison measures buffer size.
-    let perf_mmap = perf_mmap_bytes(&child.pid().to_string())?;
-    if perf {
-        let rust = perf_mmap_expected(opts.buffer);
-        if perf_mmap != rust {
-            bail!(
-                "the C consumer mapped {perf_mmap} bytes of perf buffer, xdpwall's consumer maps {rust}"
-            );
-        }
-    }
+    // What the child mapped, measured like the Rust consumer's.
+    let pid = child.pid().to_string();
+    let perf_mmap = if perf {
+        check_perf_mmap("the C consumer", &pid, opts.buffer)?
+    } else {
+        perf_mmap_bytes(&pid)?
+    };
     let t0 = WallClock::monotonic_now();
     // This thread shares the consumer's CPU: it must not wake periodically
     // while it waits (a timer wake-up every millisecond there makes the
@@ -705,34 +738,19 @@ fn run_cell(cell: &Cell, opts: &TransportOptions) -> anyhow::Result<TransportRow
 
     let seen = Rc::new(RefCell::new(Seen::new(opts.events)));
     let rss0 = rss_bytes()?;
-    let sink = Rc::clone(&seen);
     let copts = ConsumerOptions {
         poll: cell.poll,
         timeout: opts.epoll_timeout,
         buffer: opts.buffer,
-        perf_per_wakeup: match cell.wakeup {
-            Wakeup::Every => 1,
-            Wakeup::Batch(n) => n,
-            Wakeup::Adaptive => 64,
-        },
+        perf_per_wakeup: cell.wakeup.perf_per_wakeup(),
     };
-    let consumer = Consumer::new(&inst, cell.transport.abi(), copts, move |r| {
-        let now = WallClock::monotonic_now();
-        sink.borrow_mut().record(r.header.ts_ns, r.header.cpu, now);
-    })
-    .context("open the consumer")?;
-    let map_fd = match cell.transport {
-        Transport::Ringbuf => inst.maps.ring.as_fd().as_raw_fd(),
-        Transport::Perfbuf => inst.maps.perf.as_fd().as_raw_fd(),
+    let consumer = open_consumer(&inst, cell.transport, copts, &seen)?;
+    let memlock = fdinfo_memlock(transport_map(&inst, cell.transport).as_fd().as_raw_fd())?;
+    let perf_mmap = if cell.transport == Transport::Perfbuf {
+        check_perf_mmap("xdpwall's consumer", "self", opts.buffer)?
+    } else {
+        perf_mmap_bytes("self")?
     };
-    let memlock = fdinfo_memlock(map_fd)?;
-    let perf_mmap = perf_mmap_bytes("self")?;
-    if cell.transport == Transport::Perfbuf && perf_mmap != perf_mmap_expected(opts.buffer) {
-        bail!(
-            "xdpwall's consumer mapped {perf_mmap} bytes of perf buffer, expected {}",
-            perf_mmap_expected(opts.buffer)
-        );
-    }
 
     let inst_ref = &inst;
     let usage0 = thread_usage()?;

@@ -513,6 +513,23 @@ impl Drop for Cleanup {
     }
 }
 
+/// A result saved with `bench BENCH --json`, for `--from-json`: a file that
+/// is not one is a usage error.
+fn read_saved<T>(
+    p: &Path,
+    bench: &str,
+    parse: impl FnOnce(&str) -> anyhow::Result<T>,
+) -> Result<T> {
+    let text =
+        std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+    parse(&text).map_err(|e| {
+        crate::exit::usage(format!(
+            "{}: not a `bench {bench} --json` result: {e}",
+            p.display()
+        ))
+    })
+}
+
 /// Options of `bench transport`, as given on the command line.
 pub struct TransportArgs {
     /// Events per cell.
@@ -546,14 +563,7 @@ pub struct TransportArgs {
 pub fn transport(a: &TransportArgs) -> Result<()> {
     use xdpwall_bench::transport as t;
     if let Some(p) = &a.from_json {
-        let text =
-            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
-        let r = t::from_json(&text).map_err(|e| {
-            crate::exit::usage(format!(
-                "{}: not a `bench transport --json` result: {e}",
-                p.display()
-            ))
-        })?;
+        let r = read_saved(p, "transport", t::from_json)?;
         print_transport(&r, a.svg.as_deref())?;
         return Ok(());
     }
@@ -715,14 +725,7 @@ pub fn dataplane(a: &DataplaneArgs) -> Result<()> {
     use xdpwall_bench::dataplane::report;
     use xdpwall_gen::units::{parse_cpus, parse_duration};
     if let Some(p) = &a.from_json {
-        let text =
-            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
-        let r = report::from_json(&text).map_err(|e| {
-            crate::exit::usage(format!(
-                "{}: not a `bench dataplane --json` result: {e}",
-                p.display()
-            ))
-        })?;
+        let r = read_saved(p, "dataplane", report::from_json)?;
         println!("{}", report::markdown(&r));
         if let Some(svg) = &a.svg {
             report::svg(&r, svg)?;
