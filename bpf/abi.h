@@ -262,12 +262,6 @@ struct xw_tap {
 /* Size of the tap's ring buffer (fixed: the tap is off unless capturing). */
 #define XW_TAP_RING_SIZE (2u << 20)
 
-/* Per-CPU scratch: the record being built for bpf_ringbuf_output. */
-struct xw_scratch {
-	struct xw_event ev;
-	__u8 data[XW_MAX_SNAPLEN];
-};
-
 /* Per-CPU wake-up state. */
 struct xw_wake {
 	__u64 last_ns;  /* last wake-up asked for */

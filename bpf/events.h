@@ -22,12 +22,12 @@ static __always_inline void evstat_add(__u32 idx)
 		(*v)++;
 }
 
-/* Ring-buffer notification flags for the record about to be submitted. */
-static __always_inline __u64 wake_flags(void)
+/* Ring-buffer notification flags for the record about to be submitted;
+ * `now` is its timestamp (bpf_ktime_get_ns), taken once per record. */
+static __always_inline __u64 wake_flags(__u64 now)
 {
 	__u32 zero = 0;
 	struct xw_wake *w;
-	__u64 now;
 
 	if (wakeup_mode == XW_WAKE_EVERY) {
 		evstat_add(XW_EVS_WAKEUPS);
@@ -50,7 +50,6 @@ static __always_inline __u64 wake_flags(void)
 	 * watermark behind and the ring could fill before the timer. A consumer
 	 * that is behind is usually awake already: waking it on every record
 	 * would only cost the producer. */
-	now = bpf_ktime_get_ns();
 	if (now - w->last_ns >= wakeup_interval_ns ||
 	    (now - w->last_ns >= wakeup_interval_ns / 8 &&
 	     bpf_ringbuf_query(&xw_ring, BPF_RB_AVAIL_DATA) >= wakeup_watermark)) {
@@ -63,18 +62,58 @@ static __always_inline __u64 wake_flags(void)
 
 /* Ring-buffer flags: the policy of [events] for rule events; the kernel's
  * own (wake only a consumer that had caught up) for the capture tap. */
-static __always_inline __u64 ring_flags(int tap)
+static __always_inline __u64 ring_flags(int tap, __u64 now)
 {
-	return tap ? 0 : wake_flags();
+	return tap ? 0 : wake_flags(now);
 }
+
+/* Fills and submits a reserved record of `room` packet bytes (a constant
+ * per call site): the header, then `cap` packet bytes copied straight from
+ * the frame into the ring — one copy, where bpf_ringbuf_output would need
+ * them in a bounce buffer first. */
+static __always_inline long ring_fill(struct xdp_md *ctx, struct xw_event *r,
+				      const struct xw_event *ev, __u32 cap, __u32 room, int tap)
+{
+	__u64 n = cap, now;
+
+	*r = *ev;
+	/* The helper needs 1..room, proven on this very register. Barriers
+	 * keep clang from dropping the first check (it knows cap != 0) or fusing
+	 * both into one range check on n - 1 the verifier cannot map back. */
+	asm volatile("" : "+r"(n));
+	if (n < 1)
+		goto fail;
+	asm volatile("" : "+r"(n));
+	if (n > room)
+		goto fail;
+	/* bpf_xdp_load_bytes reads across fragments of a multi-buffer frame. */
+	if (bpf_xdp_load_bytes(ctx, 0, (void *)(r + 1), n) < 0)
+		goto fail;
+	/* Stamped after the reservation and the copy: records reach the
+	 * consumer in reservation order, so the later the stamp, the fewer
+	 * reorders. One clock read serves the wake-up policy too. */
+	now = bpf_ktime_get_ns();
+	r->ts_ns = now;
+	bpf_ringbuf_submit(r, ring_flags(tap, now));
+	return 0;
+fail:
+	bpf_ringbuf_discard(r, BPF_RB_NO_WAKEUP);
+	return -1;
+}
+
+/* One size class: records with up to N packet bytes reserve N. */
+#define RING_CLASS(N)                                                                  \
+	if (cap <= (N)) {                                                              \
+		r = bpf_ringbuf_reserve(ring, sizeof(struct xw_event) + (N), 0);       \
+		return r ? ring_fill(ctx, r, ev, cap, (N), tap) : -1;                  \
+	}
 
 static __always_inline long ringbuf_emit(struct xdp_md *ctx, void *ring, struct xw_event *ev,
 					 int tap)
 {
-	__u32 zero = 0, cap = ev->cap_len;
-	struct xw_scratch *s;
+	__u32 cap = ev->cap_len;
 	struct xw_event *r;
-	__u64 n;
+	__u64 now;
 
 	if (cap == 0) {
 		/* Fixed size: reserve and commit in place. */
@@ -82,34 +121,36 @@ static __always_inline long ringbuf_emit(struct xdp_md *ctx, void *ring, struct 
 		if (!r)
 			return -1;
 		*r = *ev;
-		/* Stamped after the reservation: records reach the consumer in
-		 * reservation order, so the later the stamp, the fewer reorders. */
-		r->ts_ns = bpf_ktime_get_ns();
-		bpf_ringbuf_submit(r, ring_flags(tap));
+		now = bpf_ktime_get_ns();
+		r->ts_ns = now;
+		bpf_ringbuf_submit(r, ring_flags(tap, now));
 		return 0;
 	}
-	s = bpf_map_lookup_elem(&xw_scratch, &zero);
-	if (!s)
-		return -1;
-	s->ev = *ev;
-	s->ev.cap_len = cap;
-	n = cap;
-	/* The helper needs 1..size, proven on this very register. Barriers
-	 * keep clang from dropping the first check (it knows cap != 0) or fusing
-	 * both into one range check on n - 1 the verifier cannot map back. */
-	asm volatile("" : "+r"(n));
-	if (n < 1)
-		return -1;
-	asm volatile("" : "+r"(n));
-	if (n > XW_MAX_SNAPLEN)
-		return -1;
-	/* bpf_xdp_load_bytes reads across fragments of a multi-buffer frame. */
-	if (bpf_xdp_load_bytes(ctx, 0, s->data, n) < 0)
-		return -1;
-	/* Stamped after the copy, just before the output reserves its place. */
-	s->ev.ts_ns = bpf_ktime_get_ns();
-	return bpf_ringbuf_output(ring, s, sizeof(struct xw_event) + n, ring_flags(tap));
+	/* A reservation's size must be a constant: a record takes its capture
+	 * rounded up to a size class (at most half again as much below 128
+	 * bytes, a quarter to a third above), and the consumer reads cap_len
+	 * bytes of it. */
+	RING_CLASS(16)
+	RING_CLASS(32)
+	RING_CLASS(64)
+	RING_CLASS(96)
+	RING_CLASS(128)
+	RING_CLASS(192)
+	RING_CLASS(256)
+	RING_CLASS(384)
+	RING_CLASS(512)
+	RING_CLASS(768)
+	RING_CLASS(1024)
+	RING_CLASS(1536)
+	RING_CLASS(2048)
+	RING_CLASS(3072)
+	RING_CLASS(4096)
+	RING_CLASS(6144)
+	RING_CLASS(XW_MAX_SNAPLEN)
+	return -1;
 }
+
+#undef RING_CLASS
 
 /* Emits one event to the rule-event buffers (tap = 0) or the capture tap's;
  * counts it as produced, and as lost if it did not fit. */
@@ -117,7 +158,6 @@ static __always_inline void emit(struct xdp_md *ctx, __u32 rule, __u32 verdict, 
 				 __u32 snaplen, __u64 wire_len, int tap, __u32 use_perf)
 {
 	struct xw_event ev = {
-		.ts_ns = bpf_ktime_get_ns(),
 		.ifindex = ctx->ingress_ifindex,
 		.rx_queue = ctx->rx_queue_index,
 		.cpu = bpf_get_smp_processor_id(),
@@ -132,6 +172,7 @@ static __always_inline void emit(struct xdp_md *ctx, __u32 rule, __u32 verdict, 
 	if (ev.cap_len > XW_MAX_SNAPLEN)
 		ev.cap_len = XW_MAX_SNAPLEN;
 	if (use_perf) {
+		ev.ts_ns = bpf_ktime_get_ns();
 		/* The kernel appends cap_len packet bytes itself (upper 32 bits
 		 * of the flags): no bounce buffer. */
 		ret = bpf_perf_event_output(ctx, tap ? (void *)&xw_tap_perf : (void *)&xw_perf,

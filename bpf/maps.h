@@ -33,6 +33,10 @@ const volatile __u32 wakeup_mode = XW_WAKE_ADAPTIVE;
 const volatile __u32 wakeup_batch = 64;    /* XW_WAKE_BATCH */
 const volatile __u64 wakeup_interval_ns = 100000; /* adaptive: timer */
 const volatile __u64 wakeup_watermark = 65536;    /* adaptive: bytes behind */
+/* Never read: keeps struct xw_event in the BTF the skeleton is generated
+ * from (ring records are untyped), so user space and the ABI test see the
+ * program's own layout. */
+const volatile struct xw_event xw_event_layout = {};
 
 /* Field value -> class id. */
 
@@ -230,13 +234,6 @@ struct {
 	__type(value, __u64);
 	__uint(max_entries, XW_EVS_MAX);
 } xw_evstats SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__type(key, __u32);
-	__type(value, struct xw_scratch);
-	__uint(max_entries, 1);
-} xw_scratch SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -46,6 +46,6 @@ pub use instance::Instance;
 pub mod types {
     pub use crate::skel::types::{
         xw_actstat, xw_class, xw_counter, xw_event, xw_info, xw_lpm4, xw_lpm6, xw_node4, xw_rl_key,
-        xw_rule, xw_scratch, xw_tap, xw_trace, xw_wake,
+        xw_rule, xw_tap, xw_trace, xw_wake,
     };
 }

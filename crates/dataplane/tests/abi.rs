@@ -13,7 +13,7 @@ use std::process::Command;
 
 use xdpwall_dataplane::types::{
     xw_actstat, xw_class, xw_counter, xw_event, xw_info, xw_lpm4, xw_lpm6, xw_node4, xw_rl_key,
-    xw_rule, xw_scratch, xw_tap, xw_trace, xw_wake,
+    xw_rule, xw_tap, xw_trace, xw_wake,
 };
 use xdpwall_rules::compile::{abi, Field};
 
@@ -77,7 +77,6 @@ const STRUCTS: &[(&str, &[&str])] = &[
             "ts_ns", "ifindex", "rx_queue", "cpu", "rule", "verdict", "wire_len", "cap_len", "kind",
         ],
     ),
-    ("xw_scratch", &["ev", "data"]),
     ("xw_wake", &["last_ns", "pending"]),
     (
         "xw_tap",
@@ -333,7 +332,6 @@ fn rust_view() -> BTreeMap<String, u64> {
         cap_len,
         kind
     });
-    st!(xw_scratch { ev, data });
     st!(xw_wake { last_ns, pending });
     st!(xw_tap {
         enabled,
@@ -496,7 +494,6 @@ fn constants_agree() {
         ("XW_RULE_LOG", u64::from(abi::RULE_LOG)),
         ("XW_RULE_SAMPLE", u64::from(abi::RULE_SAMPLE)),
         ("XW_MAX_SNAPLEN", u64::from(abi::MAX_SNAPLEN)),
-        ("XW_MAX_SNAPLEN", xw_scratch::default().data.len() as u64),
         ("XW_EV_LOG", u64::from(abi::EV_LOG)),
         ("XW_EV_SAMPLE", u64::from(abi::EV_SAMPLE)),
         ("XW_TRANSPORT_RINGBUF", u64::from(abi::TRANSPORT_RINGBUF)),
