@@ -209,6 +209,54 @@ fn captures_of_every_size_class_carry_the_frames_own_bytes() {
     }
 }
 
+/// A ring record takes the header and its capture's size class
+/// (`ring_record_bytes`, which user space uses to size buffers, must agree
+/// with what the program reserves), and the largest class is the largest
+/// capture.
+#[test]
+fn ring_records_take_the_header_and_their_size_class() {
+    if !root("ring_records_take_the_header_and_their_size_class") {
+        return;
+    }
+    assert_eq!(
+        xdpwall_events::record::RING_CLASSES.last().copied(),
+        Some(abi::MAX_SNAPLEN)
+    );
+    const SNAPLENS: [u32; 8] = [0, 1, 16, 17, 97, 1500, 1537, 9216];
+    let rules: String = SNAPLENS
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            format!(
+                "[[rule]]\nname = \"s{n}\"\ndport = {}\naction = \"pass\"\nlog = {{ snaplen = {n} }}\n",
+                i + 1
+            )
+        })
+        .collect();
+    let (_c, inst) = setup(&config("ringbuf", "1MiB", &rules));
+    let sizes = Rc::new(RefCell::new(Vec::new()));
+    let sink = Rc::clone(&sizes);
+    let ring = xdpwall_events::ring::RingBuf::new(&inst.maps.ring, move |raw| {
+        let r = xdpwall_events::decode(raw).expect("decode");
+        sink.borrow_mut().push((r.header.cap_len, raw.len()));
+    })
+    .expect("ring");
+    for i in 0..SNAPLENS.len() {
+        let port = u16::try_from(i + 1).expect("port");
+        inst.test_run(&udp(port, 9000)).expect("test run");
+    }
+    ring.consume().expect("consume");
+    let sizes = sizes.borrow();
+    let want: Vec<(u32, usize)> = SNAPLENS
+        .iter()
+        .map(|&n| {
+            let cap = n.min(udp(1, 9000).len() as u32);
+            (cap, xdpwall_events::record::ring_record_bytes(cap) as usize)
+        })
+        .collect();
+    assert_eq!(*sizes, want, "(cap_len, record bytes) per snaplen");
+}
+
 #[test]
 fn sample_emits_exactly_one_in_n_on_one_cpu() {
     if !root("sample_emits_exactly_one_in_n_on_one_cpu") {
