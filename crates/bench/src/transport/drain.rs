@@ -150,7 +150,7 @@ fn drain_pair(
     let perf = cell.transport == Transport::Perfbuf;
 
     let total = records * u64::from(rounds);
-    let seen = Rc::new(RefCell::new(Seen::new(total + records)));
+    let seen = Rc::new(RefCell::new(Seen::new()));
     let copts = ConsumerOptions {
         poll: Poll::Busy,
         timeout: opts.epoll_timeout,
