@@ -97,7 +97,9 @@ static __always_inline long ring_fill(struct xdp_md *ctx, struct xw_event *r,
 	bpf_ringbuf_submit(r, ring_flags(tap, now));
 	return 0;
 fail:
-	bpf_ringbuf_discard(r, BPF_RB_NO_WAKEUP);
+	/* The tap keeps the kernel's wake-up: records other CPUs committed
+	 * behind this one must still wake its reader. */
+	bpf_ringbuf_discard(r, tap ? 0 : BPF_RB_NO_WAKEUP);
 	return -1;
 }
 
@@ -127,9 +129,9 @@ static __always_inline long ringbuf_emit(struct xdp_md *ctx, void *ring, struct 
 		return 0;
 	}
 	/* A reservation's size must be a constant: a record takes its capture
-	 * rounded up to a size class (at most half again as much below 128
-	 * bytes, a quarter to a third above), and the consumer reads cap_len
-	 * bytes of it. */
+	 * rounded up to a size class (up to twice as much below 64 bytes, at
+	 * most half again above; user space mirrors the classes in
+	 * abi::RING_CLASSES), and the consumer reads cap_len bytes of it. */
 	RING_CLASS(16)
 	RING_CLASS(32)
 	RING_CLASS(64)

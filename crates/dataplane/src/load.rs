@@ -62,12 +62,24 @@ fn verdict(v: Verdict) -> u32 {
 }
 
 /// The ring buffer's size: `[events] buffer` when it is the transport (a
-/// power of two, at least a page), else one page so it costs nothing.
+/// power of two, at least a page), else one page so it costs nothing. At
+/// least room for one record of the largest capture a rule asks for: a
+/// record reserves its size class, and the kernel refuses a reservation
+/// larger than the ring, so a 4 KiB ring with a 3,500-byte snaplen would
+/// lose every event.
 fn ring_size(c: &Compiled) -> usize {
     if c.events.transport == abi::TRANSPORT_RINGBUF && c.events.enabled {
+        let one_record = c
+            .rules
+            .iter()
+            .filter(|r| r.flags & (abi::RULE_LOG | abi::RULE_SAMPLE) != 0)
+            .map(|r| 8 + abi::ring_record_bytes(r.snaplen) as usize)
+            .max()
+            .unwrap_or(0);
         usize::try_from(c.events.buffer)
             .unwrap_or(4096)
             .max(4096)
+            .max(one_record)
             .next_power_of_two()
     } else {
         4096

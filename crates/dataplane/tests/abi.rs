@@ -583,3 +583,19 @@ fn malformed_reason_names_follow_the_enum() {
         "match_word masks the word index"
     );
 }
+
+/// The event header size user space sizes ring records with is the
+/// program's `struct xw_event`, and the largest ring size class is the
+/// largest capture.
+#[test]
+fn event_header_and_ring_classes_agree() {
+    assert_eq!(abi::EVENT_HEADER as usize, size_of::<xw_event>());
+    assert_eq!(abi::RING_CLASSES.last().copied(), Some(abi::MAX_SNAPLEN));
+    assert!(abi::RING_CLASSES.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(abi::ring_record_bytes(0), abi::EVENT_HEADER);
+    assert_eq!(abi::ring_record_bytes(17), abi::EVENT_HEADER + 32);
+    assert_eq!(
+        abi::ring_record_bytes(abi::MAX_SNAPLEN + 1),
+        abi::EVENT_HEADER + abi::MAX_SNAPLEN
+    );
+}

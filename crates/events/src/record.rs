@@ -31,28 +31,7 @@ pub enum DecodeError {
 /// Size of the fixed header.
 pub const HEADER: usize = std::mem::size_of::<xw_event>();
 
-/// The ring buffer's size classes: a record with packet bytes reserves the
-/// header and the first class that holds them (`bpf/events.h`, RING_CLASS:
-/// a reservation's size must be a constant).
-pub const RING_CLASSES: [u32; 17] = [
-    16, 32, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 6144, 9216,
-];
-
-/// Bytes a ring-buffer record with `cap_len` packet bytes takes (before
-/// the ring's own 8-byte header): the fixed header plus the size class.
-#[must_use]
-pub fn ring_record_bytes(cap_len: u32) -> u32 {
-    let room = if cap_len == 0 {
-        0
-    } else {
-        RING_CLASSES
-            .iter()
-            .copied()
-            .find(|&c| c >= cap_len)
-            .unwrap_or(cap_len)
-    };
-    HEADER as u32 + room
-}
+pub use xdpwall_rules::compile::abi::{ring_record_bytes, RING_CLASSES};
 
 /// Decodes a record as the kernel wrote it (ring: the header and a size
 /// class, see [`ring_record_bytes`]; perf: padded to 8 bytes), so trailing

@@ -149,8 +149,8 @@ fn snaplen_truncates_and_zero_carries_no_bytes() {
 }
 
 /// The ring buffer reserves a record per size class and copies the packet
-/// straight into it: every capture length, on both sides of each class
-/// boundary and across the fragments of a jumbo frame, carries exactly the
+/// straight into it: every class filled exactly and overflowing by one
+/// byte into the next, across the fragments of a jumbo frame, carries exactly the
 /// frame's first `cap_len` bytes (the perf buffer, which copies in the
 /// kernel, must agree).
 #[test]
@@ -158,10 +158,8 @@ fn captures_of_every_size_class_carry_the_frames_own_bytes() {
     if !root("captures_of_every_size_class_carry_the_frames_own_bytes") {
         return;
     }
-    const SNAPLENS: [u32; 14] = [
-        1, 16, 17, 64, 65, 96, 97, 1024, 1025, 1536, 1537, 6145, 9000, 9216,
-    ];
-    let rules: String = SNAPLENS
+    let snaplens = class_edges();
+    let rules: String = snaplens
         .iter()
         .enumerate()
         .map(|(i, n)| {
@@ -171,10 +169,11 @@ fn captures_of_every_size_class_carry_the_frames_own_bytes() {
             )
         })
         .collect();
-    // A jumbo frame: BPF_PROG_TEST_RUN hands it to the program as a
-    // multi-buffer frame, so the copy crosses fragments.
+    // A jumbo frame longer than the largest class: BPF_PROG_TEST_RUN hands
+    // it to the program as a multi-buffer frame, so the copy crosses
+    // fragments, and the largest class is filled to its last byte.
     let frame = |dport: u16| {
-        let payload: Vec<u8> = (0..8900u32).map(|i| (i % 251) as u8).collect();
+        let payload: Vec<u8> = (0..9300u32).map(|i| (i % 251) as u8).collect();
         let mut pkt = Vec::new();
         PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
             .ipv4([198, 51, 100, 1], [198, 51, 100, 2], 64)
@@ -186,15 +185,15 @@ fn captures_of_every_size_class_carry_the_frames_own_bytes() {
     for (name, t) in TRANSPORTS {
         let (_c, inst) = setup(&config(name, "4MiB", &rules));
         let (consumer, got) = collect(&inst, t, 4 << 20);
-        for (i, n) in SNAPLENS.iter().enumerate() {
+        for (i, n) in snaplens.iter().enumerate() {
             let port = u16::try_from(i + 1).expect("port");
             let v = inst.test_run(&frame(port)).expect("test run");
             assert_eq!(v.rule, Some(i as u32), "{name}: rule s{n}");
         }
         consumer.drain().expect("drain");
         let got = got.borrow();
-        assert_eq!(got.len(), SNAPLENS.len(), "{name}: one record per frame");
-        for (g, &n) in got.iter().zip(&SNAPLENS) {
+        assert_eq!(got.len(), snaplens.len(), "{name}: one record per frame");
+        for (g, &n) in got.iter().zip(&snaplens) {
             let pkt = frame(u16::try_from(g.rule + 1).expect("port"));
             let want = n.min(pkt.len() as u32);
             assert_eq!(g.wire_len as usize, pkt.len(), "{name}: snaplen {n}");
@@ -205,8 +204,45 @@ fn captures_of_every_size_class_carry_the_frames_own_bytes() {
             );
         }
         let k = stats::events(&inst).expect("counters");
-        assert_eq!((k.produced, k.lost), (SNAPLENS.len() as u64, 0), "{name}");
+        assert_eq!((k.produced, k.lost), (snaplens.len() as u64, 0), "{name}");
     }
+}
+
+/// Every size class and the capture one byte past it (the next class).
+fn class_edges() -> Vec<u32> {
+    abi::RING_CLASSES
+        .iter()
+        .flat_map(|&c| [c, c + 1])
+        .filter(|&n| n <= abi::MAX_SNAPLEN)
+        .chain([1])
+        .collect()
+}
+
+/// A 4 KiB ring still carries a 3,500-byte capture: its size class (4096
+/// bytes and the header) is larger than the ring asked for, so the ring is
+/// made large enough for one such record instead of losing every event.
+#[test]
+fn a_small_ring_still_holds_one_record_of_the_largest_capture() {
+    if !root("a_small_ring_still_holds_one_record_of_the_largest_capture") {
+        return;
+    }
+    let (_c, inst) = setup(&config(
+        "ringbuf",
+        "4KiB",
+        "[[rule]]\nname = \"big\"\nproto = \"udp\"\naction = \"pass\"\nlog = { snaplen = 3500 }\n",
+    ));
+    let (consumer, got) = collect(&inst, abi::TRANSPORT_RINGBUF, 4096);
+    let pkt = udp(9, 3600);
+    inst.test_run(&pkt).expect("test run");
+    consumer.drain().expect("drain");
+    let k = stats::events(&inst).expect("counters");
+    assert_eq!((k.produced, k.lost), (1, 0));
+    let got = got.borrow();
+    assert_eq!(got.len(), 1);
+    assert!(
+        got[0].data == pkt[..3500],
+        "the record's bytes are the frame's"
+    );
 }
 
 /// A ring record takes the header and its capture's size class
@@ -222,8 +258,8 @@ fn ring_records_take_the_header_and_their_size_class() {
         xdpwall_events::record::RING_CLASSES.last().copied(),
         Some(abi::MAX_SNAPLEN)
     );
-    const SNAPLENS: [u32; 8] = [0, 1, 16, 17, 97, 1500, 1537, 9216];
-    let rules: String = SNAPLENS
+    let snaplens: Vec<u32> = std::iter::once(0).chain(class_edges()).collect();
+    let rules: String = snaplens
         .iter()
         .enumerate()
         .map(|(i, n)| {
@@ -233,7 +269,7 @@ fn ring_records_take_the_header_and_their_size_class() {
             )
         })
         .collect();
-    let (_c, inst) = setup(&config("ringbuf", "1MiB", &rules));
+    let (_c, inst) = setup(&config("ringbuf", "4MiB", &rules));
     let sizes = Rc::new(RefCell::new(Vec::new()));
     let sink = Rc::clone(&sizes);
     let ring = xdpwall_events::ring::RingBuf::new(&inst.maps.ring, move |raw| {
@@ -241,16 +277,16 @@ fn ring_records_take_the_header_and_their_size_class() {
         sink.borrow_mut().push((r.header.cap_len, raw.len()));
     })
     .expect("ring");
-    for i in 0..SNAPLENS.len() {
+    for i in 0..snaplens.len() {
         let port = u16::try_from(i + 1).expect("port");
-        inst.test_run(&udp(port, 9000)).expect("test run");
+        inst.test_run(&udp(port, 9300)).expect("test run");
     }
     ring.consume().expect("consume");
     let sizes = sizes.borrow();
-    let want: Vec<(u32, usize)> = SNAPLENS
+    let want: Vec<(u32, usize)> = snaplens
         .iter()
         .map(|&n| {
-            let cap = n.min(udp(1, 9000).len() as u32);
+            let cap = n.min(udp(1, 9300).len() as u32);
             (cap, xdpwall_events::record::ring_record_bytes(cap) as usize)
         })
         .collect();

@@ -1366,7 +1366,7 @@ pub fn markdown(rows: &[TransportRow]) -> String {
          repetition, the two consumers alternating which goes first; a row is the repetition with the median delivered rate. \
          Every run verified produced == delivered + lost exactly. Epoll consumers sleep at most {timeout} ms, \
          which bounds the delay of records written without a wake-up. \"record B\" is the event header + \
-         snaplen (ring/perf framing not included). offered = produced / time until the producers were done; \
+         snaplen (ring/perf framing, and the ring's size-class padding — a 1500-byte capture reserves 1536 — not included). offered = produced / time until the producers were done; \
          delivered = delivered / time from the producers' start to the last record's callback (both consumers \
          alike). Latency = consumer CLOCK_MONOTONIC in \
          the callback − record ts_ns (exact; both keep every latency and sort after the cell). cons. ns/rec = the consumer's CPU time \

@@ -124,6 +124,32 @@ pub const RULE_LOG: u32 = 1;
 pub const RULE_SAMPLE: u32 = 2;
 /// Most packet bytes an event carries.
 pub const MAX_SNAPLEN: u32 = 9216;
+/// Bytes of the fixed event header (`struct xw_event`).
+pub const EVENT_HEADER: u32 = 40;
+/// The ring buffer's size classes: a record with packet bytes reserves the
+/// header and the first class that holds them (`bpf/events.h`, RING_CLASS:
+/// a reservation's size must be a constant). The last is [`MAX_SNAPLEN`].
+pub const RING_CLASSES: [u32; 17] = [
+    16, 32, 64, 96, 128, 192, 256, 384, 512, 768, 1024, 1536, 2048, 3072, 4096, 6144, 9216,
+];
+
+/// Bytes a ring-buffer record with `cap_len` packet bytes reserves (before
+/// the ring's own 8-byte header): the header plus the size class. The
+/// program never captures more than [`MAX_SNAPLEN`], so neither does this.
+#[must_use]
+pub fn ring_record_bytes(cap_len: u32) -> u32 {
+    let cap = cap_len.min(MAX_SNAPLEN);
+    let room = if cap == 0 {
+        0
+    } else {
+        RING_CLASSES
+            .iter()
+            .copied()
+            .find(|&c| c >= cap)
+            .unwrap_or(MAX_SNAPLEN)
+    };
+    EVENT_HEADER + room
+}
 /// Event kind: a rule with `log` matched.
 pub const EV_LOG: u32 = 1;
 /// Event kind: a sampled match.
