@@ -159,16 +159,7 @@ fn captures_of_every_size_class_carry_the_frames_own_bytes() {
         return;
     }
     let snaplens = class_edges();
-    let rules: String = snaplens
-        .iter()
-        .enumerate()
-        .map(|(i, n)| {
-            format!(
-                "[[rule]]\nname = \"s{n}\"\ndport = {}\naction = \"pass\"\nlog = {{ snaplen = {n} }}\n",
-                i + 1
-            )
-        })
-        .collect();
+    let rules = log_rules(&snaplens);
     // A jumbo frame longer than the largest class: BPF_PROG_TEST_RUN hands
     // it to the program as a multi-buffer frame, so the copy crosses
     // fragments, and the largest class is filled to its last byte.
@@ -206,6 +197,20 @@ fn captures_of_every_size_class_carry_the_frames_own_bytes() {
         let k = stats::events(&inst).expect("counters");
         assert_eq!((k.produced, k.lost), (snaplens.len() as u64, 0), "{name}");
     }
+}
+
+/// One logging rule per snaplen, rule i on UDP port i + 1.
+fn log_rules(snaplens: &[u32]) -> String {
+    snaplens
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            format!(
+                "[[rule]]\nname = \"s{n}\"\ndport = {}\naction = \"pass\"\nlog = {{ snaplen = {n} }}\n",
+                i + 1
+            )
+        })
+        .collect()
 }
 
 /// Every size class and the capture one byte past it (the next class).
@@ -259,16 +264,7 @@ fn ring_records_take_the_header_and_their_size_class() {
         Some(abi::MAX_SNAPLEN)
     );
     let snaplens: Vec<u32> = std::iter::once(0).chain(class_edges()).collect();
-    let rules: String = snaplens
-        .iter()
-        .enumerate()
-        .map(|(i, n)| {
-            format!(
-                "[[rule]]\nname = \"s{n}\"\ndport = {}\naction = \"pass\"\nlog = {{ snaplen = {n} }}\n",
-                i + 1
-            )
-        })
-        .collect();
+    let rules = log_rules(&snaplens);
     let (_c, inst) = setup(&config("ringbuf", "4MiB", &rules));
     let sizes = Rc::new(RefCell::new(Vec::new()));
     let sink = Rc::clone(&sizes);
