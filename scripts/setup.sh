@@ -7,13 +7,13 @@ set -euo pipefail
 # Build: clang-19 compiles the XDP program; libbpf-sys (vendored libbpf) needs
 # make, cc, pkg-config, libelf and zlib; linux-libc-dev has the uapi headers.
 # Lab and tests: iproute2 (ip netns / veth), util-linux (nsenter, taskset).
-# libbpf-dev: the system libbpf's headers. The bench's C consumer no longer
-# needs it (it links the vendored libbpf); kept until a run on a fresh
-# machine shows nothing else does.
+# Not libbpf-dev: the BPF programs compile against the libbpf headers that
+# libbpf-cargo extracts, and the bench's C consumer against libbpf-sys's
+# vendored libbpf.
 # Peers and readers used by tests where present: tshark reads pcapng back.
 # systemd-analyze (systemd) checks dist/xdpwall@.service.
 PACKAGES=(clang-19 llvm-19 make gcc pkg-config libelf-dev zlib1g-dev
-          linux-libc-dev iproute2 util-linux libbpf-dev systemd)
+          linux-libc-dev iproute2 util-linux systemd)
 if [[ "${XDPWALL_SETUP_EXTRA:-}" == 1 ]]; then
     PACKAGES+=(bpftool tshark tcpdump)
 fi
