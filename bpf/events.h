@@ -110,8 +110,11 @@ fail:
 		return r ? ring_fill(ctx, r, ev, cap, (N), tap) : -1;                  \
 	}
 
-static __always_inline long ringbuf_emit(struct xdp_md *ctx, void *ring, struct xw_event *ev,
-					 int tap)
+/* Not inlined: its seventeen reservation sites are the cold path (a rule
+ * that logs, a tap that is on), and inlined at every emit site they made
+ * the program 3 KiB longer and a dropped packet at 10,000 rules ~5 ns
+ * slower without running. A call costs only the packets that emit. */
+static __noinline long ringbuf_emit(struct xdp_md *ctx, void *ring, struct xw_event *ev, int tap)
 {
 	__u32 cap = ev->cap_len;
 	struct xw_event *r;
