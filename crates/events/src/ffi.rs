@@ -9,6 +9,7 @@
 use std::cell::Cell;
 use std::ffi::c_void;
 use std::marker::PhantomData;
+use std::ptr::NonNull;
 
 /// A heap value whose type only its drop function knows.
 pub(crate) struct Erased<'a> {
@@ -85,19 +86,22 @@ pub(crate) fn check(ret: i32) -> libbpf_rs::Result<()> {
     Ok(())
 }
 
-/// The error of a libbpf constructor that returned `p` (NULL with errno, or
-/// an encoded error pointer); None when `p` is a valid object.
-pub(crate) fn constructor_error(p: *mut c_void) -> Option<libbpf_rs::Error> {
+/// The object a libbpf constructor returned, or its error (NULL with errno,
+/// or an encoded error pointer).
+pub(crate) fn constructed<T>(p: *mut T) -> libbpf_rs::Result<NonNull<T>> {
     // SAFETY: libbpf_get_error only inspects the pointer value.
-    let err = unsafe { libbpf_rs::libbpf_sys::libbpf_get_error(p) };
-    if p.is_null() {
+    let err = unsafe { libbpf_rs::libbpf_sys::libbpf_get_error(p.cast()) };
+    let Some(ptr) = NonNull::new(p) else {
         let errno = std::io::Error::last_os_error()
             .raw_os_error()
             .filter(|&e| e != 0)
             .unwrap_or(libc::ENOMEM);
-        return Some(errno_error(-i64::from(errno)));
+        return Err(errno_error(-i64::from(errno)));
+    };
+    if err != 0 {
+        return Err(errno_error(err));
     }
-    (err != 0).then(|| errno_error(err))
+    Ok(ptr)
 }
 
 #[cfg(test)]
@@ -135,6 +139,6 @@ mod tests {
     fn libbpf_errors_keep_their_errno() {
         let e = errno_error(-i64::from(libc::EPERM));
         assert_eq!(e.kind(), libbpf_rs::ErrorKind::PermissionDenied);
-        assert!(constructor_error(std::ptr::null_mut()).is_some());
+        assert!(constructed(std::ptr::null_mut::<c_void>()).is_err());
     }
 }

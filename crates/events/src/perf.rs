@@ -13,7 +13,7 @@ use std::time::Duration;
 use libbpf_rs::libbpf_sys;
 use libbpf_rs::MapHandle;
 
-use crate::ffi::{check, constructor_error, errno_error, Erased, Reading};
+use crate::ffi::{check, constructed, errno_error, Erased, Reading};
 
 struct Callbacks<S, L> {
     sample: S,
@@ -90,12 +90,8 @@ impl<'a> PerfBuffer<'a> {
                 &opts,
             )
         };
-        if let Some(e) = constructor_error(pb.cast()) {
-            return Err(e);
-        }
-        let ptr = NonNull::new(pb).ok_or_else(|| errno_error(-i64::from(libc::ENOMEM)))?;
         Ok(Self {
-            ptr,
+            ptr: constructed(pb)?,
             reading: Reading::default(),
             _callbacks: callbacks,
         })

@@ -10,7 +10,7 @@ use std::time::Duration;
 use libbpf_rs::libbpf_sys;
 use libbpf_rs::MapHandle;
 
-use crate::ffi::{check, constructor_error, errno_error, Erased, Reading};
+use crate::ffi::{check, constructed, Erased, Reading};
 
 unsafe extern "C" fn trampoline<F: FnMut(&[u8])>(
     ctx: *mut c_void,
@@ -52,12 +52,8 @@ impl<'a> RingBuf<'a> {
                 std::ptr::null(),
             )
         };
-        if let Some(e) = constructor_error(rb.cast()) {
-            return Err(e);
-        }
-        let ptr = NonNull::new(rb).ok_or_else(|| errno_error(-i64::from(libc::ENOMEM)))?;
         Ok(Self {
-            ptr,
+            ptr: constructed(rb)?,
             reading: Reading::default(),
             _callback: callback,
         })
