@@ -114,8 +114,9 @@ static __always_inline __u32 addr_class(struct addr_maps *t, struct pkt *p, __u8
 		return nonip;
 	/* One call site per map keeps each lookup inlined by the verifier. */
 	if (p->family == XW_FAMILY_IPV4) {
-		a = ((__u32)addr[0] << 24) | ((__u32)addr[1] << 16) | ((__u32)addr[2] << 8) |
-		    addr[3];
+		/* One aligned load (struct pkt keeps addresses 4-byte aligned). */
+		__builtin_memcpy(&a, addr, 4);
+		a = bpf_ntohl(a);
 		d = class_at(t->dir4, gen << 16 | a >> 16);
 		if (!(d & XW_ID_TRIE))
 			return d;
@@ -186,14 +187,37 @@ static __always_inline __u32 field_class(struct match_ctx *m, int f)
 	return ahead(f) ? m->cls[f] : lookup_field(&m->p, f);
 }
 
-/* Looks up the classes of the index fields (a missing one matches nothing). */
-static __always_inline void gather_index(struct match_ctx *m)
+/* What gather_index() found: the union of the classes' hint bits, and the
+ * fields whose classes list terminal / `count` candidates (bit XW_F_MAX:
+ * the inner VLAN tag, when its class differs from the outer tag's). */
+struct gathered {
+	__u32 hints;
+	__u32 terminals;
+	__u32 counts;
+};
+
+/* Looks up the classes of the index fields (a missing one matches nothing)
+ * and notes which lists the walk needs, so it tests a register per field
+ * instead of loading index_fields again. */
+static __always_inline struct gathered gather_index(struct match_ctx *m)
 {
+	struct gathered g = { always_class, 0, 0 };
+	__u32 id;
+
 #pragma unroll
 	for (int f = 0; f <= XW_F_MAX; f++) {
-		if (ahead(f))
-			m->cls[f] = lookup_field(&m->p, f);
+		if (!ahead(f))
+			continue;
+		id = lookup_field(&m->p, f);
+		m->cls[f] = id;
+		g.hints |= id;
+		/* Both tags in one class: one walk, or count rules would count twice. */
+		if (f == XW_F_MAX && id == m->cls[XW_F_VLAN])
+			continue;
+		g.terminals |= ((id & XW_ID_TERMINALS) != 0) << f;
+		g.counts |= ((id & XW_ID_COUNTS) != 0) << f;
 	}
+	return g;
 }
 
 /* Looks up every used field (for the bitmap scan). */
@@ -241,7 +265,9 @@ static __always_inline int rule_matches(struct match_ctx *m, __u32 r, __u32 chec
 {
 #pragma unroll
 	for (int f = 0; f < XW_F_MAX; f++) {
-		if (!USED(f) || !(check & (1u << f)))
+		/* The candidate's mask first: USED() is a load, and only lets the
+		 * verifier drop the code of unused fields. */
+		if (!(check & (1u << f)) || !USED(f))
 			continue;
 		if (f == XW_F_VLAN) {
 			if (!(bit_of(field_class(m, f), r) | bit_of(field_class(m, XW_F_MAX), r)))
@@ -340,30 +366,17 @@ static __always_inline void walk_list(struct match_ctx *m, __u32 id)
 	bpf_loop(XW_MAX_CANDS, walk_step, m, 0);
 }
 
-static __always_inline int any_overflow(struct match_ctx *m)
-{
-	__u32 o = always_class;
-
-#pragma unroll
-	for (int f = 0; f <= XW_F_MAX; f++) {
-		if (ahead(f))
-			o |= m->cls[f];
-	}
-	return (o & XW_ID_OVERFLOW) != 0;
-}
-
-static __always_inline void walk_all(struct match_ctx *m, __u32 pass)
+/* Walks the always class's list and the lists of the fields in `lists`. */
+static __always_inline void walk_all(struct match_ctx *m, __u32 pass, __u32 lists)
 {
 	m->pass = pass;
 	walk_list(m, always_class);
 #pragma unroll
-	for (int f = 0; f < XW_F_MAX; f++) {
-		if (ahead(f))
+	for (int f = 0; f <= XW_F_MAX; f++) {
+		/* The register first; ahead() lets the verifier drop the rest. */
+		if ((lists & (1u << f)) && ahead(f))
 			walk_list(m, m->cls[f]);
 	}
-	/* Both tags in one class: one walk, or count rules would count twice. */
-	if (ahead(XW_F_MAX) && m->cls[XW_F_MAX] != m->cls[XW_F_VLAN])
-		walk_list(m, m->cls[XW_F_MAX]);
 }
 
 /* Counts the `count` rules among word bits `m` below rule id `limit`. */
@@ -427,21 +440,23 @@ static long scan_step(__u64 w, void *arg)
 /* Classifies the packet parsed into m->p. */
 static __always_inline __u32 classify(__u64 bytes, struct match_ctx *m)
 {
+	struct gathered g;
+
 	m->best = XW_NO_RULE;
 	m->bytes = bytes;
 	/* One read per packet: every address lookup uses this generation
 	 * (none when no rule has an address condition). */
 	if (USED(XW_F_SRC) || USED(XW_F_DST))
 		m->p.gen = class_at(&xw_gen, 0) & 1;
-	gather_index(m);
-	if (any_overflow(m)) {
+	g = gather_index(m);
+	if (g.hints & XW_ID_OVERFLOW) {
 		gather_all(m);
 		bpf_loop(nwords, scan_step, m, 0);
 		return m->best;
 	}
-	walk_all(m, 0);
+	walk_all(m, 0, g.terminals);
 	if (has_count_rules)
-		walk_all(m, 1);
+		walk_all(m, 1, g.counts);
 	return m->best;
 }
 

@@ -44,6 +44,10 @@ struct pkt {
 	__u8 daddr[16];
 };
 
+/* The classifier reads an IPv4 address with one 4-byte load. */
+_Static_assert(__builtin_offsetof(struct pkt, saddr) % 4 == 0, "saddr is 4-byte aligned");
+_Static_assert(__builtin_offsetof(struct pkt, daddr) % 4 == 0, "daddr is 4-byte aligned");
+
 struct cursor {
 	void *pos;
 	void *end;
