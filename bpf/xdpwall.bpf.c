@@ -5,6 +5,7 @@
  */
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
 
 #include "abi.h"
 #include "maps.h"
@@ -36,6 +37,37 @@ static __always_inline void trace(__u32 rule, __u32 verdict, __u32 malformed, __
 	}
 }
 
+/* The kernel's xdp_buff and its flags, as far as wire_len() reads them
+ * (CO-RE: matched by name against the running kernel's BTF). */
+struct xdp_buff___xw {
+	__u32 flags;
+} __attribute__((preserve_access_index));
+
+enum xdp_buff_flags___xw {
+	XDP_FLAGS_HAS_FRAGS = 1,
+};
+
+/* Linux >= 6.2; resolved to NULL on older kernels (see wire_len()). */
+extern void *bpf_cast_to_kern_ctx(void *) __ksym __weak;
+
+/*
+ * The frame's length, fragments included. bpf_xdp_get_buff_len() is a
+ * helper call, ~10 ns a packet here (a call and a return under the CPU's
+ * return-thunk mitigation); a linear frame's length is data_end - data,
+ * and the kernel's own flags say whether it has fragments
+ * (bpf_cast_to_kern_ctx is inlined by the verifier, so no call).
+ */
+static __always_inline __u64 wire_len(struct xdp_md *ctx)
+{
+	if (bpf_ksym_exists(bpf_cast_to_kern_ctx)) {
+		struct xdp_buff___xw *b = bpf_cast_to_kern_ctx(ctx);
+
+		if (!(b->flags & bpf_core_enum_value(enum xdp_buff_flags___xw, XDP_FLAGS_HAS_FRAGS)))
+			return ctx->data_end - ctx->data;
+	}
+	return bpf_xdp_get_buff_len(ctx);
+}
+
 SEC("xdp.frags")
 int xdpwall_main(struct xdp_md *ctx)
 {
@@ -48,7 +80,7 @@ int xdpwall_main(struct xdp_md *ctx)
 	 * already demands root (CAP_PERFMON) for the packet parser, which also
 	 * lets it accept stack it cannot prove written. */
 	struct match_ctx m;
-	__u64 bytes = bpf_xdp_get_buff_len(ctx);
+	__u64 bytes = wire_len(ctx);
 	__u32 rule = XW_NO_RULE, verdict, malformed = 0, flags = 0;
 	int err;
 
