@@ -1080,3 +1080,63 @@ fn fragment_none_does_not_match_non_ip() {
         "tagged ARP matched `fragment = \"none\"`"
     );
 }
+
+/// The program checks the first candidate of the first list inline and
+/// walks the rest: a match there must not hide a lower rule in a later
+/// list, a miss there must go on with the second candidate, and a `count`
+/// rule between candidates is still counted.
+#[test]
+fn first_candidate_inline_and_the_rest_of_the_walk() {
+    if !root("first_candidate_inline_and_the_rest_of_the_walk") {
+        return;
+    }
+    let dns = |src: &[&str]| Conditions {
+        src: addr(src),
+        dport: ports(&[(53, 53)]),
+        ..any()
+    };
+    // a, b, c, d are indexed on the destination port (a single port beats
+    // a /8), h on its /32 source (field 0: the list checked inline).
+    let fw = Cfg::new()
+        .rule("a", dns(&["10.0.0.0/8"]), Action::Drop)
+        .rule("b", dns(&["192.0.0.0/8"]), Action::Pass)
+        .rule("c", dns(&[]), Action::Count)
+        .rule(
+            "d",
+            Conditions {
+                proto: Some(17),
+                ..dns(&[])
+            },
+            Action::Drop,
+        )
+        .rule(
+            "h",
+            Conditions {
+                src: addr(&["10.1.1.1"]),
+                proto: Some(17),
+                ..any()
+            },
+            Action::Pass,
+        )
+        .load();
+    let some = |s: &str| Some(s.to_owned());
+    let hit = |p: &Pkt| fw.check(p).map(str::to_owned);
+    // h matches inline, but a (lower) in the port list wins.
+    assert_eq!(hit(&udp4("10.1.1.1", "192.0.2.1", 1, 53)), some("a"));
+    assert_eq!(hit(&udp4("10.1.1.1", "192.0.2.1", 1, 54)), some("h"));
+    // a misses inline; the walk goes on from b.
+    assert_eq!(hit(&udp4("192.168.1.1", "192.0.2.1", 1, 53)), some("b"));
+    // a and b miss; d matches after the count rule c, which counts.
+    assert_eq!(hit(&udp4("8.8.8.8", "192.0.2.1", 1, 53)), some("d"));
+    // Nothing terminal matches a TCP query; c counts it too.
+    assert_eq!(hit(&tcp4("8.8.8.8", "192.0.2.1", 1, 53)), None);
+    let c = fw
+        .stats()
+        .rules
+        .iter()
+        .find(|r| r.name == "c")
+        .expect("rule c")
+        .counter
+        .packets;
+    assert_eq!(c, 2, "c counts the packets no earlier terminal rule took");
+}
