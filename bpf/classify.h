@@ -342,7 +342,8 @@ static __always_inline void count_hit(struct match_ctx *m, __u32 r)
 /*
  * One step of a candidate walk (a bpf_loop callback). Pass 0 looks for a
  * terminal rule below m->best; pass 1 counts the `count` rules below the
- * final winner. Lists are sorted, so the walk stops at m->best.
+ * final winner. Lists are sorted, so the walk stops at m->best. The list
+ * m->skip starts at its second candidate (first_inline checked the first).
  */
 static long walk_step(__u64 i, void *arg)
 {
@@ -383,7 +384,8 @@ static __always_inline void walk_list(struct match_ctx *m, __u32 id)
 	 (USED(XW_F_DST) && !INDEXED(XW_F_DST) ? 1u << XW_F_DST : 0))
 
 /*
- * The first terminal candidate of the first list, checked inline: most
+ * The first candidate of the first list, checked inline when it is a
+ * terminal rule that needs no address lookup (else the walk has it): most
  * packets meet one list of one candidate, and a bpf_loop step costs ~15 ns
  * here (a call and a return through the CPU's return thunk). Returns the
  * fields whose lists are still to walk; m->skip names a list whose first
@@ -515,6 +517,8 @@ static __always_inline __u32 classify(__u64 bytes, struct match_ctx *m)
 		return m->best;
 	}
 	walk_all(m, 0, first_inline(m, g.terminals));
+	/* Pass 1 walks every list from its start (the skipped candidate is a
+	 * terminal rule, which pass 1 ignores anyway). */
 	m->skip = XW_NO_RULE;
 	if (has_count_rules)
 		walk_all(m, 1, g.counts);

@@ -28,6 +28,10 @@ const volatile __u32 default_verdict = XDP_PASS;
 const volatile __u32 malformed_verdict = XDP_PASS;
 const volatile __u32 trace_enabled = 0;
 const volatile __u32 has_events = 0;       /* some rule logs or samples */
+/* The kernel has the bpf_cast_to_kern_ctx kfunc (Linux >= 6.2); the loader
+ * looks it up in vmlinux BTF. Not bpf_ksym_exists(): that loads the kfunc's
+ * address, which kernels before 6.4 refuse, failing the whole program. */
+const volatile __u32 has_kern_ctx = 0;
 const volatile __u32 transport = XW_TRANSPORT_RINGBUF;
 const volatile __u32 wakeup_mode = XW_WAKE_ADAPTIVE;
 const volatile __u32 wakeup_batch = 64;    /* XW_WAKE_BATCH */

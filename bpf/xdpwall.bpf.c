@@ -47,7 +47,8 @@ enum xdp_buff_flags___xw {
 	XDP_FLAGS_HAS_FRAGS = 1,
 };
 
-/* Linux >= 6.2; resolved to NULL on older kernels (see wire_len()). */
+/* Linux >= 6.2 (has_kern_ctx). Weak: on older kernels libbpf leaves the
+ * call unresolved, and the verifier drops it with the has_kern_ctx branch. */
 extern void *bpf_cast_to_kern_ctx(void *) __ksym __weak;
 
 /*
@@ -59,7 +60,7 @@ extern void *bpf_cast_to_kern_ctx(void *) __ksym __weak;
  */
 static __always_inline __u64 wire_len(struct xdp_md *ctx)
 {
-	if (bpf_ksym_exists(bpf_cast_to_kern_ctx)) {
+	if (has_kern_ctx) {
 		struct xdp_buff___xw *b = bpf_cast_to_kern_ctx(ctx);
 
 		if (!(b->flags & bpf_core_enum_value(enum xdp_buff_flags___xw, XDP_FLAGS_HAS_FRAGS)))

@@ -30,6 +30,7 @@ mod xdperr_skel {
 pub mod attach;
 pub mod error;
 pub mod instance;
+pub mod kernel;
 pub mod load;
 mod pod;
 mod slots;

@@ -24,6 +24,9 @@ pub struct LoadOptions {
     /// network namespace is stood in for by the loopback interface, so the
     /// verdict still reads `redirect`. BPF_PROG_TEST_RUN transmits nothing.
     pub stand_in_redirects: bool,
+    /// Read every frame's length with the `bpf_xdp_get_buff_len` helper,
+    /// as the program does on kernels before 6.2 (for tests of that way).
+    pub helper_len: bool,
 }
 
 /// libbpf's log of the current load, so a verifier rejection can be shown.
@@ -170,6 +173,7 @@ fn load_inner(
         ro.malformed_verdict = verdict(c.malformed);
         ro.trace_enabled = u32::from(opts.trace);
         ro.has_events = u32::from(c.events.enabled);
+        ro.has_kern_ctx = u32::from(!opts.helper_len && crate::kernel::has_kern_ctx());
         ro.transport = c.events.transport;
         ro.wakeup_mode = c.events.wakeup_mode;
         ro.wakeup_batch = c.events.wakeup_batch;

@@ -78,6 +78,7 @@ pub fn replay(config: &Path, capture: &Path, json_out: bool, reference: bool) ->
         let opts = LoadOptions {
             trace: true,
             stand_in_redirects: true,
+            ..Default::default()
         };
         Some(load(&compiled, opts).context("cannot load the XDP program")?)
     };

@@ -1096,7 +1096,8 @@ fn first_candidate_inline_and_the_rest_of_the_walk() {
         ..any()
     };
     // a, b, c, d are indexed on the destination port (a single port beats
-    // a /8), h on its /32 source (field 0: the list checked inline).
+    // a /8), h on its /32 source. The list checked inline is the lowest
+    // field's: h's for 10.1.1.1, the port list for the other sources.
     let fw = Cfg::new()
         .rule("a", dns(&["10.0.0.0/8"]), Action::Drop)
         .rule("b", dns(&["192.0.0.0/8"]), Action::Pass)

@@ -114,6 +114,19 @@ impl Cfg {
     pub fn load_with(self, limits: compile::Limits) -> Fw {
         Fw::new_with(self.0, limits)
     }
+    /// Loads a program that reads every frame's length with the helper, as
+    /// on kernels before 6.2.
+    pub fn load_helper_len(self) -> Fw {
+        Fw::new_opts(
+            self.0,
+            compile::Limits::default(),
+            LoadOptions {
+                trace: true,
+                helper_len: true,
+                ..Default::default()
+            },
+        )
+    }
     /// Loads from inside `ns` (redirect targets resolve there).
     pub fn load_in(self, ns: &xdpwall_lab::Netns) -> Fw {
         ns.run(|| Fw::new(self.0)).expect("enter the namespace")
@@ -890,15 +903,16 @@ impl Fw {
     }
 
     pub fn new_with(cfg: Config, limits: compile::Limits) -> Self {
+        let opts = LoadOptions {
+            trace: true,
+            ..Default::default()
+        };
+        Self::new_opts(cfg, limits, opts)
+    }
+
+    pub fn new_opts(cfg: Config, limits: compile::Limits, opts: LoadOptions) -> Self {
         let c = compile::compile_with(&cfg, &limits).expect("compile");
-        let inst = load(
-            &c,
-            LoadOptions {
-                trace: true,
-                ..Default::default()
-            },
-        )
-        .unwrap_or_else(|e| panic!("load: {e}"));
+        let inst = load(&c, opts).unwrap_or_else(|e| panic!("load: {e}"));
         Self::with(cfg, c, inst, limits)
     }
 

@@ -837,6 +837,23 @@ fn jumbo_multi_buffer_frame() {
     assert_eq!((c.packets, c.bytes), (1, 9000));
 }
 
+/// The way kernels before 6.2 take (no bpf_cast_to_kern_ctx): every
+/// frame's length from the helper. It loads, and counts a linear frame and
+/// a multi-buffer one as the kfunc's way does.
+#[test]
+fn frame_length_through_the_helper() {
+    if !root("frame_length_through_the_helper") {
+        return;
+    }
+    let fw = l4_rules().load_helper_len();
+    let small = udp4("192.0.2.1", "192.0.2.2", 1, 53).payload(100);
+    let jumbo = udp4("192.0.2.1", "192.0.2.2", 1, 53).payload(9000 - 42);
+    assert_eq!(fw.hit(&small), Some("udp53"));
+    assert_eq!(fw.hit(&jumbo), Some("udp53"));
+    let c = fw.counter("udp53");
+    assert_eq!((c.packets, c.bytes), (2, 142 + 9000));
+}
+
 #[test]
 fn fixture_encodings() {
     // No root needed: the packet builder itself, byte by byte where the
