@@ -1131,13 +1131,9 @@ fn first_candidate_inline_and_the_rest_of_the_walk() {
     assert_eq!(hit(&udp4("8.8.8.8", "192.0.2.1", 1, 53)), some("d"));
     // Nothing terminal matches a TCP query; c counts it too.
     assert_eq!(hit(&tcp4("8.8.8.8", "192.0.2.1", 1, 53)), None);
-    let c = fw
-        .stats()
-        .rules
-        .iter()
-        .find(|r| r.name == "c")
-        .expect("rule c")
-        .counter
-        .packets;
-    assert_eq!(c, 2, "c counts the packets no earlier terminal rule took");
+    assert_eq!(
+        fw.counter("c").packets,
+        2,
+        "c counts the packets no earlier terminal rule took"
+    );
 }
