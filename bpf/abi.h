@@ -120,6 +120,35 @@ struct xw_class {
 	__u64 bits[XW_BITMAP_WORDS];
 };
 
+/*
+ * The fixed-size tables a packet's fields are looked up in, as one map value
+ * (xw_tables, one entry). The program looks it up once a packet and then
+ * indexes plain arrays: a map lookup costs ~2.3 ns more than a load in a
+ * chain of dependent ones (BENCHMARKS.md), and a packet makes up to twelve.
+ * Value -> class id, with hint bits (XW_ID_*). The address arrays hold two
+ * generations, generation g at [g << XW_DIR_BITS]; `gen` is the one packets
+ * use, written last by user space when it switches.
+ */
+struct xw_tables {
+	__u32 gen;
+	__u32 proto[XW_PROTO_ENTRIES];
+	__u32 sport[XW_PORT_ENTRIES];
+	__u32 dport[XW_PORT_ENTRIES];
+	__u32 tcpflags[XW_TCPF_ENTRIES];
+	__u32 icmp[XW_ICMP_ENTRIES];
+	__u32 family[XW_FAMILY_ENTRIES];
+	__u32 vlan[XW_VLAN_ENTRIES];
+	__u32 frag[XW_FRAG_ENTRIES];
+	/* Address directories: the first 16 bits (IPv6: 16 bits too). */
+	__u32 src4_dir[2 * XW_DIR_ENTRIES];
+	__u32 dst4_dir[2 * XW_DIR_ENTRIES];
+	/* Per /16: bit k set when prefixes of length XW_LONG4_MIN + k lie inside. */
+	__u32 src4_lens[2 * XW_DIR_ENTRIES];
+	__u32 dst4_lens[2 * XW_DIR_ENTRIES];
+	__u32 src6_dir[2 * XW_DIR_ENTRIES];
+	__u32 dst6_dir[2 * XW_DIR_ENTRIES];
+};
+
 /* IPv4 prefixes this long or longer are looked up in the exact-match tables
  * (shorter ones are expanded into the /16 directory). */
 #define XW_LONG4_MIN 17
@@ -152,7 +181,7 @@ struct xw_lpm6 {
 };
 
 /* The address tables (directories, length masks, exact-match and LPM
- * entries) exist twice; xw_gen says which generation packets use, so a set
+ * entries) exist twice; xw_tables.gen says which generation packets use, so a set
  * change is written beside the live one and takes effect with one write.
  * IPv4 exact-match keys carry the generation above the prefix length. */
 #define XW_GEN_SHIFT 8

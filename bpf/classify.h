@@ -27,6 +27,7 @@
  * the candidates that constrain them. */
 struct match_ctx {
 	struct pkt p;
+	const struct xw_tables *t; /* the field tables, looked up once */
 	__u32 cls[XW_F_MAX + 1];
 	__u32 list;  /* class whose candidates are walked */
 	__u32 skip;  /* class whose first candidate was checked inline */
@@ -47,19 +48,20 @@ static __always_inline struct xw_class *class_by_id(__u32 id)
 	return bpf_map_lookup_elem(&xw_classes, &id);
 }
 
-static __always_inline __u32 class_at(void *map, __u32 idx)
+/* Entry `idx` of a table of `n` (XW_NO_RULE past its end, where a parsed
+ * field never points: the bound is for the verifier). */
+static __always_inline __u32 entry(const __u32 *tbl, __u32 idx, __u32 n)
 {
-	__u32 *id = bpf_map_lookup_elem(map, &idx);
-
-	return id ? *id : XW_NO_RULE;
+	return idx < n ? tbl[idx] : XW_NO_RULE;
 }
 
 /* The class of IPv4 address `a` (host order) in a /16 whose directory entry
  * `d` flags longer prefixes: the longest of them that holds `a`, else the
  * class of the /16 itself (the entry without the flag). */
-static __always_inline __u32 long4_class(void *lens4, void *map4, __u32 a, __u32 d, __u32 gen)
+static __always_inline __u32 long4_class(const __u32 *lens4, void *map4, __u32 a, __u32 d,
+					 __u32 gen)
 {
-	__u32 lens = class_at(lens4, gen << 16 | a >> 16);
+	__u32 lens = entry(lens4, gen << 16 | a >> 16, 2 * XW_DIR_ENTRIES);
 	struct xw_lpm4 k;
 	__u32 *id;
 
@@ -100,9 +102,10 @@ static __always_inline __u32 node4_class(void *n24, void *n32, __u32 a, __u32 d)
 	return n->c[a & (XW_NODE_FANOUT - 1)];
 }
 
-/* The maps of one address field. */
+/* The tables of one address field: arrays in xw_tables, and maps. */
 struct addr_maps {
-	void *dir4, *lens4, *map4, *n24, *n32, *dir6, *map6;
+	const __u32 *dir4, *lens4, *dir6;
+	void *map4, *n24, *n32, *map6;
 };
 
 static __always_inline __u32 addr_class(struct addr_maps *t, struct pkt *p, __u8 *addr,
@@ -118,14 +121,14 @@ static __always_inline __u32 addr_class(struct addr_maps *t, struct pkt *p, __u8
 		/* One aligned load (struct pkt keeps addresses 4-byte aligned). */
 		__builtin_memcpy(&a, addr, 4);
 		a = bpf_ntohl(a);
-		d = class_at(t->dir4, gen << 16 | a >> 16);
+		d = entry(t->dir4, gen << 16 | a >> 16, 2 * XW_DIR_ENTRIES);
 		if (!(d & XW_ID_TRIE))
 			return d;
 		if (d & XW_ID_NODE)
 			return node4_class(t->n24, t->n32, a, d);
 		return long4_class(t->lens4, t->map4, a, d, gen);
 	}
-	d = class_at(t->dir6, gen << 16 | ((__u32)addr[0] << 8) | addr[1]);
+	d = entry(t->dir6, gen << 16 | ((__u32)addr[0] << 8) | addr[1], 2 * XW_DIR_ENTRIES);
 	if (!(d & XW_ID_TRIE))
 		return d;
 	if (p->family == XW_FAMILY_IPV6) {
@@ -140,39 +143,39 @@ static __always_inline __u32 addr_class(struct addr_maps *t, struct pkt *p, __u8
 }
 
 /* The class of field `f` (XW_F_MAX: the inner VLAN tag) for the packet. */
-static __always_inline __u32 lookup_field(struct pkt *p, int f)
+static __always_inline __u32 lookup_field(const struct xw_tables *t, struct pkt *p, int f)
 {
 	switch (f) {
 	case XW_F_SRC: {
-		struct addr_maps t = { &xw_src4_dir, &xw_src4_lens, &xw_src4, &xw_src4_n24,
-				       &xw_src4_n32, &xw_src6_dir, &xw_src6 };
+		struct addr_maps a = { t->src4_dir, t->src4_lens, t->src6_dir, &xw_src4,
+				       &xw_src4_n24, &xw_src4_n32, &xw_src6 };
 
-		return addr_class(&t, p, p->saddr, src_nonip_class);
+		return addr_class(&a, p, p->saddr, src_nonip_class);
 	}
 	case XW_F_DST: {
-		struct addr_maps t = { &xw_dst4_dir, &xw_dst4_lens, &xw_dst4, &xw_dst4_n24,
-				       &xw_dst4_n32, &xw_dst6_dir, &xw_dst6 };
+		struct addr_maps a = { t->dst4_dir, t->dst4_lens, t->dst6_dir, &xw_dst4,
+				       &xw_dst4_n24, &xw_dst4_n32, &xw_dst6 };
 
-		return addr_class(&t, p, p->daddr, dst_nonip_class);
+		return addr_class(&a, p, p->daddr, dst_nonip_class);
 	}
 	case XW_F_PROTO:
-		return class_at(&xw_proto, p->proto);
+		return entry(t->proto, p->proto, XW_PROTO_ENTRIES);
 	case XW_F_SPORT:
-		return class_at(&xw_sport, p->sport);
+		return entry(t->sport, p->sport, XW_PORT_ENTRIES);
 	case XW_F_DPORT:
-		return class_at(&xw_dport, p->dport);
+		return entry(t->dport, p->dport, XW_PORT_ENTRIES);
 	case XW_F_TCPFLAGS:
-		return class_at(&xw_tcpflags, p->tcpflags);
+		return entry(t->tcpflags, p->tcpflags, XW_TCPF_ENTRIES);
 	case XW_F_ICMP:
-		return class_at(&xw_icmp, p->icmp);
+		return entry(t->icmp, p->icmp, XW_ICMP_ENTRIES);
 	case XW_F_FAMILY:
-		return class_at(&xw_family, p->family);
+		return entry(t->family, p->family, XW_FAMILY_ENTRIES);
 	case XW_F_VLAN:
-		return class_at(&xw_vlan, p->vlan_outer);
+		return entry(t->vlan, p->vlan_outer, XW_VLAN_ENTRIES);
 	case XW_F_FRAG:
-		return class_at(&xw_frag, p->frag);
+		return entry(t->frag, p->frag, XW_FRAG_ENTRIES);
 	default:
-		return class_at(&xw_vlan, p->vlan_inner);
+		return entry(t->vlan, p->vlan_inner, XW_VLAN_ENTRIES);
 	}
 }
 
@@ -185,7 +188,7 @@ static __always_inline int ahead(int f)
 /* The class of field `f`: looked up ahead, or now. */
 static __always_inline __u32 field_class(struct match_ctx *m, int f)
 {
-	return ahead(f) ? m->cls[f] : lookup_field(&m->p, f);
+	return ahead(f) ? m->cls[f] : lookup_field(m->t, &m->p, f);
 }
 
 /* What gather_index() found: the union of the classes' hint bits, and the
@@ -209,7 +212,7 @@ static __always_inline struct gathered gather_index(struct match_ctx *m)
 	for (int f = 0; f <= XW_F_MAX; f++) {
 		if (!ahead(f))
 			continue;
-		id = lookup_field(&m->p, f);
+		id = lookup_field(m->t, &m->p, f);
 		m->cls[f] = id;
 		g.hints |= id;
 		/* Both tags in one class: one walk, or count rules would count twice. */
@@ -227,7 +230,7 @@ static __always_inline void gather_all(struct match_ctx *m)
 #pragma unroll
 	for (int f = 0; f <= XW_F_MAX; f++) {
 		if (f == XW_F_MAX ? USED(XW_F_VLAN) : USED(f))
-			m->cls[f] = lookup_field(&m->p, f);
+			m->cls[f] = lookup_field(m->t, &m->p, f);
 	}
 }
 
@@ -502,14 +505,18 @@ static long scan_step(__u64 w, void *arg)
 /* Classifies the packet parsed into m->p. */
 static __always_inline __u32 classify(__u64 bytes, struct match_ctx *m)
 {
+	__u32 zero = 0;
 	struct gathered g;
 
 	m->best = XW_NO_RULE;
 	m->bytes = bytes;
+	m->t = bpf_map_lookup_elem(&xw_tables, &zero);
+	if (!m->t)
+		return XW_NO_RULE; /* never: the map has its one entry */
 	/* One read per packet: every address lookup uses this generation
 	 * (none when no rule has an address condition). */
 	if (USED(XW_F_SRC) || USED(XW_F_DST))
-		m->p.gen = class_at(&xw_gen, 0) & 1;
+		m->p.gen = m->t->gen & 1;
 	g = gather_index(m);
 	if (g.hints & XW_ID_OVERFLOW) {
 		gather_all(m);

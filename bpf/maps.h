@@ -42,12 +42,13 @@ const volatile __u64 wakeup_watermark = 65536;    /* adaptive: bytes behind */
  * program's own layout. */
 const volatile struct xw_event xw_event_layout = {};
 
-/* Field value -> class id. */
+/* Field value -> class id: the fixed-size tables (xw_tables, below), and
+ * the address tables whose size depends on the rule set. */
 
 /* IPv4 prefixes longer than /16, by (length, masked address): an exact-match
  * table per length is one hash lookup where an LPM trie walks ~20 nodes of a
  * million-entry set. The directory says which lengths exist in each /16
- * (xw_*4_lens), so a lookup tries only those, longest first. */
+ * (xw_tables.*4_lens), so a lookup tries only those, longest first. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	/* Room for two generations, allocated only as they fill. */
@@ -78,32 +79,13 @@ struct {
 	__uint(max_entries, 1); /* set at load */
 } xw_src6 SEC(".maps"), xw_dst6 SEC(".maps");
 
-#define CLASS_ARRAY(name, entries)                   \
-	struct {                                     \
-		__uint(type, BPF_MAP_TYPE_ARRAY);    \
-		__type(key, __u32);                  \
-		__type(value, __u32);                \
-		__uint(max_entries, entries);        \
-	} name SEC(".maps")
-
-/* Address directories and length masks: generation g at [g << 16]. */
-CLASS_ARRAY(xw_src4_dir, 2 * XW_DIR_ENTRIES);
-CLASS_ARRAY(xw_dst4_dir, 2 * XW_DIR_ENTRIES);
-/* Per /16: bit k set when prefixes of length XW_LONG4_MIN + k lie inside. */
-CLASS_ARRAY(xw_src4_lens, 2 * XW_DIR_ENTRIES);
-CLASS_ARRAY(xw_dst4_lens, 2 * XW_DIR_ENTRIES);
-CLASS_ARRAY(xw_src6_dir, 2 * XW_DIR_ENTRIES);
-CLASS_ARRAY(xw_dst6_dir, 2 * XW_DIR_ENTRIES);
-/* The address-table generation packets use (0 or 1), written by user space. */
-CLASS_ARRAY(xw_gen, 1);
-CLASS_ARRAY(xw_proto, XW_PROTO_ENTRIES);
-CLASS_ARRAY(xw_sport, XW_PORT_ENTRIES);
-CLASS_ARRAY(xw_dport, XW_PORT_ENTRIES);
-CLASS_ARRAY(xw_tcpflags, XW_TCPF_ENTRIES);
-CLASS_ARRAY(xw_icmp, XW_ICMP_ENTRIES);
-CLASS_ARRAY(xw_family, XW_FAMILY_ENTRIES);
-CLASS_ARRAY(xw_vlan, XW_VLAN_ENTRIES);
-CLASS_ARRAY(xw_frag, XW_FRAG_ENTRIES);
+/* Field value -> class id, and the address directories (struct xw_tables). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xw_tables);
+	__uint(max_entries, 1);
+} xw_tables SEC(".maps");
 
 /* Class id -> rule bitmap and candidate list. */
 struct {

@@ -27,8 +27,6 @@ pub struct Maps {
     pub src6: MapHandle,
     /// Destination IPv6 trie.
     pub dst6: MapHandle,
-    /// Source IPv4 directory.
-    pub src4_dir: MapHandle,
     /// Source IPv4 /24 trie nodes (both generations).
     pub src4_n24: MapHandle,
     /// Source IPv4 /32 trie nodes.
@@ -37,34 +35,8 @@ pub struct Maps {
     pub dst4_n24: MapHandle,
     /// Destination IPv4 /32 trie nodes.
     pub dst4_n32: MapHandle,
-    /// Prefix lengths over /16 per /16 (IPv4 source).
-    pub src4_lens: MapHandle,
-    /// The address-table generation packets use.
-    pub gen: MapHandle,
-    /// Prefix lengths over /16 per /16 (IPv4 destination).
-    pub dst4_lens: MapHandle,
-    /// Destination IPv4 directory.
-    pub dst4_dir: MapHandle,
-    /// Source IPv6 directory.
-    pub src6_dir: MapHandle,
-    /// Destination IPv6 directory.
-    pub dst6_dir: MapHandle,
-    /// Protocol classes.
-    pub proto: MapHandle,
-    /// Source-port classes.
-    pub sport: MapHandle,
-    /// Destination-port classes.
-    pub dport: MapHandle,
-    /// TCP-flag classes.
-    pub tcpflags: MapHandle,
-    /// ICMP classes.
-    pub icmp: MapHandle,
-    /// Family classes.
-    pub family: MapHandle,
-    /// VLAN classes.
-    pub vlan: MapHandle,
-    /// Fragment classes.
-    pub frag: MapHandle,
+    /// Field tables and address directories (one value, `struct xw_tables`).
+    pub tables: MapHandle,
     /// Class bitmaps and candidates.
     pub classes: MapHandle,
     /// Rules (action, name).
@@ -128,25 +100,11 @@ impl Instance {
             dst4: dup(&m.xw_dst4, "xw_dst4")?,
             src6: dup(&m.xw_src6, "xw_src6")?,
             dst6: dup(&m.xw_dst6, "xw_dst6")?,
-            src4_dir: dup(&m.xw_src4_dir, "xw_src4_dir")?,
             src4_n24: dup(&m.xw_src4_n24, "xw_src4_n24")?,
             src4_n32: dup(&m.xw_src4_n32, "xw_src4_n32")?,
             dst4_n24: dup(&m.xw_dst4_n24, "xw_dst4_n24")?,
             dst4_n32: dup(&m.xw_dst4_n32, "xw_dst4_n32")?,
-            src4_lens: dup(&m.xw_src4_lens, "xw_src4_lens")?,
-            gen: dup(&m.xw_gen, "xw_gen")?,
-            dst4_lens: dup(&m.xw_dst4_lens, "xw_dst4_lens")?,
-            dst4_dir: dup(&m.xw_dst4_dir, "xw_dst4_dir")?,
-            src6_dir: dup(&m.xw_src6_dir, "xw_src6_dir")?,
-            dst6_dir: dup(&m.xw_dst6_dir, "xw_dst6_dir")?,
-            proto: dup(&m.xw_proto, "xw_proto")?,
-            sport: dup(&m.xw_sport, "xw_sport")?,
-            dport: dup(&m.xw_dport, "xw_dport")?,
-            tcpflags: dup(&m.xw_tcpflags, "xw_tcpflags")?,
-            icmp: dup(&m.xw_icmp, "xw_icmp")?,
-            family: dup(&m.xw_family, "xw_family")?,
-            vlan: dup(&m.xw_vlan, "xw_vlan")?,
-            frag: dup(&m.xw_frag, "xw_frag")?,
+            tables: dup(&m.xw_tables, "xw_tables")?,
             classes: dup(&m.xw_classes, "xw_classes")?,
             rules: dup(&m.xw_rules, "xw_rules")?,
             stats: dup(&m.xw_stats, "xw_stats")?,
@@ -230,25 +188,11 @@ impl Instance {
             dst4: take("xw_dst4")?,
             src6: take("xw_src6")?,
             dst6: take("xw_dst6")?,
-            src4_dir: take("xw_src4_dir")?,
             src4_n24: take("xw_src4_n24")?,
             src4_n32: take("xw_src4_n32")?,
             dst4_n24: take("xw_dst4_n24")?,
             dst4_n32: take("xw_dst4_n32")?,
-            src4_lens: take("xw_src4_lens")?,
-            gen: take("xw_gen")?,
-            dst4_lens: take("xw_dst4_lens")?,
-            dst4_dir: take("xw_dst4_dir")?,
-            src6_dir: take("xw_src6_dir")?,
-            dst6_dir: take("xw_dst6_dir")?,
-            proto: take("xw_proto")?,
-            sport: take("xw_sport")?,
-            dport: take("xw_dport")?,
-            tcpflags: take("xw_tcpflags")?,
-            icmp: take("xw_icmp")?,
-            family: take("xw_family")?,
-            vlan: take("xw_vlan")?,
-            frag: take("xw_frag")?,
+            tables: take("xw_tables")?,
             classes: take("xw_classes")?,
             rules: take("xw_rules")?,
             stats: take("xw_stats")?,

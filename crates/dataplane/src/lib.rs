@@ -35,6 +35,7 @@ pub mod load;
 mod pod;
 mod slots;
 pub mod stats;
+mod tables;
 pub mod tap;
 pub mod testrun;
 pub mod update;
@@ -47,6 +48,6 @@ pub use instance::Instance;
 pub mod types {
     pub use crate::skel::types::{
         xw_actstat, xw_class, xw_counter, xw_event, xw_info, xw_lpm4, xw_lpm6, xw_node4, xw_rl_key,
-        xw_rule, xw_tap, xw_trace, xw_wake,
+        xw_rule, xw_tables, xw_tap, xw_trace, xw_wake,
     };
 }

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::instance::{Instance, Maps};
 use crate::pod::{bytes_of_slice, Pod};
 use crate::skel::{types, XdpwallSkelBuilder};
+use crate::tables::{Table, Tables};
 
 /// Options that change the loaded program itself (its `.rodata`).
 #[derive(Debug, Clone, Copy, Default)]
@@ -382,9 +383,10 @@ fn offset_node(node: &Node4, off: u32) -> types::xw_node4 {
     }
 }
 
-/// Writes one field's IPv4 directory and nodes as generation `gen`.
+/// Writes one field's IPv4 nodes as generation `gen`, and its directory
+/// into `tables` (written after the nodes: it makes them reachable).
 fn fill_dir4(
-    (dir_map, dir_name): (&MapHandle, &'static str),
+    (tables, dir_table): (&mut Tables, Table),
     (n24_map, n24_name): (&MapHandle, &'static str),
     (n32_map, n32_name): (&MapHandle, &'static str),
     dir: &[u32],
@@ -396,13 +398,12 @@ fn fill_dir4(
     update_array_at(n32_map, n32_name, &n32, b32)?;
     let n24: Vec<types::xw_node4> = nodes.n24.iter().map(|n| offset_node(n, b32)).collect();
     update_array_at(n24_map, n24_name, &n24, b24)?;
-    // The directory last: it makes the nodes reachable.
-    update_array_at(
-        dir_map,
-        dir_name,
+    tables.put(
+        dir_table,
+        (gen as usize) << abi::DIR_BITS,
         &offset_dir(dir, b24),
-        gen << abi::DIR_BITS,
-    )
+    );
+    Ok(())
 }
 
 /// Writes all compiled tables into the maps.
@@ -418,19 +419,21 @@ fn fill(maps: &Maps, c: &Compiled, slots: &[u32]) -> Result<()> {
         .collect();
     update_array(&maps.rules, "xw_rules", &rules)?;
 
-    for (map, name, vals) in [
-        (&maps.proto, "xw_proto", &c.proto),
-        (&maps.sport, "xw_sport", &c.sport),
-        (&maps.dport, "xw_dport", &c.dport),
-        (&maps.tcpflags, "xw_tcpflags", &c.tcpflags),
-        (&maps.icmp, "xw_icmp", &c.icmp),
-        (&maps.family, "xw_family", &c.family),
-        (&maps.vlan, "xw_vlan", &c.vlan),
-        (&maps.frag, "xw_frag", &c.frag),
+    let mut tables = Tables::zeroed();
+    for (table, vals) in [
+        (Table::Proto, &c.proto),
+        (Table::Sport, &c.sport),
+        (Table::Dport, &c.dport),
+        (Table::TcpFlags, &c.tcpflags),
+        (Table::Icmp, &c.icmp),
+        (Table::Family, &c.family),
+        (Table::Vlan, &c.vlan),
+        (Table::Frag, &c.frag),
     ] {
-        update_array(map, name, vals)?;
+        tables.put(table, 0, vals);
     }
-    fill_addresses(maps, c, 0)
+    fill_addresses(maps, &mut tables, c, 0)?;
+    tables.write(&maps.tables)
 }
 
 /// The exact-match key of an IPv4 prefix in generation `gen`.
@@ -452,10 +455,16 @@ fn key6(net: &ipnet::Ipv6Net, gen: u32) -> types::xw_lpm6 {
     }
 }
 
-/// Writes `c`'s address tables as generation `gen` (0 or 1): directories
-/// and length masks at `gen << 16`, prefix entries keyed with `gen`.
-pub(crate) fn fill_addresses(maps: &Maps, c: &Compiled, gen: u32) -> Result<()> {
-    let base = gen << abi::DIR_BITS;
+/// Writes `c`'s address tables as generation `gen` (0 or 1): prefix
+/// entries keyed with `gen` and nodes into their maps, directories and
+/// length masks at `gen << 16` into `tables` (the caller writes it after).
+pub(crate) fn fill_addresses(
+    maps: &Maps,
+    tables: &mut Tables,
+    c: &Compiled,
+    gen: u32,
+) -> Result<()> {
+    let base = (gen as usize) << abi::DIR_BITS;
     let k4 = |(net, class): &(ipnet::Ipv4Net, u32)| (key4(net, gen), *class);
     let k6 = |(net, class): &(ipnet::Ipv6Net, u32)| (key6(net, gen), *class);
     // Entries before the directories that lead to them.
@@ -463,16 +472,16 @@ pub(crate) fn fill_addresses(maps: &Maps, c: &Compiled, gen: u32) -> Result<()> 
     update_pairs(&maps.dst4, "xw_dst4", hashed4(&c.dst4, &c.dst4_dir).map(k4))?;
     update_pairs(&maps.src6, "xw_src6", c.src6.iter().map(k6))?;
     update_pairs(&maps.dst6, "xw_dst6", c.dst6.iter().map(k6))?;
-    for (map, name, vals) in [
-        (&maps.src4_lens, "xw_src4_lens", &c.src4_lens),
-        (&maps.dst4_lens, "xw_dst4_lens", &c.dst4_lens),
-        (&maps.src6_dir, "xw_src6_dir", &c.src6_dir),
-        (&maps.dst6_dir, "xw_dst6_dir", &c.dst6_dir),
+    for (table, vals) in [
+        (Table::Src4Lens, &c.src4_lens),
+        (Table::Dst4Lens, &c.dst4_lens),
+        (Table::Src6Dir, &c.src6_dir),
+        (Table::Dst6Dir, &c.dst6_dir),
     ] {
-        update_array_at(map, name, vals, base)?;
+        tables.put(table, base, vals);
     }
     fill_dir4(
-        (&maps.src4_dir, "xw_src4_dir"),
+        (&mut *tables, Table::Src4Dir),
         (&maps.src4_n24, "xw_src4_n24"),
         (&maps.src4_n32, "xw_src4_n32"),
         &c.src4_dir,
@@ -480,7 +489,7 @@ pub(crate) fn fill_addresses(maps: &Maps, c: &Compiled, gen: u32) -> Result<()> 
         gen,
     )?;
     fill_dir4(
-        (&maps.dst4_dir, "xw_dst4_dir"),
+        (tables, Table::Dst4Dir),
         (&maps.dst4_n24, "xw_dst4_n24"),
         (&maps.dst4_n32, "xw_dst4_n32"),
         &c.dst4_dir,

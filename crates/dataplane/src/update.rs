@@ -11,7 +11,7 @@
 //! ([`retire`]), so the next change finds the other generation empty. No program is loaded or
 //! verified, so this takes as long as writing the entries.
 
-use libbpf_rs::{MapCore, MapFlags};
+use libbpf_rs::MapCore;
 use xdpwall_rules::compile::Compiled;
 
 use crate::error::{Error, Result};
@@ -19,6 +19,7 @@ use crate::instance::Instance;
 use xdpwall_rules::compile::hashed4;
 
 use crate::load::{delete_addresses, fill_addresses};
+use crate::tables::Tables;
 
 /// Why a change cannot be applied in place (then the program is replaced).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,17 +38,7 @@ pub enum NotInPlace {
 /// # Errors
 /// The map cannot be read.
 pub fn live_generation(inst: &Instance) -> Result<u32> {
-    let v = inst
-        .maps
-        .gen
-        .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
-        .map_err(|source| Error::Map {
-            op: "read",
-            map: "xw_gen",
-            source,
-        })?
-        .unwrap_or_default();
-    Ok(v.first().copied().map_or(0, u32::from) & 1)
+    Ok(Tables::read(&inst.maps.tables)?.gen() & 1)
 }
 
 /// Checks that `new` can replace `live` (what `inst` runs) in place.
@@ -109,16 +100,15 @@ pub fn check(
 /// # Errors
 /// A map write fails (packets then still use the live generation).
 pub fn switch_sets(inst: &Instance, new: &Compiled) -> Result<u32> {
-    let next = live_generation(inst)? ^ 1;
-    fill_addresses(&inst.maps, new, next)?;
-    inst.maps
-        .gen
-        .update(&0u32.to_ne_bytes(), &next.to_ne_bytes(), MapFlags::ANY)
-        .map_err(|source| Error::Map {
-            op: "switch",
-            map: "xw_gen",
-            source,
-        })?;
+    let mut tables = Tables::read(&inst.maps.tables)?;
+    let next = (tables.gen() & 1) ^ 1;
+    fill_addresses(&inst.maps, &mut tables, new, next)?;
+    // Two writes: the spare generation complete first, then the switch (a
+    // value is copied in no promised order, so one write could switch
+    // before the directories it switches to are there).
+    tables.write(&inst.maps.tables)?;
+    tables.set_gen(next);
+    tables.write(&inst.maps.tables)?;
     grace_period()?;
     Ok(next)
 }

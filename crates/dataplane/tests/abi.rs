@@ -7,13 +7,13 @@
 //! `xdpwall_rules::compile::abi`. No privileges needed (only a C compiler).
 
 use std::collections::BTreeMap;
-use std::mem::{offset_of, size_of, size_of_val};
+use std::mem::{offset_of, size_of};
 use std::path::PathBuf;
 use std::process::Command;
 
 use xdpwall_dataplane::types::{
     xw_actstat, xw_class, xw_counter, xw_event, xw_info, xw_lpm4, xw_lpm6, xw_node4, xw_rl_key,
-    xw_rule, xw_tap, xw_trace, xw_wake,
+    xw_rule, xw_tables, xw_tap, xw_trace, xw_wake,
 };
 use xdpwall_rules::compile::{abi, Field};
 
@@ -26,6 +26,26 @@ const STRUCTS: &[(&str, &[&str])] = &[
     ("xw_class", &["ncand", "flags", "cand", "bits"]),
     ("xw_lpm4", &["prefixlen", "addr"]),
     ("xw_node4", &["c"]),
+    (
+        "xw_tables",
+        &[
+            "gen",
+            "proto",
+            "sport",
+            "dport",
+            "tcpflags",
+            "icmp",
+            "family",
+            "vlan",
+            "frag",
+            "src4_dir",
+            "dst4_dir",
+            "src4_lens",
+            "dst4_lens",
+            "src6_dir",
+            "dst6_dir",
+        ],
+    ),
     ("xw_lpm6", &["prefixlen", "gen", "addr", "pad"]),
     (
         "xw_rule",
@@ -247,12 +267,16 @@ fn run_probe() -> BTreeMap<String, u64> {
         .collect()
 }
 
-/// Size of a field, from a default value of its struct.
+/// `size_of` a field, without a value of its struct (xw_tables is 4 MiB).
+fn size_of_field<T, F>(_: impl Fn(&T) -> &F) -> u64 {
+    size_of::<F>() as u64
+}
+
+/// Size of a field of struct `$t`.
 macro_rules! field_size {
-    ($t:ty, $f:ident) => {{
-        let v: $t = Default::default();
-        size_of_val(&v.$f) as u64
-    }};
+    ($t:ty, $f:ident) => {
+        size_of_field(|v: &$t| &v.$f)
+    };
 }
 
 /// The Rust view: the same keys as the C probe prints.
@@ -275,6 +299,23 @@ fn rust_view() -> BTreeMap<String, u64> {
     });
     st!(xw_lpm4 { prefixlen, addr });
     st!(xw_node4 { c });
+    st!(xw_tables {
+        gen,
+        proto,
+        sport,
+        dport,
+        tcpflags,
+        icmp,
+        family,
+        vlan,
+        frag,
+        src4_dir,
+        dst4_dir,
+        src4_lens,
+        dst4_lens,
+        src6_dir,
+        dst6_dir
+    });
     st!(xw_lpm6 {
         prefixlen,
         gen,

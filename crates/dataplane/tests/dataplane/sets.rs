@@ -6,6 +6,7 @@
 
 use libbpf_rs::{MapCore, MapFlags};
 use xdpwall_dataplane::testrun::{XDP_DROP, XDP_PASS};
+use xdpwall_dataplane::types::xw_tables;
 use xdpwall_dataplane::update::{self, NotInPlace};
 use xdpwall_rules::compile::{abi, compile_with, Limits};
 use xdpwall_rules::{Action, Conditions};
@@ -93,14 +94,13 @@ fn dir4_entry(fw: &Fw, gen: u32, bucket: u32) -> u32 {
     let v = fw
         .inst
         .maps
-        .src4_dir
-        .lookup(
-            &(gen << abi::DIR_BITS | bucket).to_ne_bytes(),
-            MapFlags::ANY,
-        )
-        .expect("read xw_src4_dir")
-        .expect("in range");
-    u32::from_ne_bytes([v[0], v[1], v[2], v[3]])
+        .tables
+        .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
+        .expect("read xw_tables")
+        .expect("its one entry");
+    let at =
+        std::mem::offset_of!(xw_tables, src4_dir) + 4 * (gen << abi::DIR_BITS | bucket) as usize;
+    u32::from_ne_bytes([v[at], v[at + 1], v[at + 2], v[at + 3]])
 }
 
 /// No node budget: every IPv4 prefix over /16 is in the exact-match tables.
