@@ -271,6 +271,10 @@ static __always_inline int rule_holds(struct match_ctx *m, __u32 r, __u32 check,
 {
 #pragma unroll
 	for (int f = 0; f < XW_F_MAX; f++) {
+		/* Nothing left to check from here on: done (one test instead of
+		 * one per remaining field). */
+		if (!(check >> f))
+			return 1;
 		/* The candidate's mask first: USED() is a load, and only lets the
 		 * verifier drop the code of unused fields. */
 		if (!(check & (1u << f)) || !USED(f))
@@ -436,6 +440,9 @@ static __always_inline void walk_all(struct match_ctx *m, __u32 pass, __u32 list
 {
 	m->pass = pass;
 	walk_list(m, always_class);
+	/* Most packets have no list left to walk: one test, not one a field. */
+	if (!lists)
+		return;
 #pragma unroll
 	for (int f = 0; f <= XW_F_MAX; f++) {
 		/* The register first; ahead() lets the verifier drop the rest. */
