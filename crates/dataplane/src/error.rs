@@ -113,6 +113,19 @@ pub enum Error {
     /// Someone else took the tap while we held it.
     #[error("the capture tap on {0} was taken over by another process")]
     TapLost(String),
+    /// A compiled table does not fit its array in `struct xw_tables`
+    /// (the compiler and the program disagree: a bug, never input).
+    #[error("compiled table {table} has {len} entries from index {base}, more than the {room} its array holds; this is a bug in xdpwall, please report it")]
+    TableTooLong {
+        /// Which array.
+        table: String,
+        /// Entries written.
+        len: usize,
+        /// Where they start.
+        base: usize,
+        /// Entries the array holds.
+        room: usize,
+    },
     /// BPF_PROG_TEST_RUN refused the packet.
     #[error("BPF_PROG_TEST_RUN failed on a {len}-byte packet: {source}")]
     TestRun {

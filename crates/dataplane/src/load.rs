@@ -402,8 +402,7 @@ fn fill_dir4(
         dir_table,
         (gen as usize) << abi::DIR_BITS,
         &offset_dir(dir, b24),
-    );
-    Ok(())
+    )
 }
 
 /// Writes all compiled tables into the maps.
@@ -430,7 +429,7 @@ fn fill(maps: &Maps, c: &Compiled, slots: &[u32]) -> Result<()> {
         (Table::Vlan, &c.vlan),
         (Table::Frag, &c.frag),
     ] {
-        tables.put(table, 0, vals);
+        tables.put(table, 0, vals)?;
     }
     fill_addresses(maps, &mut tables, c, 0)?;
     tables.write(&maps.tables)
@@ -478,7 +477,7 @@ pub(crate) fn fill_addresses(
         (Table::Src6Dir, &c.src6_dir),
         (Table::Dst6Dir, &c.dst6_dir),
     ] {
-        tables.put(table, base, vals);
+        tables.put(table, base, vals)?;
     }
     fill_dir4(
         (&mut *tables, Table::Src4Dir),

@@ -130,14 +130,21 @@ impl Tables {
     }
 
     /// Copies `vals` into `table` from entry `base` on. Compiled tables are
-    /// never longer than their array; a longer one would be a compiler bug,
-    /// and is cut rather than spilling into the next array.
-    pub(crate) fn put(&mut self, table: Table, base: usize, vals: &[u32]) {
+    /// never longer than their array; a longer one (a compiler bug) is an
+    /// error, not a write into the next array.
+    pub(crate) fn put(&mut self, table: Table, base: usize, vals: &[u32]) -> Result<()> {
         let (off, len) = table.span();
         let room = len.saturating_sub(base);
-        debug_assert!(vals.len() <= room, "{table:?}: {} > {room}", vals.len());
-        let n = vals.len().min(room);
-        self.words[off + base..off + base + n].copy_from_slice(&vals[..n]);
+        if vals.len() > room {
+            return Err(Error::TableTooLong {
+                table: format!("{table:?}"),
+                len: vals.len(),
+                base,
+                room: len,
+            });
+        }
+        self.words[off + base..off + base + vals.len()].copy_from_slice(vals);
+        Ok(())
     }
 
     /// Entry `i` of `table` (tests).
@@ -191,8 +198,12 @@ mod tests {
     #[test]
     fn put_writes_its_own_array_only() {
         let mut t = Tables::zeroed();
-        t.put(Table::Sport, 0, &[7; abi::PORT_ENTRIES]);
-        t.put(Table::Src4Dir, abi::DIR_ENTRIES, &[9, 10]);
+        let put = |t: &mut Tables, table, base, vals: &[u32]| {
+            t.put(table, base, vals)
+                .unwrap_or_else(|e| panic!("{table:?}: {e}"));
+        };
+        put(&mut t, Table::Sport, 0, &[7; abi::PORT_ENTRIES]);
+        put(&mut t, Table::Src4Dir, abi::DIR_ENTRIES, &[9, 10]);
         t.set_gen(1);
         assert_eq!(t.at(Table::Sport, abi::PORT_ENTRIES - 1), 7);
         assert_eq!(t.at(Table::Dport, 0), 0, "the next array is untouched");
@@ -200,5 +211,19 @@ mod tests {
         assert_eq!(t.at(Table::Src4Dir, abi::DIR_ENTRIES - 1), 0);
         assert_eq!(t.at(Table::Src4Dir, abi::DIR_ENTRIES + 1), 10);
         assert_eq!(t.gen(), 1);
+    }
+
+    #[test]
+    fn a_table_longer_than_its_array_is_refused() {
+        let mut t = Tables::zeroed();
+        let err = t.put(Table::Vlan, 0, &[1; abi::VLAN_ENTRIES + 1]);
+        assert!(
+            matches!(err, Err(Error::TableTooLong { room, .. }) if room == abi::VLAN_ENTRIES),
+            "{err:?}"
+        );
+        // Past the second generation's start, too.
+        let err = t.put(Table::Src6Dir, abi::DIR_ENTRIES + 1, &[1; abi::DIR_ENTRIES]);
+        assert!(matches!(err, Err(Error::TableTooLong { .. })), "{err:?}");
+        assert_eq!(t.at(Table::Frag, 0), 0, "nothing written after the array");
     }
 }
