@@ -142,12 +142,17 @@ struct xw_tables {
 	/* Address directories: the first 16 bits (IPv6: 16 bits too). */
 	__u32 src4_dir[2 * XW_DIR_ENTRIES];
 	__u32 dst4_dir[2 * XW_DIR_ENTRIES];
-	/* Per /16: bit k set when prefixes of length XW_LONG4_MIN + k lie inside. */
-	__u32 src4_lens[2 * XW_DIR_ENTRIES];
-	__u32 dst4_lens[2 * XW_DIR_ENTRIES];
 	__u32 src6_dir[2 * XW_DIR_ENTRIES];
 	__u32 dst6_dir[2 * XW_DIR_ENTRIES];
+	/* Per /16: bit k set when prefixes of length XW_LONG4_MIN + k lie
+	 * inside (lengths 17..32: 16 bits, which keeps the value under 4 MiB). */
+	__u16 src4_lens[2 * XW_DIR_ENTRIES];
+	__u16 dst4_lens[2 * XW_DIR_ENTRIES];
 };
+
+/* Linux before 6.0 refuses an array map value over KMALLOC_MAX_SIZE (4 MiB
+ * with 4 KiB pages), and xdpwall supports 5.18. */
+_Static_assert(sizeof(struct xw_tables) <= 4u << 20, "xw_tables must stay within 4 MiB");
 
 /* IPv4 prefixes this long or longer are looked up in the exact-match tables
  * (shorter ones are expanded into the /16 directory). */

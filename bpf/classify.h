@@ -55,18 +55,22 @@ static __always_inline __u32 entry(const __u32 *tbl, __u32 idx, __u32 n)
 	return idx < n ? tbl[idx] : XW_NO_RULE;
 }
 
+/* The same for a 16-bit table (0 past its end). */
+static __always_inline __u32 entry16(const __u16 *tbl, __u32 idx, __u32 n)
+{
+	return idx < n ? tbl[idx] : 0;
+}
+
 /* The class of IPv4 address `a` (host order) in a /16 whose directory entry
  * `d` flags longer prefixes: the longest of them that holds `a`, else the
  * class of the /16 itself (the entry without the flag). */
-static __always_inline __u32 long4_class(const __u32 *lens4, void *map4, __u32 a, __u32 d,
+static __always_inline __u32 long4_class(const __u16 *lens4, void *map4, __u32 a, __u32 d,
 					 __u32 gen)
 {
-	__u32 lens = entry(lens4, gen << 16 | a >> 16, 2 * XW_DIR_ENTRIES);
+	__u32 lens = entry16(lens4, gen << 16 | a >> 16, 2 * XW_DIR_ENTRIES);
 	struct xw_lpm4 k;
 	__u32 *id;
 
-	if (lens == XW_NO_RULE)
-		lens = 0;
 	/* Constant bounds: unrolled, and only the present lengths cost. */
 #pragma unroll
 	for (int i = 15; i >= 0; i--) {
@@ -104,7 +108,8 @@ static __always_inline __u32 node4_class(void *n24, void *n32, __u32 a, __u32 d)
 
 /* The tables of one address field: arrays in xw_tables, and maps. */
 struct addr_maps {
-	const __u32 *dir4, *lens4, *dir6;
+	const __u32 *dir4, *dir6;
+	const __u16 *lens4;
 	void *map4, *n24, *n32, *map6;
 };
 
@@ -147,13 +152,13 @@ static __always_inline __u32 lookup_field(const struct xw_tables *t, struct pkt 
 {
 	switch (f) {
 	case XW_F_SRC: {
-		struct addr_maps a = { t->src4_dir, t->src4_lens, t->src6_dir, &xw_src4,
+		struct addr_maps a = { t->src4_dir, t->src6_dir, t->src4_lens, &xw_src4,
 				       &xw_src4_n24, &xw_src4_n32, &xw_src6 };
 
 		return addr_class(&a, p, p->saddr, src_nonip_class);
 	}
 	case XW_F_DST: {
-		struct addr_maps a = { t->dst4_dir, t->dst4_lens, t->dst6_dir, &xw_dst4,
+		struct addr_maps a = { t->dst4_dir, t->dst6_dir, t->dst4_lens, &xw_dst4,
 				       &xw_dst4_n24, &xw_dst4_n32, &xw_dst6 };
 
 		return addr_class(&a, p, p->daddr, dst_nonip_class);

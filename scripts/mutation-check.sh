@@ -58,23 +58,26 @@ MUTANTS=(
 	'bpf/parse.h @@ p->icmp = (v6 << 16) @@ s/ic\[1\]/ic[2]/'
 	'bpf/parse.h @@ p->frag = XW_FRAG_NOT_IP; @@ s/XW_FRAG_NOT_IP/XW_FRAG_NONE/'
 	# classify.h
-	'bpf/classify.h @@ d = class_at(dir4, gen << 16 | a >> 16); @@ s/a >> 16/a >> 15/'
+	'bpf/classify.h @@ d = entry(t->dir4, gen << 16 | a >> 16, 2 * XW_DIR_ENTRIES); @@ s/a >> 16/a >> 15/'
 	'bpf/classify.h @@ *(__u32 *)k.addr = bpf_htonl(a & (~0u << (32 - (XW_LONG4_MIN + i)))); @@ s/(32 - /(33 - /'
-	'bpf/classify.h @@ return class_at(&xw_sport, p->sport); @@ s/p->sport/p->dport/'
-	'bpf/classify.h @@ return class_at(&xw_vlan, p->vlan_outer); @@ s/vlan_outer/vlan_inner/'
+	'bpf/classify.h @@ return entry(t->sport, p->sport, XW_PORT_ENTRIES); @@ s/p->sport/p->dport/'
+	'bpf/classify.h @@ return entry(t->vlan, p->vlan_outer, XW_VLAN_ENTRIES); @@ s/vlan_outer/vlan_inner/'
 	'bpf/classify.h @@ x &= word_of(m->cls[f], w) | word_of(m->cls[XW_F_MAX], w); @@ s/w) | word_of/w) \& word_of/'
-	'bpf/classify.h @@ if (!USED(f) || !(check & (1u << f))) @@ s/ || / \&\& /'
+	'bpf/classify.h @@ if (!(check & (1u << f)) || !USED(f)) @@ s/ || / \&\& /'
 	'bpf/classify.h @@ if (r >= m->best) @@ s/>=/>/'
 	'bpf/classify.h @@ if (!(e & XW_CAND_COUNT) && rule_matches @@ s/if (!(e/if ((e/'
-	'bpf/classify.h @@ if (ahead(XW_F_MAX) && m->cls[XW_F_MAX] != m->cls[XW_F_VLAN]) @@ s/!= m->cls/== m->cls/'
-	'bpf/classify.h @@ return (o & XW_ID_OVERFLOW) != 0; @@ s/!= 0/== 0/'
+	'bpf/classify.h @@ if (f == XW_F_MAX && id == m->cls[XW_F_VLAN]) @@ s/id == m->cls/id != m->cls/'
+	'bpf/classify.h @@ if (g.hints & XW_ID_OVERFLOW) { @@ s/g.hints \& XW_ID_OVERFLOW/0/'
 	'bpf/classify.h @@ bump(rule->slot, bytes); @@ s/rule->slot/r/'
-	'bpf/classify.h @@ m->p.gen = class_at(&xw_gen, 0) & 1; @@ s/\& 1;/\& 0;/'
+	'bpf/classify.h @@ m->p.gen = m->t->gen & 1; @@ s/\& 1;/\& 0;/'
 	# xdpwall.bpf.c
 	'bpf/xdpwall.bpf.c @@ verdict = a & 0xffff; @@ s/0xffff/0xfffe/'
 	# classify.h: IPv4 trie nodes (added with them)
 	'bpf/classify.h @@ e = n->c[(a >> 8) & (XW_NODE_FANOUT - 1)]; @@ s/a >> 8/a >> 9/'
 	'bpf/classify.h @@ if (!(e & XW_ID_NODE)) @@ s/if (!(e/if ((e/'
+	# classify.h: session 7 (the early stops)
+	'bpf/classify.h @@ if (!lists) @@ s/!lists/lists/'
+	'bpf/classify.h @@ if (!(check >> f)) @@ s/check >> f/check >> (f + 1)/'
 )
 
 FIRST=0

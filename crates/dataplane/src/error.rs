@@ -126,6 +126,28 @@ pub enum Error {
         /// Entries the array holds.
         room: usize,
     },
+    /// A compiled entry does not fit its array's type (a bug, never input).
+    #[error("compiled table {table} entry {index} is {value}, more than its {bits}-bit array holds; this is a bug in xdpwall, please report it")]
+    TableValue {
+        /// Which array.
+        table: String,
+        /// Entry index.
+        index: usize,
+        /// Its value.
+        value: u32,
+        /// Bits an entry holds.
+        bits: usize,
+    },
+    /// A map's value has another size than this build expects.
+    #[error("map {map} holds {got} bytes, this xdpwall expects {want}; is the running program from another xdpwall version? (`xdpwall detach` and `run` again loads this one's)")]
+    Layout {
+        /// Map name.
+        map: &'static str,
+        /// Bytes it holds.
+        got: usize,
+        /// Bytes expected.
+        want: usize,
+    },
     /// BPF_PROG_TEST_RUN refused the packet.
     #[error("BPF_PROG_TEST_RUN failed on a {len}-byte packet: {source}")]
     TestRun {

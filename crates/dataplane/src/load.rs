@@ -398,11 +398,7 @@ fn fill_dir4(
     update_array_at(n32_map, n32_name, &n32, b32)?;
     let n24: Vec<types::xw_node4> = nodes.n24.iter().map(|n| offset_node(n, b32)).collect();
     update_array_at(n24_map, n24_name, &n24, b24)?;
-    tables.put(
-        dir_table,
-        (gen as usize) << abi::DIR_BITS,
-        &offset_dir(dir, b24),
-    )
+    tables.put_gen(dir_table, gen, &offset_dir(dir, b24))
 }
 
 /// Writes all compiled tables into the maps.
@@ -429,10 +425,10 @@ fn fill(maps: &Maps, c: &Compiled, slots: &[u32]) -> Result<()> {
         (Table::Vlan, &c.vlan),
         (Table::Frag, &c.frag),
     ] {
-        tables.put(table, 0, vals)?;
+        tables.put(table, vals)?;
     }
     fill_addresses(maps, &mut tables, c, 0)?;
-    tables.write(&maps.tables)
+    tables.write(&maps.tables, "fill")
 }
 
 /// The exact-match key of an IPv4 prefix in generation `gen`.
@@ -463,7 +459,6 @@ pub(crate) fn fill_addresses(
     c: &Compiled,
     gen: u32,
 ) -> Result<()> {
-    let base = (gen as usize) << abi::DIR_BITS;
     let k4 = |(net, class): &(ipnet::Ipv4Net, u32)| (key4(net, gen), *class);
     let k6 = |(net, class): &(ipnet::Ipv6Net, u32)| (key6(net, gen), *class);
     // Entries before the directories that lead to them.
@@ -477,7 +472,7 @@ pub(crate) fn fill_addresses(
         (Table::Src6Dir, &c.src6_dir),
         (Table::Dst6Dir, &c.dst6_dir),
     ] {
-        tables.put(table, base, vals)?;
+        tables.put_gen(table, gen, vals)?;
     }
     fill_dir4(
         (&mut *tables, Table::Src4Dir),

@@ -4,12 +4,13 @@
 //!
 //! The address tables exist twice (generations 0 and 1; see `XW_GEN_SHIFT`
 //! in bpf/abi.h). The new tables are written as the generation packets do
-//! not use, then one write of `xw_gen` switches every CPU to them: each
-//! packet reads the generation once, so it is judged wholly by the old or
-//! wholly by the new sets. After an RCU grace period no packet can still be
-//! using the old generation; its prefix entries are then deleted
-//! ([`retire`]), so the next change finds the other generation empty. No program is loaded or
-//! verified, so this takes as long as writing the entries.
+//! not use, then a write of the `xw_tables` value that changes only its
+//! `gen` switches every CPU to them: each packet reads the generation once,
+//! so it is judged wholly by the old or wholly by the new sets. After an
+//! RCU grace period no packet can still be using the old generation; its
+//! prefix entries are then deleted ([`retire`]), so the next change finds
+//! the other generation empty. No program is loaded or verified, so this
+//! takes as long as writing the entries.
 
 use libbpf_rs::MapCore;
 use xdpwall_rules::compile::Compiled;
@@ -106,9 +107,9 @@ pub fn switch_sets(inst: &Instance, new: &Compiled) -> Result<u32> {
     // Two writes: the spare generation complete first, then the switch (a
     // value is copied in no promised order, so one write could switch
     // before the directories it switches to are there).
-    tables.write(&inst.maps.tables)?;
+    tables.write(&inst.maps.tables, "fill")?;
     tables.set_gen(next);
-    tables.write(&inst.maps.tables)?;
+    tables.write(&inst.maps.tables, "switch")?;
     grace_period()?;
     Ok(next)
 }

@@ -98,7 +98,16 @@ fn start(
     cfg: &Config,
     c: &Compiled,
 ) -> Result<(Instance, Attached, u64)> {
-    let prev = attach::find(iface).ok();
+    let prev = match attach::find(iface) {
+        Ok(p) => Some(p),
+        // An xdpwall of another build, whose maps this one cannot open: it
+        // is replaced all the same (atomically), and what that costs is said.
+        Err(e @ xdpwall_dataplane::Error::MissingMap { .. }) => {
+            log::warn!("{e}; replacing it: its counters start from zero");
+            None
+        }
+        Err(_) => None,
+    };
     let inst = load_after(c, prev.as_ref())?;
     // Events the predecessor's readers delivered, so produced = delivered +
     // lost keeps holding across the takeover.

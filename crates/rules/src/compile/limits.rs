@@ -9,7 +9,7 @@
 //! | xw_src4_n24/n32, xw_dst4_n24/n32 | IPv4 trie nodes (set at load) | a budget, [`MAX_NODES4`] |
 //! | xw_classes                        | classes (set at load)       | [`MAX_CLASSES`] |
 //! | xw_rules, xw_stats, xw_last_event, xw_sample_seen | rules     | `MAX_RULES` |
-//! | xw_*_dir, xw_proto, xw_sport, …   | one class per index (fixed) | the array's size |
+//! | xw_tables (one value: directories, proto, ports, …) | one class per index (fixed) | each array's size |
 //!
 //! Candidate lists (`XW_MAX_CANDS`) are not a limit: a longer list sets the
 //! class's overflow flag and the program scans the bitmap instead.
@@ -213,27 +213,40 @@ pub(super) fn check_tables(
         }
     }
     let arrays: [(&str, usize, usize); 14] = [
-        ("xw_src4_dir", c.src4_dir.len(), abi::DIR_ENTRIES),
-        ("xw_src4_lens", c.src4_lens.len(), abi::DIR_ENTRIES),
-        ("xw_dst4_lens", c.dst4_lens.len(), abi::DIR_ENTRIES),
-        ("xw_dst4_dir", c.dst4_dir.len(), abi::DIR_ENTRIES),
-        ("xw_src6_dir", c.src6_dir.len(), abi::DIR_ENTRIES),
-        ("xw_dst6_dir", c.dst6_dir.len(), abi::DIR_ENTRIES),
-        ("xw_proto", c.proto.len(), abi::PROTO_ENTRIES),
-        ("xw_sport", c.sport.len(), abi::PORT_ENTRIES),
-        ("xw_dport", c.dport.len(), abi::PORT_ENTRIES),
-        ("xw_tcpflags", c.tcpflags.len(), abi::TCPF_ENTRIES),
-        ("xw_icmp", c.icmp.len(), abi::ICMP_ENTRIES),
-        ("xw_family", c.family.len(), abi::FAMILY_ENTRIES),
-        ("xw_vlan", c.vlan.len(), abi::VLAN_ENTRIES),
-        ("xw_frag", c.frag.len(), abi::FRAG_ENTRIES),
+        ("xw_tables.src4_dir", c.src4_dir.len(), abi::DIR_ENTRIES),
+        ("xw_tables.src4_lens", c.src4_lens.len(), abi::DIR_ENTRIES),
+        ("xw_tables.dst4_lens", c.dst4_lens.len(), abi::DIR_ENTRIES),
+        ("xw_tables.dst4_dir", c.dst4_dir.len(), abi::DIR_ENTRIES),
+        ("xw_tables.src6_dir", c.src6_dir.len(), abi::DIR_ENTRIES),
+        ("xw_tables.dst6_dir", c.dst6_dir.len(), abi::DIR_ENTRIES),
+        ("xw_tables.proto", c.proto.len(), abi::PROTO_ENTRIES),
+        ("xw_tables.sport", c.sport.len(), abi::PORT_ENTRIES),
+        ("xw_tables.dport", c.dport.len(), abi::PORT_ENTRIES),
+        ("xw_tables.tcpflags", c.tcpflags.len(), abi::TCPF_ENTRIES),
+        ("xw_tables.icmp", c.icmp.len(), abi::ICMP_ENTRIES),
+        ("xw_tables.family", c.family.len(), abi::FAMILY_ENTRIES),
+        ("xw_tables.vlan", c.vlan.len(), abi::VLAN_ENTRIES),
+        ("xw_tables.frag", c.frag.len(), abi::FRAG_ENTRIES),
     ];
     for (map, n, size) in arrays {
         // A field table is written whole, or not at all when unused.
         if n != 0 && n != size {
             return fail(format!(
-                "{map}: {n} entries do not match its max_entries {size}; this is a bug, \
+                "{map}: {n} entries do not match its size {size}; this is a bug, \
                  please report it"
+            ));
+        }
+    }
+    // The /16 length masks are 16-bit arrays (lengths 17..32).
+    for (map, lens) in [
+        ("xw_tables.src4_lens", &c.src4_lens),
+        ("xw_tables.dst4_lens", &c.dst4_lens),
+    ] {
+        if let Some(i) = lens.iter().position(|&m| m > 0xffff) {
+            return fail(format!(
+                "{map}: entry {i} is {:#x}, wider than its 16 bits; this is a bug, \
+                 please report it",
+                lens[i]
             ));
         }
     }

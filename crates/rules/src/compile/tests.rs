@@ -304,11 +304,20 @@ fn every_fixed_table_is_checked_against_its_map() {
     let e = limits::check_tables(&cfg, &bad, &Limits::default()).expect_err("bad");
     assert!(e
         .message
-        .starts_with("xw_proto: 258 entries do not match its max_entries 257"));
+        .starts_with("xw_tables.proto: 258 entries do not match its size 257"));
     let mut bad = good.clone();
     bad.src4_dir.pop();
     let e = limits::check_tables(&cfg, &bad, &Limits::default()).expect_err("bad");
-    assert!(e.message.starts_with("xw_src4_dir: 65535 entries"));
+    assert!(e.message.starts_with("xw_tables.src4_dir: 65535 entries"));
+    let mut bad = good.clone();
+    bad.src4_lens[7] = 1 << 16;
+    let e = limits::check_tables(&cfg, &bad, &Limits::default()).expect_err("bad");
+    assert!(
+        e.message
+            .starts_with("xw_tables.src4_lens: entry 7 is 0x10000"),
+        "{}",
+        e.message
+    );
     let mut bad = good;
     bad.classes[0].cands = vec![0; abi::MAX_CANDS + 1];
     let e = limits::check_tables(&cfg, &bad, &Limits::default()).expect_err("bad");
