@@ -3,6 +3,7 @@
 //! About 20 s, so not in the default run: `cargo test -p xdpwall --test cli
 //! -- --ignored bench_dataplane` (root). `bench transport`: usage errors,
 //! and a small real run with its JSON re-drawn (root, a few seconds).
+//! `bench classify`: a small real run (root, ~15 s).
 
 use serde_json::Value;
 use xdpwall_lab::require_root;
@@ -263,5 +264,59 @@ fn bench_transport_runs_only_the_chosen_cells() {
             r["consumer"].as_str().unwrap_or("").ends_with("busy"),
             "{r}"
         );
+    }
+}
+
+/// `bench classify` end to end, small: every cell timed on both copies of
+/// its program, the probes checked against the reference classifier (the
+/// bench refuses otherwise), and the JSON carrying each copy's minimum.
+#[test]
+fn bench_classify_small_run_times_both_copies_of_every_program() {
+    if !require_root("bench_classify_small_run_times_both_copies_of_every_program") {
+        return;
+    }
+    let dir = TempDir::new("cl");
+    let json = dir.path().join("c.json");
+    let out = xdpwall(&[
+        "bench",
+        "classify",
+        "--rules",
+        "20",
+        "--set-entries",
+        "100",
+        "--repeat",
+        "1000",
+        "--runs",
+        "2",
+        "--json",
+        &json.to_string_lossy(),
+    ]);
+    out.assert_code(0);
+    assert!(
+        out.stdout
+            .contains("on each of 2 separately loaded copies of every program"),
+        "{}",
+        out.describe()
+    );
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap_or_default())
+        .unwrap_or_default();
+    assert_eq!(v["copies"], 2, "{v}");
+    let cells = v["cells"].as_array().cloned().unwrap_or_default();
+    // rules: 3 rows x 6 probes; sets: 2 x 3; peers: at least bare and
+    // xdpwall x 2 (xdp-filter's rows when it is installed).
+    assert!(cells.len() >= 18 + 6 + 4, "{} cells", cells.len());
+    for c in &cells {
+        let by_copy: Vec<f64> = c["min_ns_by_copy"]
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_f64).collect())
+            .unwrap_or_default();
+        let min = c["min_ns"].as_f64().unwrap_or(f64::NAN);
+        assert_eq!(by_copy.len(), 2, "{c}");
+        assert!(by_copy.iter().all(|&ns| ns > 0.0), "{c}");
+        assert!(
+            (min - by_copy[0].min(by_copy[1])).abs() < 1e-9,
+            "the cell's minimum is its better copy's: {c}"
+        );
+        assert!(c["ratio"].as_f64().is_some_and(f64::is_finite), "{c}");
     }
 }
