@@ -85,7 +85,7 @@ fn miss(name: &'static str, src: IpAddr) -> Probe {
 }
 
 /// Separately loaded copies of every program. One copy's cost for one
-/// probe can stay ~30 % high for a whole run while the same code in another
+/// probe can stay 10–30 % high for a whole run while the same code in another
 /// load does not (the slow cell moves from run to run with the code
 /// unchanged: where the kernel placed that load, not what it runs); a cell
 /// is the minimum over its copies, so it measures the code.
