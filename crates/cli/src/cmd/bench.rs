@@ -127,6 +127,23 @@ fn min_of(v: &[f64]) -> f64 {
     v.iter().copied().fold(f64::INFINITY, f64::min)
 }
 
+/// [`COPIES`] results of `load`, and the ms from `start` to the first one.
+fn load_copies<T>(
+    start: Instant,
+    name: &str,
+    load: impl Fn() -> Result<T>,
+) -> Result<(Vec<T>, f64)> {
+    let mut copies = Vec::with_capacity(COPIES);
+    let mut ms = 0.0;
+    for k in 0..COPIES {
+        copies.push(load().with_context(|| format!("loading {name}"))?);
+        if k == 0 {
+            ms = start.elapsed().as_secs_f64() * 1e3;
+        }
+    }
+    Ok((copies, ms))
+}
+
 /// One table: probes (columns), rows of cells, the first row the reference.
 struct Table {
     title: &'static str,
@@ -164,15 +181,7 @@ impl Programs {
         let t = Instant::now();
         let cfg = load_config(path).map_err(|e| anyhow::anyhow!("{e}"))?;
         let c = compile(&cfg)?;
-        let mut copies = Vec::with_capacity(COPIES);
-        let mut ms = 0.0;
-        for k in 0..COPIES {
-            copies
-                .push(load(&c, LoadOptions::default()).with_context(|| format!("loading {name}"))?);
-            if k == 0 {
-                ms = t.elapsed().as_secs_f64() * 1e3;
-            }
-        }
+        let (copies, ms) = load_copies(t, name, || Ok(load(&c, LoadOptions::default())?))?;
         eprintln!("  {name}: loaded in {ms:.0} ms");
         self.loaded
             .push((name.into(), Prog::Xdpwall(Box::new(cfg), copies), ms));
@@ -180,15 +189,7 @@ impl Programs {
     }
 
     fn add_peer(&mut self, name: &str, load: impl Fn() -> Result<Peer>) -> Result<usize> {
-        let t = Instant::now();
-        let mut copies = Vec::with_capacity(COPIES);
-        let mut ms = 0.0;
-        for k in 0..COPIES {
-            copies.push(load().with_context(|| format!("loading {name}"))?);
-            if k == 0 {
-                ms = t.elapsed().as_secs_f64() * 1e3;
-            }
-        }
+        let (copies, ms) = load_copies(Instant::now(), name, load)?;
         self.loaded.push((name.into(), Prog::Peer(copies), ms));
         Ok(self.loaded.len() - 1)
     }

@@ -47,8 +47,7 @@ fn bench_dataplane_smoke() {
         "{}",
         out.describe()
     );
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap_or_default())
-        .unwrap_or_default();
+    let v = read_json(&json);
     let rows = v["rows"].as_array().cloned().unwrap_or_default();
     assert_eq!(rows.len(), 12, "every receiver has a row");
     for r in &rows {
@@ -165,8 +164,7 @@ fn bench_transport_small_run_writes_table_targets_json_and_charts() {
         assert_eq!(d["c_ns"].as_array().map(Vec::len), Some(1), "{d}");
     }
     assert!(out.stdout.contains("drains."), "{}", out.describe());
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap_or_default())
-        .unwrap_or_default();
+    let v = read_json(&json);
     let rows = v["rows"].as_array().cloned().unwrap_or_default();
     // 3 ring + 2 perf wake-ups, epoll and busy, each Rust and C (the C
     // consumer is built with xdpwall).
@@ -213,9 +211,14 @@ fn bench_transport_small_run_writes_table_targets_json_and_charts() {
     );
 }
 
+/// A bench's `--json` file (Null when missing or not JSON: the test's
+/// assertions on it then fail and say so).
+fn read_json(path: &std::path::Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_default()).unwrap_or_default()
+}
+
 fn v_drains(json: &std::path::Path) -> Vec<Value> {
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(json).unwrap_or_default())
-        .unwrap_or_default();
+    let v = read_json(json);
     v["drain"].as_array().cloned().unwrap_or_default()
 }
 
@@ -251,8 +254,7 @@ fn bench_transport_runs_only_the_chosen_cells() {
         &json.to_string_lossy(),
     ]);
     out.assert_ok();
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap_or_default())
-        .unwrap_or_default();
+    let v = read_json(&json);
     let rows = v["rows"].as_array().cloned().unwrap_or_default();
     // One cell (adaptive has no perf form): xdpwall's consumer, and the C one.
     assert_eq!(rows.len(), 2, "{}", out.describe());
@@ -298,8 +300,7 @@ fn bench_classify_small_run_times_both_copies_of_every_program() {
         "{}",
         out.describe()
     );
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap_or_default())
-        .unwrap_or_default();
+    let v = read_json(&json);
     assert_eq!(v["copies"], 2, "{v}");
     let cells = v["cells"].as_array().cloned().unwrap_or_default();
     // rules: 3 rows x 6 probes; sets: 2 x 3; peers: at least bare and
