@@ -3,7 +3,8 @@
 //! About 20 s, so not in the default run: `cargo test -p xdpwall --test cli
 //! -- --ignored bench_dataplane` (root). `bench transport`: usage errors,
 //! and a small real run with its JSON re-drawn (root, a few seconds).
-//! `bench classify`: a small real run (root, ~15 s).
+//! `bench classify`: a small real run (root, ~15 s of program loads on
+//! every CPU, so like the dataplane one it runs with `--ignored`).
 
 use serde_json::Value;
 use xdpwall_lab::require_root;
@@ -273,6 +274,7 @@ fn bench_transport_runs_only_the_chosen_cells() {
 /// its program, the probes checked against the reference classifier (the
 /// bench refuses otherwise), and the JSON carrying each copy's minimum.
 #[test]
+#[ignore = "about 15 s of program loads on every CPU, which starves the suite's timing tests; run with --ignored"]
 fn bench_classify_small_run_times_both_copies_of_every_program() {
     if !require_root("bench_classify_small_run_times_both_copies_of_every_program") {
         return;
