@@ -517,14 +517,11 @@ static long scan_step(__u64 w, void *arg)
 /* Classifies the packet parsed into m->p. */
 static __always_inline __u32 classify(__u64 bytes, struct match_ctx *m)
 {
-	__u32 zero = 0;
 	struct gathered g;
 
 	m->best = XW_NO_RULE;
 	m->bytes = bytes;
-	m->t = bpf_map_lookup_elem(&xw_tables, &zero);
-	if (!m->t)
-		return XW_NO_RULE; /* never: the map has its one entry */
+	m->t = &xw_tables;
 	/* One read per packet: every address lookup uses this generation
 	 * (none when no rule has an address condition). */
 	if (USED(XW_F_SRC) || USED(XW_F_DST))

@@ -196,10 +196,9 @@ static __always_inline void emit(struct xdp_md *ctx, __u32 rule, __u32 verdict, 
 static __always_inline void maybe_tap(struct xdp_md *ctx, __u32 rule, __u32 verdict,
 				      __u64 wire_len)
 {
-	__u32 zero = 0;
-	struct xw_tap *t = bpf_map_lookup_elem(&xw_tap_ctl, &zero);
+	const struct xw_tap *t = &xw_tap_ctl;
 
-	if (!t || !t->enabled)
+	if (!t->enabled)
 		return;
 	if ((t->flags & XW_TAP_DROPS) && verdict != XDP_DROP)
 		return;

@@ -13,6 +13,12 @@ use crate::error::{errno, Error, Result};
 use crate::pod::{bytes_of, from_bytes};
 use crate::skel::{types, XdpwallSkel};
 
+/// Kernel name of the field tables' map: the global `xw_tables` in section
+/// `.bss.xw_tables`, which libbpf makes a one-entry array of its own.
+pub(crate) const TABLES_MAP: &str = ".bss.xw_tables";
+/// Kernel name of the capture tap's switch (the global `xw_tap_ctl`).
+pub(crate) const TAP_MAP: &str = ".bss.xw_tap";
+
 /// Name of our XDP function (the kernel keeps the first 15 bytes).
 pub const PROG_NAME: &str = "xdpwall_main";
 
@@ -104,7 +110,7 @@ impl Instance {
             src4_n32: dup(&m.xw_src4_n32, "xw_src4_n32")?,
             dst4_n24: dup(&m.xw_dst4_n24, "xw_dst4_n24")?,
             dst4_n32: dup(&m.xw_dst4_n32, "xw_dst4_n32")?,
-            tables: dup(&m.xw_tables, "xw_tables")?,
+            tables: dup(&m.bss_xw_tables, TABLES_MAP)?,
             classes: dup(&m.xw_classes, "xw_classes")?,
             rules: dup(&m.xw_rules, "xw_rules")?,
             stats: dup(&m.xw_stats, "xw_stats")?,
@@ -114,7 +120,7 @@ impl Instance {
             ring: dup(&m.xw_ring, "xw_ring")?,
             perf: dup(&m.xw_perf, "xw_perf")?,
             evstats: dup(&m.xw_evstats, "xw_evstats")?,
-            tap_ctl: dup(&m.xw_tap_ctl, "xw_tap_ctl")?,
+            tap_ctl: dup(&m.bss_xw_tap, TAP_MAP)?,
             tap_ring: dup(&m.xw_tap_ring, "xw_tap_ring")?,
             tap_perf: dup(&m.xw_tap_perf, "xw_tap_perf")?,
             xdp_errors: dup(&m.xw_xdp_errors, "xw_xdp_errors")?,
@@ -192,7 +198,7 @@ impl Instance {
             src4_n32: take("xw_src4_n32")?,
             dst4_n24: take("xw_dst4_n24")?,
             dst4_n32: take("xw_dst4_n32")?,
-            tables: take("xw_tables")?,
+            tables: take(TABLES_MAP)?,
             classes: take("xw_classes")?,
             rules: take("xw_rules")?,
             stats: take("xw_stats")?,
@@ -202,7 +208,7 @@ impl Instance {
             ring: take("xw_ring")?,
             perf: take("xw_perf")?,
             evstats: take("xw_evstats")?,
-            tap_ctl: take("xw_tap_ctl")?,
+            tap_ctl: take(TAP_MAP)?,
             tap_ring: take("xw_tap_ring")?,
             tap_perf: take("xw_tap_perf")?,
             xdp_errors: take("xw_xdp_errors")?,
@@ -252,13 +258,13 @@ impl Instance {
             .lookup(&0u32.to_ne_bytes(), MapFlags::ANY)
             .map_err(|source| Error::Map {
                 op: "read",
-                map: "xw_tap_ctl",
+                map: TAP_MAP,
                 source,
             })?;
         Ok(v.and_then(|b| from_bytes(&b)).unwrap_or_default())
     }
 
-    /// Switches the capture tap (`xw_tap_ctl[0]`).
+    /// Switches the capture tap (the global `xw_tap_ctl`).
     ///
     /// # Errors
     /// The map cannot be written.
@@ -268,7 +274,7 @@ impl Instance {
             .update(&0u32.to_ne_bytes(), bytes_of(tap), MapFlags::ANY)
             .map_err(|source| Error::Map {
                 op: "write",
-                map: "xw_tap_ctl",
+                map: TAP_MAP,
                 source,
             })
     }

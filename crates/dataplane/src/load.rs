@@ -324,7 +324,7 @@ fn bind_unused_maps(inst: &Instance) -> Result<()> {
         (&m.ring, "xw_ring"),
         (&m.perf, "xw_perf"),
         (&m.evstats, "xw_evstats"),
-        (&m.tap_ctl, "xw_tap_ctl"),
+        (&m.tap_ctl, crate::instance::TAP_MAP),
         (&m.tap_ring, "xw_tap_ring"),
         (&m.tap_perf, "xw_tap_perf"),
         (&m.xdp_errors, "xw_xdp_errors"),

@@ -1,6 +1,7 @@
-//! The fixed-size field tables: one map value (`xw_tables`, `struct
-//! xw_tables` in bpf/abi.h) the program looks up once a packet, then indexes
-//! as plain arrays. User space builds it as a byte image at the C struct's
+//! The fixed-size field tables: one value (the program's global `xw_tables`,
+//! `struct xw_tables` in bpf/abi.h, held by the one-entry map
+//! `.bss.xw_tables`) that the program addresses directly and indexes as
+//! plain arrays. User space builds it as a byte image at the C struct's
 //! offsets and writes it whole: the kernel copies a map value without
 //! tearing a 4-byte entry, and entries packets may be reading are written
 //! with the value they already hold.
@@ -82,7 +83,7 @@ pub(crate) struct Tables {
     bytes: Vec<u8>,
 }
 
-const NAME: &str = "xw_tables";
+const NAME: &str = crate::instance::TABLES_MAP;
 const GEN: usize = offset_of!(xw_tables, gen);
 
 impl Tables {
