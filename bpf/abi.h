@@ -16,9 +16,12 @@
 /* Candidates per class; a longer list sets XW_CLASS_OVERFLOW (full scan). */
 #define XW_MAX_CANDS 32
 /* A candidate is a rule id, with XW_CAND_COUNT set when the rule is `count`,
- * and in its top half the fields still to check (the rule's conditions other
- * than the field whose list holds it, which is already known to match). */
+ * XW_CAND_DIRECT when the rule's own record holds checks of it (xw_rule.direct),
+ * and in its top half the fields still to check with the class bitmaps (the
+ * rule's conditions other than the field whose list holds it, which is
+ * already known to match, and those checked directly). */
 #define XW_CAND_COUNT 0x8000
+#define XW_CAND_DIRECT 0x4000
 #define XW_CAND_ID_MASK 0x3fff
 #define XW_CAND_CHECK_SHIFT 16
 #define XW_NO_RULE 0xffffffffu
@@ -206,6 +209,24 @@ struct xw_lpm6 {
 #define XW_RL_MAX_PPS 1000000000ull
 #define XW_RL_MAX_BURST 1000000000ull
 
+/* A condition on a small field that one test decides: the packet's value v
+ * (struct pkt, as the field's table indexes it) meets it when
+ * lo <= v <= hi and (v & mask) == want. A protocol, a port range, TCP flags
+ * that must be set or clear, an ICMP type and code, a family, a fragment
+ * state: a candidate checks these on the rule it already reads, not through
+ * a class value per field (a map lookup each). */
+struct xw_check {
+	__u32 lo;
+	__u32 hi;
+	__u32 mask;
+	__u32 want;
+};
+
+/* Fields with direct checks: XW_F_PROTO..XW_F_FRAG (chk[f - XW_F_PROTO]),
+ * VLAN excepted (outer or inner tag: two values). */
+#define XW_CHECK_FIRST XW_F_PROTO
+#define XW_CHECKS (XW_F_FRAG - XW_F_PROTO + 1)
+
 /* One rule as the data plane and `stats` see it (index = rule id). */
 struct xw_rule {
 	__u32 action;
@@ -218,7 +239,8 @@ struct xw_rule {
 	__u64 rl_fill_ns; /* rate_limit: ns to fill an empty bucket */
 	char name[XW_NAME_LEN];
 	__u32 slot;     /* its counters in xw_stats (< XW_COUNTER_SLOTS) */
-	__u32 pad;
+	__u32 direct;   /* fields a candidate checks with chk[] (1 << XW_F_*) */
+	struct xw_check chk[XW_CHECKS];
 };
 
 /* Per-rule counters of what an action could not do (xw_actstats, per CPU). */

@@ -269,36 +269,120 @@ static __always_inline __u64 bit_of(__u32 id, __u32 r)
 	return (word_of(id, r >> 6) >> (r & 63)) & 1;
 }
 
-/* Whether rule `r` holds on every field in `check` (the candidate's mask).
- * `inl`: the one inline check (first_inline), which never looks an address
- * up itself (its caller makes sure), so it holds no copy of that code. */
-static __always_inline int rule_holds(struct match_ctx *m, __u32 r, __u32 check, int inl)
+/* The packet's value of field `f`, one with direct checks. */
+static __always_inline __u32 pkt_value(const struct pkt *p, int f)
 {
-#pragma unroll
-	for (int f = 0; f < XW_F_MAX; f++) {
-		/* Nothing left to check from here on: done (one test instead of
-		 * one per remaining field). */
-		if (!(check >> f))
-			return 1;
-		/* The candidate's mask first: USED() is a load, and only lets the
-		 * verifier drop the code of unused fields. */
-		if (!(check & (1u << f)) || !USED(f))
-			continue;
-		if (inl && !ahead(f) && (f == XW_F_SRC || f == XW_F_DST))
-			return 0;
-		if (f == XW_F_VLAN) {
-			if (!(bit_of(field_class(m, f), r) | bit_of(field_class(m, XW_F_MAX), r)))
-				return 0;
-		} else if (!bit_of(field_class(m, f), r)) {
-			return 0;
-		}
+	switch (f) {
+	case XW_F_PROTO:
+		return p->proto;
+	case XW_F_SPORT:
+		return p->sport;
+	case XW_F_DPORT:
+		return p->dport;
+	case XW_F_TCPFLAGS:
+		return p->tcpflags;
+	case XW_F_ICMP:
+		return p->icmp;
+	case XW_F_FAMILY:
+		return p->family;
+	default:
+		return p->frag;
 	}
+}
+
+/* Whether field `f` of the packet meets `rule`'s direct check of it. No test
+ * of xw_rule.direct: a field without one holds XW_CHECK_ANY's values, which
+ * every value meets, and a test fewer is a branch fewer for the verifier. */
+static __always_inline int field_ok(struct match_ctx *m, const struct xw_rule *rule, int f)
+{
+	const struct xw_check *k = &rule->chk[f - XW_CHECK_FIRST];
+	__u32 v;
+
+	if (!USED(f))
+		return 1;
+	v = pkt_value(&m->p, f);
+	/* lo <= v <= hi in one unsigned compare. */
+	return v - k->lo <= k->hi - k->lo && (v & k->mask) == k->want;
+}
+
+/* Whether the packet meets the direct checks of `rule`: a test a field,
+ * where a class bitmap would cost a lookup a field. */
+static __always_inline int direct_ok(struct match_ctx *m, const struct xw_rule *rule)
+{
+	return field_ok(m, rule, XW_F_PROTO) && field_ok(m, rule, XW_F_SPORT) &&
+	       field_ok(m, rule, XW_F_DPORT) && field_ok(m, rule, XW_F_TCPFLAGS) &&
+	       field_ok(m, rule, XW_F_ICMP) && field_ok(m, rule, XW_F_FAMILY) &&
+	       field_ok(m, rule, XW_F_FRAG);
+}
+
+/* The same for rule id `r` (one lookup of the rule). */
+static __always_inline int direct_holds(struct match_ctx *m, __u32 r)
+{
+	const struct xw_rule *rule = bpf_map_lookup_elem(&xw_rules, &r);
+
+	return rule && direct_ok(m, rule);
+}
+
+/* One step of bitmaps_hold(): 1 when field `f` and all above it are done, 0
+ * when the rule fails on `f`, -1 to go on. */
+static __always_inline int bitmap_step(struct match_ctx *m, __u32 r, __u32 check, int inl, int f)
+{
+	/* Nothing left to check from here on: done (one test instead of one
+	 * per remaining field). */
+	if (!(check >> f))
+		return 1;
+	/* The candidate's mask first: USED() is a load, and only lets the
+	 * verifier drop the code of unused fields. */
+	if (!(check & (1u << f)) || !USED(f))
+		return -1;
+	if (inl && !ahead(f) && (f == XW_F_SRC || f == XW_F_DST))
+		return 0;
+	if (f == XW_F_VLAN)
+		return (bit_of(field_class(m, f), r) | bit_of(field_class(m, XW_F_MAX), r)) ? -1 : 0;
+	return bit_of(field_class(m, f), r) ? -1 : 0;
+}
+
+#define BITMAP_STEP(F)                                                                   \
+	do {                                                                             \
+		int ok_ = bitmap_step(m, r, check, inl, F);                              \
+		if (ok_ >= 0)                                                            \
+			return ok_;                                                      \
+	} while (0)
+
+/* Whether rule `r` holds on every field in `check` (the candidate's mask of
+ * fields to check with the class bitmaps). `inl`: the one inline check
+ * (first_inline), which never looks an address up itself (its caller makes
+ * sure), so it holds no copy of that code. Steps spelled out: clang would
+ * not unroll them as a loop beside direct_holds(). */
+static __always_inline int bitmaps_hold(struct match_ctx *m, __u32 r, __u32 check, int inl)
+{
+	BITMAP_STEP(XW_F_SRC);
+	BITMAP_STEP(XW_F_DST);
+	BITMAP_STEP(XW_F_PROTO);
+	BITMAP_STEP(XW_F_SPORT);
+	BITMAP_STEP(XW_F_DPORT);
+	BITMAP_STEP(XW_F_TCPFLAGS);
+	BITMAP_STEP(XW_F_ICMP);
+	BITMAP_STEP(XW_F_FAMILY);
+	BITMAP_STEP(XW_F_VLAN);
+	BITMAP_STEP(XW_F_FRAG);
 	return 1;
 }
 
-static __always_inline int rule_matches(struct match_ctx *m, __u32 r, __u32 check)
+/* Whether candidate `e`'s rule holds: its direct checks, then the class
+ * bitmaps of the rest. */
+static __always_inline int rule_holds(struct match_ctx *m, __u32 e, int inl)
 {
-	return rule_holds(m, r, check, 0);
+	__u32 r = e & XW_CAND_ID_MASK;
+
+	if ((e & XW_CAND_DIRECT) && !direct_holds(m, r))
+		return 0;
+	return bitmaps_hold(m, r, e >> XW_CAND_CHECK_SHIFT, inl);
+}
+
+static __always_inline int rule_matches(struct match_ctx *m, __u32 e)
+{
+	return rule_holds(m, e, 0);
 }
 
 /* Trailing zeros of a non-zero word, without branches (the verifier would
@@ -371,11 +455,11 @@ static long walk_step(__u64 i, void *arg)
 	if (r >= m->best)
 		return 1;
 	if (m->pass == 0) {
-		if (!(e & XW_CAND_COUNT) && rule_matches(m, r, e >> XW_CAND_CHECK_SHIFT)) {
+		if (!(e & XW_CAND_COUNT) && rule_matches(m, e)) {
 			m->best = r;
 			return 1;
 		}
-	} else if ((e & XW_CAND_COUNT) && rule_matches(m, r, e >> XW_CAND_CHECK_SHIFT)) {
+	} else if ((e & XW_CAND_COUNT) && rule_matches(m, e)) {
 		count_hit(m, r);
 	}
 	return 0;
@@ -430,7 +514,7 @@ static __always_inline __u32 first_inline(struct match_ctx *m, __u32 lists)
 	check = e >> XW_CAND_CHECK_SHIFT;
 	if ((e & XW_CAND_COUNT) || (check & LAZY_ADDR))
 		return lists;
-	if (rule_holds(m, r, check, 1)) {
+	if (rule_holds(m, e, 1)) {
 		m->best = r; /* the lowest candidate of its list: done with it */
 		return lists & ~(1u << f);
 	}
@@ -513,8 +597,8 @@ static long scan_step(__u64 w, void *arg)
 	return 0;
 }
 
-/* The first terminal rule that matches, or XW_NO_RULE; counts `count` hits. */
-/* Classifies the packet parsed into m->p. */
+/* Classifies the packet parsed into m->p: the first terminal rule that
+ * matches, or XW_NO_RULE; counts `count` hits. */
 static __always_inline __u32 classify(__u64 bytes, struct match_ctx *m)
 {
 	struct gathered g;

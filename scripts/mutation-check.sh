@@ -78,6 +78,10 @@ MUTANTS=(
 	# classify.h: session 7 (the early stops)
 	'bpf/classify.h @@ if (!lists) @@ s/!lists/lists/'
 	'bpf/classify.h @@ if (!(check >> f)) @@ s/check >> f/check >> (f + 1)/'
+	# classify.h: session 8 (direct checks on the rule's record)
+	'bpf/classify.h @@ return v - k->lo <= k->hi - k->lo @@ s/<= k->hi/< k->hi/'
+	'bpf/classify.h @@ if ((e & XW_CAND_DIRECT) && !direct_holds(m, r)) @@ s/!direct_holds/0 \&\& !direct_holds/'
+	'bpf/classify.h @@ (v & k->mask) == k->want @@ s/== k->want/!= k->want/'
 )
 
 FIRST=0

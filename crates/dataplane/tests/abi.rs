@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use xdpwall_dataplane::types::{
-    xw_actstat, xw_class, xw_counter, xw_event, xw_info, xw_lpm4, xw_lpm6, xw_node4, xw_rl_key,
-    xw_rule, xw_tables, xw_tap, xw_trace, xw_wake,
+    xw_actstat, xw_check, xw_class, xw_counter, xw_event, xw_info, xw_lpm4, xw_lpm6, xw_node4,
+    xw_rl_key, xw_rule, xw_tables, xw_tap, xw_trace, xw_wake,
 };
 use xdpwall_rules::compile::{abi, Field};
 
@@ -60,9 +60,11 @@ const STRUCTS: &[(&str, &[&str])] = &[
             "rl_fill_ns",
             "name",
             "slot",
-            "pad",
+            "direct",
+            "chk",
         ],
     ),
+    ("xw_check", &["lo", "hi", "mask", "want"]),
     (
         "xw_actstat",
         &[
@@ -110,6 +112,9 @@ const NAMES: &[&str] = &[
     "XW_BITMAP_WORDS",
     "XW_MAX_CANDS",
     "XW_CAND_COUNT",
+    "XW_CAND_DIRECT",
+    "XW_CHECK_FIRST",
+    "XW_CHECKS",
     "XW_CAND_ID_MASK",
     "XW_CAND_CHECK_SHIFT",
     "XW_NO_RULE",
@@ -333,8 +338,10 @@ fn rust_view() -> BTreeMap<String, u64> {
         rl_fill_ns,
         name,
         slot,
-        pad
+        direct,
+        chk
     });
+    st!(xw_check { lo, hi, mask, want });
     st!(xw_actstat {
         limited,
         limited_bytes,
@@ -462,6 +469,9 @@ fn constants_agree() {
         ("XW_BITMAP_WORDS", abi::BITMAP_WORDS as u64),
         ("XW_MAX_CANDS", abi::MAX_CANDS as u64),
         ("XW_CAND_COUNT", u64::from(abi::CAND_COUNT)),
+        ("XW_CAND_DIRECT", u64::from(abi::CAND_DIRECT)),
+        ("XW_CHECK_FIRST", abi::CHECK_FIRST as u64),
+        ("XW_CHECKS", abi::CHECKS as u64),
         ("XW_CLASS_OVERFLOW", u64::from(abi::CLASS_OVERFLOW)),
         ("XW_ID_OVERFLOW", u64::from(abi::ID_OVERFLOW)),
         ("XW_ID_TERMINALS", u64::from(abi::ID_TERMINALS)),
@@ -573,10 +583,11 @@ fn constants_agree() {
         bad.join("\n")
     );
     assert_eq!(
-        u64::from(abi::CAND_COUNT) & d("XW_CAND_ID_MASK"),
+        u64::from(abi::CAND_COUNT | abi::CAND_DIRECT) & d("XW_CAND_ID_MASK"),
         0,
-        "count flag overlaps rule ids"
+        "candidate flags overlap rule ids"
     );
+    assert_eq!(abi::CAND_COUNT & abi::CAND_DIRECT, 0);
     let hints = d("XW_ID_OVERFLOW") | d("XW_ID_TERMINALS") | d("XW_ID_COUNTS");
     assert_eq!(
         hints & d("XW_ID_MASK"),

@@ -15,6 +15,12 @@ pub const BITMAP_WORDS: usize = MAX_RULES / 64;
 pub const MAX_CANDS: usize = 32;
 /// Candidate flag: the rule is a `count` rule.
 pub const CAND_COUNT: u32 = 0x8000;
+/// First field with a direct check (`XW_CHECK_FIRST`): `chk[f - CHECK_FIRST]`.
+pub const CHECK_FIRST: usize = 2;
+/// Direct-check slots in `struct xw_rule` (proto .. frag).
+pub const CHECKS: usize = 8;
+/// Candidate flag: the rule's record holds direct checks (`xw_rule.direct`).
+pub const CAND_DIRECT: u32 = 0x4000;
 /// Bits of a candidate that hold the rule id.
 pub const CAND_ID_MASK: u32 = 0x3fff;
 /// Shift of a candidate's mask of fields still to check.

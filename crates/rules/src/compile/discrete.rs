@@ -11,6 +11,121 @@ use super::abi::{
 use super::{Bitmap, Field, Interner};
 use crate::model::{Conditions, Config, Family, FragMatch, PortRange};
 
+/// A condition one test decides (`struct xw_check`): the packet's value `v`
+/// (the field's array index) meets it when `lo <= v <= hi` and
+/// `v & mask == want`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Check {
+    /// Lowest value that can match.
+    pub lo: u32,
+    /// Highest value that can match.
+    pub hi: u32,
+    /// Bits compared with `want`.
+    pub mask: u32,
+    /// What those bits must be.
+    pub want: u32,
+}
+
+impl Check {
+    /// Every value (a field the rule does not constrain).
+    pub const ANY: Check = Check {
+        lo: 0,
+        hi: u32::MAX,
+        mask: 0,
+        want: 0,
+    };
+
+    fn range(lo: usize, hi: usize) -> Option<Check> {
+        Some(Check {
+            lo: u32::try_from(lo).ok()?,
+            hi: u32::try_from(hi).ok()?,
+            mask: 0,
+            want: 0,
+        })
+    }
+
+    /// Whether `v` meets it (what the data plane computes).
+    #[must_use]
+    pub fn holds(&self, v: u32) -> bool {
+        self.lo <= v && v <= self.hi && v & self.mask == self.want
+    }
+}
+
+impl Default for Check {
+    fn default() -> Self {
+        Check::ANY
+    }
+}
+
+/// The rule's condition on `field` as one [`Check`], when one test decides it
+/// exactly (the indices it admits are those [`matching_indices`] and the port
+/// sweep give): a protocol, one port range (or ranges that touch), TCP flags,
+/// an ICMP type and/or code, a family, a fragment state. `None` for a field
+/// it does not constrain, for addresses and VLANs (outer or inner tag: two
+/// values), and for port lists with gaps.
+pub(super) fn direct_check(c: &Conditions, field: Field) -> Option<Check> {
+    match field {
+        Field::Proto => c.proto.and_then(|p| Check::range(p.into(), p.into())),
+        Field::Sport => port_check(c.sport.as_deref()?),
+        Field::Dport => port_check(c.dport.as_deref()?),
+        // Index 256 (no TCP header) lies above every flags byte.
+        Field::TcpFlags => c.tcp_flags.map(|f| Check {
+            lo: 0,
+            hi: 255,
+            mask: u32::from(f.set | f.clear),
+            want: u32::from(f.set),
+        }),
+        Field::Icmp => {
+            if c.icmp_type.is_none() && c.icmp_code.is_none() {
+                return None;
+            }
+            // Index (v6 << 16) | (type << 8) | code, either family; the
+            // index of "no ICMP header" lies above them all.
+            let (tm, t) = c.icmp_type.map_or((0, 0), |t| (0xff00, u32::from(t) << 8));
+            let (cm, code) = c.icmp_code.map_or((0, 0), |x| (0xff, u32::from(x)));
+            Some(Check {
+                lo: 0,
+                hi: (2 << 16) - 1,
+                mask: tm | cm,
+                want: t | code,
+            })
+        }
+        Field::Family => match c.family? {
+            Family::Ipv4 => Check::range(FAMILY_IPV4, FAMILY_IPV4),
+            Family::Ipv6 => Check::range(FAMILY_IPV6, FAMILY_IPV6),
+        },
+        Field::Frag => match c.fragment? {
+            FragMatch::Any => Check::range(FRAG_FIRST, FRAG_NON_FIRST),
+            FragMatch::First => Check::range(FRAG_FIRST, FRAG_FIRST),
+            FragMatch::NonFirst => Check::range(FRAG_NON_FIRST, FRAG_NON_FIRST),
+            FragMatch::None => Check::range(FRAG_NONE, FRAG_NONE),
+        },
+        Field::Src | Field::Dst | Field::Vlan => None,
+    }
+}
+
+/// Port ranges as one range, when their union has no gap.
+fn port_check(ranges: &[PortRange]) -> Option<Check> {
+    let mut rs: Vec<(u32, u32)> = ranges
+        .iter()
+        .map(|r| (u32::from(r.lo), u32::from(r.hi)))
+        .collect();
+    rs.sort_unstable();
+    let (lo, mut hi) = *rs.first()?;
+    for &(l, h) in &rs[1..] {
+        if l > hi + 1 {
+            return None;
+        }
+        hi = hi.max(h);
+    }
+    Some(Check {
+        lo,
+        hi,
+        mask: 0,
+        want: 0,
+    })
+}
+
 /// Per-index classes for `field` (which some rule uses).
 pub(super) fn compile_field(cfg: &Config, field: Field, int: &mut Interner) -> Vec<u32> {
     let n = cfg.rules.len();

@@ -9,9 +9,9 @@
 
 use ipnet::IpNet;
 
-use super::abi::{CAND_CHECK_SHIFT, CAND_COUNT, MAX_CANDS};
-use super::discrete::constrains;
-use super::{Bitmap, Field, Interner};
+use super::abi::{CAND_CHECK_SHIFT, CAND_COUNT, CAND_DIRECT, CHECK_FIRST, MAX_CANDS};
+use super::discrete::{constrains, direct_check};
+use super::{Bitmap, Field, Interner, RuleEntry};
 use crate::model::{AddrItem, AddrMatch, Conditions, Config, FragMatch};
 
 /// The fields a rule's conditions constrain.
@@ -93,12 +93,31 @@ fn index_field(cfg: &Config, c: &Conditions) -> Option<Field> {
     best.map(|(_, f)| f)
 }
 
-/// Fills every class's candidates; returns the mask of index fields.
+/// Moves the fields of `check` that one test decides into the rule's direct
+/// checks; returns the fields left for the class bitmaps.
+fn take_direct(c: &Conditions, check: u32, rule: &mut RuleEntry) -> u32 {
+    let mut left = check;
+    for f in Field::ALL {
+        if check & f.bit() == 0 {
+            continue;
+        }
+        if let Some(k) = direct_check(c, f) {
+            rule.checks[f as usize - CHECK_FIRST] = k;
+            rule.direct |= f.bit();
+            left &= !f.bit();
+        }
+    }
+    left
+}
+
+/// Fills every class's candidates and the rules' direct checks; returns the
+/// mask of index fields.
 pub(super) fn fill_candidates(
     cfg: &Config,
     int: &mut Interner,
     used_fields: u32,
     always_class: u32,
+    entries: &mut [RuleEntry],
 ) -> u32 {
     let n = cfg.rules.len();
     let mut indexed: Vec<Bitmap> = vec![Bitmap::new(n); Field::ALL.len()];
@@ -112,13 +131,18 @@ pub(super) fn fill_candidates(
             Some(f) => {
                 indexed[f as usize].set(r);
                 index_fields |= f.bit();
-                check[r] = shape & !f.bit();
+                check[r] = take_direct(&rule.cond, shape & !f.bit(), &mut entries[r]);
             }
             None => always.push(r),
         }
     }
     let tag = |r: usize| {
-        let id = r as u32 | (check[r] << CAND_CHECK_SHIFT);
+        let direct = if entries[r].direct != 0 {
+            CAND_DIRECT
+        } else {
+            0
+        };
+        let id = r as u32 | direct | (check[r] << CAND_CHECK_SHIFT);
         if cfg.rules[r].action.is_terminal() {
             id
         } else {

@@ -24,6 +24,7 @@ use ipnet::{Ipv4Net, Ipv6Net};
 
 use crate::model::{Action, Config, Verdict};
 pub use bitmap::Bitmap;
+pub use discrete::Check;
 pub use limits::Limits;
 pub use trie4::{hashed4, Node4, Nodes4};
 
@@ -79,8 +80,9 @@ impl Field {
 pub struct Class {
     /// Rules satisfied by the class's values.
     pub bits: Bitmap,
-    /// Candidates, ascending: `rule id | CAND_COUNT if count rule | fields
-    /// still to check << CAND_CHECK_SHIFT`.
+    /// Candidates, ascending: `rule id | CAND_COUNT if count rule |
+    /// CAND_DIRECT if it has direct checks | fields still to check with the
+    /// bitmaps << CAND_CHECK_SHIFT`.
     pub cands: Vec<u32>,
     /// The candidate list did not fit (`cands` is then empty).
     pub overflow: bool,
@@ -105,6 +107,11 @@ pub struct RuleEntry {
     pub rate: RateParams,
     /// Redirect: the target interface's name (resolved at load).
     pub redirect: Option<String>,
+    /// Fields a candidate of this rule checks with `checks` rather than
+    /// the class bitmaps (`1 << Field`; never its index field).
+    pub direct: u32,
+    /// Direct checks, `checks[f - abi::CHECK_FIRST]` (the rest: [`Check::ANY`]).
+    pub checks: [Check; abi::CHECKS],
 }
 
 /// A rate limit's bucket as the data plane computes it (`xw_rule.rl_*`).
@@ -411,6 +418,9 @@ fn rule_entry(cfg: &Config, i: usize) -> Result<RuleEntry, CompileError> {
             .log
             .and_then(|l| l.every)
             .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+        // Set with the candidates, once the rule's index field is known.
+        direct: 0,
+        checks: [Check::ANY; abi::CHECKS],
     })
 }
 
@@ -498,7 +508,7 @@ pub fn compile_with(cfg: &Config, limits: &Limits) -> Result<Compiled, CompileEr
     let always_class = int.unique(Bitmap::new(n));
     let count_class = int.unique(count_bits);
 
-    let index_fields = index::fill_candidates(cfg, &mut int, used_fields, always_class);
+    let index_fields = index::fill_candidates(cfg, &mut int, used_fields, always_class, &mut rules);
     let hints: Vec<u32> = int.classes.iter().map(id_hints).collect();
     let tag = |id: u32| id | hints[id as usize];
     let tag_all = |v: Vec<u32>| v.into_iter().map(tag).collect::<Vec<u32>>();

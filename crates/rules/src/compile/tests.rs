@@ -3,7 +3,8 @@
 use std::path::Path;
 
 use super::abi::{
-    CAND_CHECK_SHIFT, CAND_COUNT, CAND_ID_MASK, DIR_ENTRIES, ID_MASK, ID_NODE, ID_TRIE,
+    CAND_CHECK_SHIFT, CAND_COUNT, CAND_DIRECT, CAND_ID_MASK, CHECK_FIRST, DIR_ENTRIES, ID_MASK,
+    ID_NODE, ID_TRIE,
 };
 use super::*;
 use crate::parse_config;
@@ -133,12 +134,99 @@ fn candidates_carry_the_fields_left_to_check() {
     assert_eq!(list.len(), 2);
     let a = list[0];
     assert_eq!(a & CAND_ID_MASK, 0);
-    assert_eq!(
-        a >> CAND_CHECK_SHIFT,
-        Field::Proto.bit() | Field::Dport.bit()
-    );
+    // Protocol and port: checked on the rule's record, none with bitmaps.
+    assert_eq!(a >> CAND_CHECK_SHIFT, 0);
+    assert_eq!(a & CAND_DIRECT, CAND_DIRECT);
+    assert_eq!(c.rules[0].direct, Field::Proto.bit() | Field::Dport.bit());
     assert_eq!(list[1] & CAND_COUNT, CAND_COUNT, "rule b is a count rule");
     assert!(host.1 & abi::ID_TERMINALS != 0 && host.1 & abi::ID_COUNTS != 0);
+}
+
+/// One rule per condition shape a direct check must decide, each indexed
+/// on its own source /32 so that its other fields are checked, not indexed.
+const DIRECT_SHAPES: &[&str] = &[
+    "proto = \"tcp\"",
+    "proto = \"udp\"\ndport = 22",
+    "proto = \"tcp\"\ndport = \"1000-2000\"",
+    "proto = \"tcp\"\ndport = [80, 81, 82]",
+    "proto = \"tcp\"\ndport = [\"10-20\", \"15-30\"]",
+    "proto = \"tcp\"\ndport = [80, 443]",
+    "proto = \"udp\"\nsport = \"0-65535\"",
+    "proto = \"tcp\"\ntcp_flags = \"syn,!ack\"",
+    "proto = \"tcp\"\ntcp_flags = \"!rst\"",
+    "proto = \"icmp\"\nicmp_type = 8",
+    "icmp_code = 0",
+    "proto = \"icmpv6\"\nicmp_type = 3\nicmp_code = 1",
+    "family = \"ipv6\"",
+    "family = \"ipv4\"",
+    "fragment = \"any\"",
+    "fragment = \"first\"",
+    "fragment = \"non-first\"",
+    "fragment = \"none\"",
+];
+
+#[test]
+fn direct_checks_decide_exactly_what_the_class_bitmaps_decide() {
+    let mut toml = String::new();
+    for (i, shape) in DIRECT_SHAPES.iter().enumerate() {
+        let src = if shape.contains("v6") {
+            format!("2001:db8::{i}")
+        } else {
+            format!("192.0.2.{i}")
+        };
+        toml.push_str(&format!(
+            "[[rule]]\nname = \"r{i}\"\nsrc = \"{src}\"\n{shape}\naction = \"drop\"\n"
+        ));
+    }
+    let c = compiled(&toml);
+    let tables: [(Field, &Vec<u32>); 7] = [
+        (Field::Proto, &c.proto),
+        (Field::Sport, &c.sport),
+        (Field::Dport, &c.dport),
+        (Field::TcpFlags, &c.tcpflags),
+        (Field::Icmp, &c.icmp),
+        (Field::Family, &c.family),
+        (Field::Frag, &c.frag),
+    ];
+    let mut checked = 0;
+    for (r, rule) in c.rules.iter().enumerate() {
+        for &(f, table) in &tables {
+            if rule.direct & f.bit() == 0 {
+                continue;
+            }
+            let k = rule.checks[f as usize - CHECK_FIRST];
+            // Every value the packet can carry, the "none" index included.
+            for (v, &id) in table.iter().enumerate() {
+                let v = u32::try_from(v).expect("small index");
+                assert_eq!(
+                    k.holds(v),
+                    class(&c, id).bits.get(r),
+                    "rule {} ({}), {f:?} value {v}: {k:?}",
+                    r,
+                    DIRECT_SHAPES[r]
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= DIRECT_SHAPES.len(),
+        "only {checked} direct checks"
+    );
+    // A port list with a gap stays with the bitmaps, in the candidate's mask.
+    let gap = DIRECT_SHAPES
+        .iter()
+        .position(|s| s.contains("[80, 443]"))
+        .expect("gap rule");
+    assert_eq!(c.rules[gap].direct & Field::Dport.bit(), 0);
+    let host = c
+        .src4
+        .iter()
+        .find(|(n, _)| n.addr() == std::net::Ipv4Addr::new(192, 0, 2, gap as u8))
+        .expect("its /32");
+    let cand = class(&c, host.1).cands[0];
+    assert_eq!(cand >> CAND_CHECK_SHIFT, Field::Dport.bit());
+    assert_eq!(cand & CAND_DIRECT, CAND_DIRECT, "its protocol is direct");
 }
 
 #[test]
