@@ -230,6 +230,15 @@ impl Instance {
         self.prog.as_fd()
     }
 
+    /// Instructions the verifier processed to load the program: how close a
+    /// rule set's shape took it to the verifier's limit of 1,000,000.
+    ///
+    /// # Errors
+    /// The program's info cannot be read.
+    pub fn verified_insns(&self) -> Result<u32> {
+        Ok(prog_info(self.prog.as_fd())?.verified_insns)
+    }
+
     /// Reads the instance facts (`xw_info[0]`).
     ///
     /// # Errors

@@ -578,3 +578,130 @@ fn the_largest_rule_ids() {
     fw.assert_counters(&e);
     assert_eq!(fw.counter("c-last2").packets, 5);
 }
+
+/// Rules that bring in every feature the program has code for: sets,
+/// events on terminal and `count` rules (logged, rate-limited, sampled),
+/// rate limits by rule and by source, a redirect, TCP flags, ICMP, VLANs,
+/// fragments.
+const FEATURES: &str = r#"
+[sets]
+blocklist = ["198.18.0.66", "203.0.113.0/24", "2001:db8:bad::/48"]
+
+[[rule]]
+name = "drop-blocklist"
+src = "@blocklist"
+action = "drop"
+
+[[rule]]
+name = "count-icmp"
+proto = "icmp"
+log = true
+action = "count"
+
+[[rule]]
+name = "web"
+proto = "tcp"
+dport = [80, 443]
+action = "pass"
+
+[[rule]]
+name = "v6-no-ping"
+family = "ipv6"
+proto = "icmpv6"
+icmp_type = 128
+action = "drop"
+
+[[rule]]
+name = "log-ssh"
+proto = "tcp"
+dport = 2222
+log = { every = "100ms", snaplen = 64 }
+action = "count"
+
+[[rule]]
+name = "sampled"
+proto = "udp"
+sport = 9999
+log = true
+sample = 10
+action = "count"
+
+[[rule]]
+name = "limited"
+proto = "udp"
+dport = 7777
+vlan = 5
+action = { rate_limit = { pps = 1000, burst = 2000, by = "src" } }
+
+[[rule]]
+name = "limit-rule"
+proto = "tcp"
+dport = 8080
+vlan = 7
+log = true
+action = { rate_limit = { pps = 10, burst = 20, by = "rule" } }
+
+[[rule]]
+name = "syn"
+proto = "tcp"
+tcp_flags = "syn,!ack"
+src = ["10.0.0.0/8", "!10.1.0.0/16"]
+log = true
+action = "drop"
+
+[[rule]]
+name = "to-peer"
+proto = "udp"
+dport = 6000
+src = "@blocklist"
+action = { redirect = "lo" }
+
+[[rule]]
+name = "frag-log"
+fragment = "non-first"
+log = true
+action = "count"
+
+[[rule]]
+name = "icmp-sample"
+proto = "icmp"
+icmp_type = 8
+icmp_code = 0
+sample = 5
+log = true
+action = "count"
+"#;
+
+/// The verifier gives up on a program after 1,000,000 instructions
+/// processed, and what it processes grows with the rule set's shape (the
+/// fields and features in use), not with its size. The richest shape —
+/// every feature above and 10,000 mixed rules over every field — must load
+/// with a tenth of that to spare, so a change that multiplies the
+/// verifier's ways through the program shows here, not in a user's load.
+#[test]
+fn the_richest_shape_loads_with_room_under_the_verifier_limit() {
+    if !root("the_richest_shape_loads_with_room_under_the_verifier_limit") {
+        return;
+    }
+    let mixed = xdpwall_rules::synth::mixed_rules_toml(10_000, 7);
+    let rules = &mixed[mixed.find("[[rule]]").expect("generated rules")..];
+    let text = format!("{FEATURES}\n{rules}");
+    let cfg = xdpwall_rules::parse_config(&text, std::path::Path::new("richest.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let c = xdpwall_rules::compile::compile(&cfg).expect("compile");
+    let inst = xdpwall_dataplane::load::load(
+        &c,
+        xdpwall_dataplane::load::LoadOptions {
+            trace: true,
+            stand_in_redirects: true,
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("the richest shape does not load: {e}"));
+    let n = inst.verified_insns().expect("program info");
+    eprintln!("richest shape: {n} instructions processed by the verifier");
+    assert!(
+        n < 900_000,
+        "{n} instructions processed: less than 10 % under the verifier's limit"
+    );
+}
