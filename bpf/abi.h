@@ -300,7 +300,8 @@ enum xw_evstat {
 	XW_EVS_MAX = 8,
 };
 
-/* The capture tap, switched by user space at run time (xw_tap_ctl[0]).
+/* The capture tap, switched by user space at run time (the global
+ * xw_tap_ctl, map .bss.xw_tap).
  * A tap is a lease: it stops by itself at `expires_ns`, so a tapping
  * process that dies without turning it off (kill -9) costs the data plane
  * only until then; a live one renews it. */

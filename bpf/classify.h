@@ -27,7 +27,7 @@
  * the candidates that constrain them. */
 struct match_ctx {
 	struct pkt p;
-	const struct xw_tables *t; /* the field tables, looked up once */
+	const struct xw_tables *t; /* the field tables (the global) */
 	__u32 cls[XW_F_MAX + 1];
 	__u32 list;  /* class whose candidates are walked */
 	__u32 skip;  /* class whose first candidate was checked inline */
@@ -291,8 +291,9 @@ static __always_inline __u32 pkt_value(const struct pkt *p, int f)
 }
 
 /* Whether field `f` of the packet meets `rule`'s direct check of it. No test
- * of xw_rule.direct: a field without one holds XW_CHECK_ANY's values, which
- * every value meets, and a test fewer is a branch fewer for the verifier. */
+ * of xw_rule.direct: a field without one holds lo 0, hi 0xffffffff, mask 0,
+ * want 0 (Check::ANY in the compiler), which every value meets, and a test
+ * fewer is a branch fewer for the verifier. */
 static __always_inline int field_ok(struct match_ctx *m, const struct xw_rule *rule, int f)
 {
 	const struct xw_check *k = &rule->chk[f - XW_CHECK_FIRST];

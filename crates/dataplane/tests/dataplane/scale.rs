@@ -700,6 +700,7 @@ fn the_richest_shape_loads_with_room_under_the_verifier_limit() {
     .unwrap_or_else(|e| panic!("the richest shape does not load: {e}"));
     let n = inst.verified_insns().expect("program info");
     eprintln!("richest shape: {n} instructions processed by the verifier");
+    assert!(n > 0, "the kernel reported no verifier figure");
     assert!(
         n < 900_000,
         "{n} instructions processed: less than 10 % under the verifier's limit"

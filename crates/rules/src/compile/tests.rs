@@ -213,6 +213,56 @@ fn direct_checks_decide_exactly_what_the_class_bitmaps_decide() {
         checked >= DIRECT_SHAPES.len(),
         "only {checked} direct checks"
     );
+    // Which fields each shape checks directly: all but the source (its
+    // index) and a port list with a gap.
+    let direct_of = |shape: &str| -> u32 {
+        let mut want = 0;
+        for (key, f) in [
+            ("proto", Field::Proto),
+            ("sport", Field::Sport),
+            ("dport", Field::Dport),
+            ("tcp_flags", Field::TcpFlags),
+            ("icmp_", Field::Icmp),
+            ("family", Field::Family),
+            ("fragment", Field::Frag),
+        ] {
+            if shape.contains(key) && !(key == "dport" && shape.contains("443")) {
+                want |= f.bit();
+            }
+        }
+        want
+    };
+    for (r, shape) in DIRECT_SHAPES.iter().enumerate() {
+        assert_eq!(c.rules[r].direct, direct_of(shape), "{shape}");
+    }
+    // Every field of every rule is decided by exactly one of: its index
+    // field's list (the source), a direct check, the candidate's bitmaps.
+    let cfg = config(&toml);
+    let mut cands = 0;
+    for class in &c.classes {
+        for &e in &class.cands {
+            cands += 1;
+            let r = (e & CAND_ID_MASK) as usize;
+            let rule = &c.rules[r];
+            let shape: u32 = index::fields_of(&cfg.rules[r].cond)
+                .iter()
+                .map(|f| f.bit())
+                .sum();
+            let check = e >> CAND_CHECK_SHIFT;
+            assert_eq!(check & rule.direct, 0, "rule {r}: checked twice");
+            assert_eq!(
+                e & CAND_DIRECT != 0,
+                rule.direct != 0,
+                "rule {r}: flag and record disagree"
+            );
+            assert_eq!(
+                check | rule.direct | Field::Src.bit(),
+                shape,
+                "rule {r}: a field checked by nothing"
+            );
+        }
+    }
+    assert!(cands >= DIRECT_SHAPES.len(), "only {cands} candidates");
     // A port list with a gap stays with the bitmaps, in the candidate's mask.
     let gap = DIRECT_SHAPES
         .iter()
