@@ -13,6 +13,10 @@ use crate::error::{errno, Error, Result};
 use crate::pod::{bytes_of, from_bytes};
 use crate::skel::{types, XdpwallSkel};
 
+/// Instructions the kernel's verifier processes at most for one program
+/// (`BPF_COMPLEXITY_LIMIT_INSNS`); past it, the load fails with E2BIG.
+pub const VERIFIER_LIMIT: u32 = 1_000_000;
+
 /// Kernel name of the field tables' map: the global `xw_tables` in section
 /// `.bss.xw_tables`, which libbpf makes a one-entry array of its own.
 pub(crate) const TABLES_MAP: &str = ".bss.xw_tables";
@@ -231,7 +235,7 @@ impl Instance {
     }
 
     /// Instructions the verifier processed to load the program: how close a
-    /// rule set's shape took it to the verifier's limit of 1,000,000.
+    /// rule set's shape took it to [`VERIFIER_LIMIT`].
     ///
     /// # Errors
     /// The program's info cannot be read.

@@ -11,6 +11,7 @@ use anyhow::{Context, Result};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use xdpwall_dataplane::attach::{self, AttachMode, Attached};
+use xdpwall_dataplane::instance::VERIFIER_LIMIT;
 use xdpwall_dataplane::load::{load, load_next, LoadOptions};
 use xdpwall_dataplane::types::xw_info;
 use xdpwall_dataplane::xdperr::{self, XdpErrorCounter};
@@ -92,6 +93,17 @@ fn load_after(c: &Compiled, prev: Option<&Instance>) -> Result<Instance> {
 /// Loads, attaches and writes the instance facts. A running xdpwall on
 /// `iface` (a previous `run`, perhaps killed) is taken over atomically and
 /// its counters continue.
+/// A warning when a rule set's shape took the verifier past nine tenths of
+/// its limit: the next field or feature a user adds may not load.
+fn verifier_warning(verified: u32) -> Option<String> {
+    (u64::from(verified) * 10 > u64::from(VERIFIER_LIMIT) * 9).then(|| {
+        format!(
+            "the verifier processed {verified} of its {VERIFIER_LIMIT} instructions for this \
+             rule set's shape: a rule set using more fields or features may not load"
+        )
+    })
+}
+
 fn start(
     args: &RunArgs,
     iface: &str,
@@ -201,9 +213,12 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let t = Instant::now();
     let (mut inst, attached, delivered_before) = start(args, &iface, &cfg, &compiled)?;
     let set_entries: usize = cfg.sets.values().map(|s| s.entries.len()).sum();
+    // How close the rule set's shape took the verifier to its limit (the
+    // figure is missing only on kernels before 5.16).
+    let verified = inst.verified_insns().unwrap_or(0);
     log::info!(
         "{} rules, {} set entries -> {} classes, {} trie entries ({} IPv4 trie nodes, {} KiB); \
-         parse {} ms, compile {} ms, load+attach {} ms",
+         parse {} ms, compile {} ms, load+attach {} ms (verifier: {} of its {} instructions)",
         compiled.rules.len(),
         set_entries,
         compiled.classes.len(),
@@ -214,8 +229,13 @@ pub fn run(args: &RunArgs) -> Result<()> {
             / 1024,
         timings.parse.as_millis(),
         timings.compile.as_millis(),
-        t.elapsed().as_millis()
+        t.elapsed().as_millis(),
+        verified,
+        VERIFIER_LIMIT
     );
+    if let Some(w) = verifier_warning(verified) {
+        log::warn!("{w}");
+    }
     // Before announcing: once "attached" is printed, `reload` must work.
     let control = match control::Server::bind(&iface) {
         Ok(s) => Some(s),
@@ -620,4 +640,19 @@ fn reload(
     let idx = xdpwall_dataplane::instance::ifindex(iface)?;
     inst.set_info(&info(&cfg, &compiled, idx, &attached, &args.config))?;
     Ok(Reloaded::Swapped(Box::new(inst), compiled))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_verifier_figure_warns_only_past_nine_tenths_of_the_limit() {
+        assert_eq!(verifier_warning(0), None);
+        assert_eq!(verifier_warning(837_453), None);
+        assert_eq!(verifier_warning(900_000), None);
+        let w = verifier_warning(900_001).expect("a warning");
+        assert!(w.contains("900001 of its 1000000"), "{w}");
+        assert!(w.contains("may not load"), "{w}");
+    }
 }

@@ -702,7 +702,7 @@ fn the_richest_shape_loads_with_room_under_the_verifier_limit() {
     eprintln!("richest shape: {n} instructions processed by the verifier");
     assert!(n > 0, "the kernel reported no verifier figure");
     assert!(
-        n < 900_000,
+        u64::from(n) * 10 < u64::from(xdpwall_dataplane::instance::VERIFIER_LIMIT) * 9,
         "{n} instructions processed: less than 10 % under the verifier's limit"
     );
 }
