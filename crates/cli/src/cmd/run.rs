@@ -90,9 +90,6 @@ fn load_after(c: &Compiled, prev: Option<&Instance>) -> Result<Instance> {
     }
 }
 
-/// Loads, attaches and writes the instance facts. A running xdpwall on
-/// `iface` (a previous `run`, perhaps killed) is taken over atomically and
-/// its counters continue.
 /// A warning when a rule set's shape took the verifier past nine tenths of
 /// its limit: the next field or feature a user adds may not load.
 fn verifier_warning(verified: u32) -> Option<String> {
@@ -104,6 +101,9 @@ fn verifier_warning(verified: u32) -> Option<String> {
     })
 }
 
+/// Loads, attaches and writes the instance facts. A running xdpwall on
+/// `iface` (a previous `run`, perhaps killed) is taken over atomically and
+/// its counters continue.
 fn start(
     args: &RunArgs,
     iface: &str,
