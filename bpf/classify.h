@@ -27,7 +27,6 @@
  * the candidates that constrain them. */
 struct match_ctx {
 	struct pkt p;
-	const struct xw_tables *t; /* the field tables (the global) */
 	__u32 cls[XW_F_MAX + 1];
 	__u32 list;  /* class whose candidates are walked */
 	__u32 skip;  /* class whose first candidate was checked inline */
@@ -193,7 +192,7 @@ static __always_inline int ahead(int f)
 /* The class of field `f`: looked up ahead, or now. */
 static __always_inline __u32 field_class(struct match_ctx *m, int f)
 {
-	return ahead(f) ? m->cls[f] : lookup_field(m->t, &m->p, f);
+	return ahead(f) ? m->cls[f] : lookup_field(&xw_tables, &m->p, f);
 }
 
 /* What gather_index() found: the union of the classes' hint bits, and the
@@ -217,7 +216,7 @@ static __always_inline struct gathered gather_index(struct match_ctx *m)
 	for (int f = 0; f <= XW_F_MAX; f++) {
 		if (!ahead(f))
 			continue;
-		id = lookup_field(m->t, &m->p, f);
+		id = lookup_field(&xw_tables, &m->p, f);
 		m->cls[f] = id;
 		g.hints |= id;
 		/* Both tags in one class: one walk, or count rules would count twice. */
@@ -235,7 +234,7 @@ static __always_inline void gather_all(struct match_ctx *m)
 #pragma unroll
 	for (int f = 0; f <= XW_F_MAX; f++) {
 		if (f == XW_F_MAX ? USED(XW_F_VLAN) : USED(f))
-			m->cls[f] = lookup_field(m->t, &m->p, f);
+			m->cls[f] = lookup_field(&xw_tables, &m->p, f);
 	}
 }
 
@@ -606,11 +605,10 @@ static __always_inline __u32 classify(__u64 bytes, struct match_ctx *m)
 
 	m->best = XW_NO_RULE;
 	m->bytes = bytes;
-	m->t = &xw_tables;
 	/* One read per packet: every address lookup uses this generation
 	 * (none when no rule has an address condition). */
 	if (USED(XW_F_SRC) || USED(XW_F_DST))
-		m->p.gen = m->t->gen & 1;
+		m->p.gen = xw_tables.gen & 1;
 	g = gather_index(m);
 	if (g.hints & XW_ID_OVERFLOW) {
 		gather_all(m);

@@ -69,7 +69,7 @@ MUTANTS=(
 	'bpf/classify.h @@ if (f == XW_F_MAX && id == m->cls[XW_F_VLAN]) @@ s/id == m->cls/id != m->cls/'
 	'bpf/classify.h @@ if (g.hints & XW_ID_OVERFLOW) { @@ s/g.hints \& XW_ID_OVERFLOW/0/'
 	'bpf/classify.h @@ bump(rule->slot, bytes); @@ s/rule->slot/r/'
-	'bpf/classify.h @@ m->p.gen = m->t->gen & 1; @@ s/\& 1;/\& 0;/'
+	'bpf/classify.h @@ m->p.gen = xw_tables.gen & 1; @@ s/\& 1;/\& 0;/'
 	# xdpwall.bpf.c
 	'bpf/xdpwall.bpf.c @@ verdict = a & 0xffff; @@ s/0xffff/0xfffe/'
 	# classify.h: IPv4 trie nodes (added with them)

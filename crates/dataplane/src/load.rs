@@ -551,16 +551,15 @@ pub(crate) fn to_rule(e: &xdpwall_rules::compile::RuleEntry, slot: u32) -> types
         rl_cap: e.rate.cap,
         rl_fill_ns: e.rate.fill_ns,
         direct: e.direct,
-        ..Default::default()
-    };
-    for (dst, k) in r.chk.iter_mut().zip(&e.checks) {
-        *dst = types::xw_check {
+        // Arrays of one length (abi::CHECKS = XW_CHECKS): checked at compile time.
+        chk: e.checks.map(|k| types::xw_check {
             lo: k.lo,
             hi: k.hi,
             mask: k.mask,
             want: k.want,
-        };
-    }
+        }),
+        ..Default::default()
+    };
     let room = r.name.len() - 1;
     for (dst, &b) in r.name.iter_mut().zip(e.name.as_bytes().iter().take(room)) {
         *dst = b as i8;
