@@ -49,9 +49,40 @@ _Static_assert(__builtin_offsetof(struct pkt, saddr) % 4 == 0, "saddr is 4-byte 
 _Static_assert(__builtin_offsetof(struct pkt, daddr) % 4 == 0, "daddr is 4-byte aligned");
 
 struct cursor {
+	void *start; /* the frame's first byte (ctx->data) */
 	void *pos;
 	void *end;
 };
+
+/* Bounds a header's offset for the verifier; above anything the parser
+ * reaches (Ethernet, two tags, IPv6 and MAX_IPV6_EXT headers of at most
+ * 2,048 bytes each: 16,446 bytes). */
+#define XW_HDR_OFF_MASK 0x7fff
+
+/*
+ * The cursor at the same place, as a fresh pointer: start + (pos - start).
+ * A difference of two packet pointers is an unknown number to the verifier,
+ * so it forgets how the parser got here: the ways through the VLAN tags,
+ * and through the IPv6 extension headers before each one, are checked from
+ * here on once, not once per way (the verifier processed 5 to 12 times
+ * fewer instructions for small rule sets). The cost at run time is a
+ * subtraction, a mask and an addition.
+ *
+ * Not before the L4 header as well: that made no difference to the
+ * verifier, and on one rule set it made this kernel's x86 JIT fail to
+ * converge ("bpf_jit: fatal error", the load refused with ENOTSUPP).
+ */
+static __always_inline void rejoin(struct cursor *c)
+{
+	void *pos = c->pos;
+	__u64 off;
+
+	/* Hide pos from clang: where it knows the offset (no VLAN tag: 14) it
+	 * would fold it back into a constant the verifier tracks. */
+	asm volatile("" : "+r"(pos));
+	off = ((__u64)pos - (__u64)c->start) & XW_HDR_OFF_MASK;
+	c->pos = c->start + off;
+}
 
 struct vlan_hdr {
 	__be16 tci;
@@ -138,11 +169,13 @@ static __always_inline int parse_ipv6_ext(struct cursor *c, struct pkt *p, __u8 
 
 #pragma unroll
 	for (int i = 0; i < MAX_IPV6_EXT; i++) {
-		__u8 *h = c->pos;
+		__u8 *h;
 		__u32 len;
 
 		if (!is_ipv6_ext(nh))
 			goto done;
+		rejoin(c);
+		h = c->pos;
 		if ((void *)(h + 8) > c->end)
 			return ERR(XW_MAL_TRUNCATED);
 		if (nh == IPPROTO_FRAGMENT) {
@@ -268,6 +301,7 @@ static __always_inline int parse_packet(struct cursor *c, struct pkt *p)
 	err = parse_eth(c, p, &type);
 	if (err)
 		return err;
+	rejoin(c);
 	if (type == ETH_P_IP)
 		err = parse_ipv4(c, p);
 	else if (type == ETH_P_IPV6)

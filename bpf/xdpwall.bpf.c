@@ -75,6 +75,7 @@ SEC("xdp.frags")
 int xdpwall_main(struct xdp_md *ctx)
 {
 	struct cursor c = {
+		.start = (void *)(long)ctx->data,
 		.pos = (void *)(long)ctx->data,
 		.end = (void *)(long)ctx->data_end,
 	};
