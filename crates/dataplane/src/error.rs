@@ -9,11 +9,15 @@ pub enum Error {
     #[error("failed to open the embedded XDP object: {0}")]
     Open(#[source] libbpf_rs::Error),
     /// The kernel refused the program; the verifier log tail is attached.
-    #[error("the kernel refused to load the XDP program: {source}{log}")]
+    #[error("the kernel refused to load the XDP program: {source}{hint}{log}")]
     Load {
         /// libbpf's error.
         #[source]
         source: libbpf_rs::Error,
+        /// What the refusal means and what to do, for the refusals the
+        /// kernel's log does not explain (with a leading newline; may be
+        /// empty).
+        hint: String,
         /// Last lines of the verifier/libbpf log (with a leading newline).
         log: String,
     },

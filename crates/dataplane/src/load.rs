@@ -58,6 +58,42 @@ pub(crate) fn log_tail() -> String {
     }
 }
 
+/// The kernel's "not supported" errno, which libc does not name. A load
+/// gets it when the verifier accepted the program and the JIT then failed.
+const ENOTSUPP: i32 = 524;
+
+/// The kernel's errno behind a libbpf error. libbpf-rs keeps its io::Error
+/// private, so it is read back from the message's " (os error N)".
+fn os_errno(e: &libbpf_rs::Error) -> Option<i32> {
+    let text = format!("{e:#}");
+    let at = text.rfind("(os error ")?;
+    text[at + "(os error ".len()..]
+        .split(')')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// What a refused load means and what to do, where the kernel's own log
+/// says nothing useful: the verifier's limit (E2BIG) and a JIT failure
+/// (ENOTSUPP, met on this project's machine by one random rule set).
+fn load_hint(e: &libbpf_rs::Error) -> String {
+    match os_errno(e) {
+        Some(libc::E2BIG) => format!(
+            "\nThe verifier gave up after {} instructions processed: this rule set's \
+             shape (the fields and features it uses, not how many rules) is too rich \
+             for one program. Use fewer fields or features.",
+            crate::instance::VERIFIER_LIMIT
+        ),
+        Some(ENOTSUPP) => "\nThe verifier accepted the program but the kernel's JIT failed \
+                           to compile it (`dmesg` shows \"bpf_jit: ...\"): a kernel bug that \
+                           some program shapes meet. A rule set using one field or feature \
+                           more or fewer makes another program; please report this rule set."
+            .into(),
+        _ => String::new(),
+    }
+}
+
 fn verdict(v: Verdict) -> u32 {
     match v {
         Verdict::Pass => 2, // XDP_PASS
@@ -263,6 +299,7 @@ fn load_inner(
     }
 
     let skel = open.load().map_err(|source| Error::Load {
+        hint: load_hint(&source),
         source,
         log: log_tail(),
     })?;
@@ -651,4 +688,29 @@ fn batch(map: &MapHandle, name: &'static str, k: &[u8], v: &[u8], n: usize) -> R
             map: name,
             source,
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(errno: i32) -> libbpf_rs::Error {
+        libbpf_rs::Error::from(std::io::Error::from_raw_os_error(errno))
+    }
+
+    #[test]
+    fn refusals_the_kernel_does_not_explain_get_a_hint() {
+        assert_eq!(os_errno(&refused(libc::E2BIG)), Some(libc::E2BIG));
+        assert_eq!(os_errno(&refused(ENOTSUPP)), Some(ENOTSUPP));
+        let limit = load_hint(&refused(libc::E2BIG));
+        assert!(
+            limit.starts_with('\n') && limit.contains("1000000 instructions"),
+            "{limit}"
+        );
+        let jit = load_hint(&refused(ENOTSUPP));
+        assert!(jit.contains("JIT") && jit.contains("dmesg"), "{jit}");
+        // Refusals the verifier's log explains get no hint.
+        assert_eq!(load_hint(&refused(libc::EACCES)), "");
+        assert_eq!(load_hint(&refused(libc::EINVAL)), "");
+    }
 }
