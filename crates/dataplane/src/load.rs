@@ -75,11 +75,13 @@ fn os_errno(e: &libbpf_rs::Error) -> Option<i32> {
 }
 
 /// What a refused load means and what to do, where the kernel's own log
-/// says nothing useful: the verifier's limit (E2BIG) and a JIT failure
-/// (ENOTSUPP, met on this project's machine by one random rule set).
-fn load_hint(e: &libbpf_rs::Error) -> String {
+/// says nothing useful: the verifier's limit (E2BIG with its "BPF program
+/// is too large"; a map too large is E2BIG too, and its log says which) and
+/// a JIT failure (ENOTSUPP, met on this project's machine by one random
+/// rule set). `log` is libbpf's log of the load, the verifier's included.
+fn load_hint(e: &libbpf_rs::Error, log: &str) -> String {
     match os_errno(e) {
-        Some(libc::E2BIG) => format!(
+        Some(libc::E2BIG) if log.contains("BPF program is too large") => format!(
             "\nThe verifier gave up after {} instructions processed: this rule set's \
              shape (the fields and features it uses, not how many rules) is too rich \
              for one program. Use fewer fields or features.",
@@ -298,10 +300,13 @@ fn load_inner(
             })?;
     }
 
-    let skel = open.load().map_err(|source| Error::Load {
-        hint: load_hint(&source),
-        source,
-        log: log_tail(),
+    let skel = open.load().map_err(|source| {
+        let log = LOG.lock().map(|l| l.clone()).unwrap_or_default();
+        Error::Load {
+            hint: load_hint(&source, &log),
+            source,
+            log: log_tail(),
+        }
     })?;
     let inst = Instance::from_loaded(&skel)?;
     bind_unused_maps(&inst)?;
@@ -702,15 +707,25 @@ mod tests {
     fn refusals_the_kernel_does_not_explain_get_a_hint() {
         assert_eq!(os_errno(&refused(libc::E2BIG)), Some(libc::E2BIG));
         assert_eq!(os_errno(&refused(ENOTSUPP)), Some(ENOTSUPP));
-        let limit = load_hint(&refused(libc::E2BIG));
+        // The errno is found under a context libbpf-rs may add.
+        let wrapped = libbpf_rs::ErrorExt::context(refused(ENOTSUPP), "failed to load object");
+        assert_eq!(os_errno(&wrapped), Some(ENOTSUPP));
+
+        let too_large = "processed 1000001 insns\nBPF program is too large. Processed 1000001 insn";
+        let limit = load_hint(&refused(libc::E2BIG), too_large);
         assert!(
             limit.starts_with('\n') && limit.contains("1000000 instructions"),
             "{limit}"
         );
-        let jit = load_hint(&refused(ENOTSUPP));
+        // E2BIG from elsewhere (a map too large) is not blamed on the verifier.
+        assert_eq!(
+            load_hint(&refused(libc::E2BIG), "map 'x': failed to create"),
+            ""
+        );
+        let jit = load_hint(&refused(ENOTSUPP), "");
         assert!(jit.contains("JIT") && jit.contains("dmesg"), "{jit}");
         // Refusals the verifier's log explains get no hint.
-        assert_eq!(load_hint(&refused(libc::EACCES)), "");
-        assert_eq!(load_hint(&refused(libc::EINVAL)), "");
+        assert_eq!(load_hint(&refused(libc::EACCES), too_large), "");
+        assert_eq!(load_hint(&refused(libc::EINVAL), ""), "");
     }
 }
