@@ -82,6 +82,10 @@ MUTANTS=(
 	'bpf/classify.h @@ return v - k->lo <= k->hi - k->lo @@ s/<= k->hi/< k->hi/'
 	'bpf/classify.h @@ if ((e & XW_CAND_DIRECT) && !direct_holds(m, r)) @@ s/!direct_holds/0 \&\& !direct_holds/'
 	'bpf/classify.h @@ (v & k->mask) == k->want @@ s/== k->want/!= k->want/'
+	# parse.h: session 9 (the ways rejoin): a mask that moves the cursor,
+	# and the rejoin undone (the verifier's budget test must notice)
+	'bpf/parse.h @@ off = ((__u64)pos - (__u64)c->start) & XW_HDR_OFF_MASK; @@ s/XW_HDR_OFF_MASK/0x3f/'
+	'bpf/parse.h @@ c->pos = c->start + off; @@ s/c->start + off/pos + (off \& 0)/'
 )
 
 FIRST=0
