@@ -91,7 +91,7 @@ int xdpwall_main(struct xdp_md *ctx)
 	m.nhits = 0;
 
 	/* Parsed straight into the classifier's context: no copy. */
-	err = parse_packet(&c, &m.p);
+	err = fast_parse && parse_fast(&c, &m.p) ? 0 : parse_packet(&c, &m.p);
 	if (err) {
 		malformed = (__u32)(-err);
 		count_malformed((malformed - 1) & (XW_MAL_MAX - 1), bytes);
