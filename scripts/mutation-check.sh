@@ -86,6 +86,10 @@ MUTANTS=(
 	# and the rejoin undone (the verifier's budget test must notice)
 	'bpf/parse.h @@ off = ((__u64)pos - (__u64)c->start) & XW_HDR_OFF_MASK; @@ s/XW_HDR_OFF_MASK/0x3f/'
 	'bpf/parse.h @@ c->pos = c->start + off; @@ s/c->start + off/pos + (off \& 0)/'
+	# parse.h: session 9 (the fast path for untagged IPv4 TCP/UDP)
+	'bpf/parse.h @@ (ip->frag_off & bpf_htons(0x3fff))) @@ s/0x3fff/0x1fff/'
+	'bpf/parse.h @@ if ((void *)(l4 + 20) > c->end || (l4[12] >> 4) < 5) @@ s/< 5)/< 4)/'
+	'bpf/parse.h @@ p->dport = bpf_ntohs(*(__be16 *)(l4 + 2)); @@ s/l4 + 2/l4 + 4/'
 )
 
 FIRST=0
