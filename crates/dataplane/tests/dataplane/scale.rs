@@ -686,26 +686,9 @@ fn the_richest_shape_loads_with_room_under_the_verifier_limit() {
     let mixed = xdpwall_rules::synth::mixed_rules_toml(10_000, 7);
     let rules = &mixed[mixed.find("[[rule]]").expect("generated rules")..];
     let text = format!("{FEATURES}\n{rules}");
-    let cfg = xdpwall_rules::parse_config(&text, std::path::Path::new("richest.toml"))
-        .unwrap_or_else(|e| panic!("{e}"));
-    let c = xdpwall_rules::compile::compile(&cfg).expect("compile");
-    let inst = xdpwall_dataplane::load::load(
-        &c,
-        xdpwall_dataplane::load::LoadOptions {
-            trace: true,
-            stand_in_redirects: true,
-            ..Default::default()
-        },
-    )
-    .unwrap_or_else(|e| panic!("the richest shape does not load: {e}"));
-    let n = inst.verified_insns().expect("program info");
+    let (n, events) = verified_with_room(&text, "richest.toml");
     eprintln!("richest shape: {n} instructions processed by the verifier");
-    assert!(n > 0, "the kernel reported no verifier figure");
-    assert!(
-        u64::from(n) * 10 < u64::from(xdpwall_dataplane::instance::VERIFIER_LIMIT) * 9,
-        "{n} instructions processed: less than 10 % under the verifier's limit"
-    );
-    drop(inst);
+    assert!(events, "the richest shape logs and samples");
 
     // The richest shape without events: the program then takes the parser's
     // fast path too, whose ways the verifier checks the classifier for.
@@ -714,10 +697,18 @@ fn the_richest_shape_loads_with_room_under_the_verifier_limit() {
         .filter(|l| !l.starts_with("log =") && !l.starts_with("sample ="))
         .collect::<Vec<_>>()
         .join("\n");
-    let cfg = xdpwall_rules::parse_config(&quiet, std::path::Path::new("richest-quiet.toml"))
+    let (n, events) = verified_with_room(&quiet, "richest-quiet.toml");
+    eprintln!("richest shape without events: {n} instructions processed by the verifier");
+    assert!(!events, "every log and sample line is gone");
+}
+
+/// Loads `text` (redirect targets stood in for) and returns the verifier's
+/// figure for it, which must leave a tenth of the limit to spare, and
+/// whether the rule set has events (then the program has no fast path).
+fn verified_with_room(text: &str, name: &str) -> (u32, bool) {
+    let cfg = xdpwall_rules::parse_config(text, std::path::Path::new(name))
         .unwrap_or_else(|e| panic!("{e}"));
     let c = xdpwall_rules::compile::compile(&cfg).expect("compile");
-    assert!(!c.events.enabled, "every log and sample line is gone");
     let inst = xdpwall_dataplane::load::load(
         &c,
         xdpwall_dataplane::load::LoadOptions {
@@ -726,13 +717,14 @@ fn the_richest_shape_loads_with_room_under_the_verifier_limit() {
             ..Default::default()
         },
     )
-    .unwrap_or_else(|e| panic!("the richest shape without events does not load: {e}"));
+    .unwrap_or_else(|e| panic!("{name} does not load: {e}"));
     let n = inst.verified_insns().expect("program info");
-    eprintln!("richest shape without events: {n} instructions processed by the verifier");
+    assert!(n > 0, "the kernel reported no verifier figure");
     assert!(
         u64::from(n) * 10 < u64::from(xdpwall_dataplane::instance::VERIFIER_LIMIT) * 9,
-        "{n} instructions processed without events: less than 10 % under the verifier's limit"
+        "{name}: {n} instructions processed: less than 10 % under the verifier's limit"
     );
+    (n, c.events.enabled)
 }
 
 /// A few everyday rules load quickly: the parser's ways rejoin after the
