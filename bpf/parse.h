@@ -291,10 +291,10 @@ static __always_inline int parse_l4(struct cursor *c, struct pkt *p)
 
 /*
  * The common frame, untagged IPv4 without options carrying TCP or UDP, not
- * a fragment: one bounds check, straight-line loads, and no field written
- * twice. 1 if it parsed the frame, filling struct pkt exactly as
- * parse_packet() would; 0 to leave the frame to parse_packet(), which also
- * judges what is malformed. ~8 ns a packet less for a small rule set.
+ * a fragment: one bounds check (two for TCP), straight-line loads, and no
+ * field written twice. 1 if it parsed the frame, filling struct pkt exactly
+ * as parse_packet() would; 0 to leave the frame to parse_packet(), which
+ * also judges what is malformed. ~5 ns a packet less for a small rule set.
  */
 static __always_inline int parse_fast(struct cursor *c, struct pkt *p)
 {
@@ -329,8 +329,8 @@ static __always_inline int parse_fast(struct cursor *c, struct pkt *p)
 	p->vlan_outer = XW_VLAN_NONE;
 	p->vlan_inner = XW_VLAN_NONE;
 	p->frag = XW_FRAG_NONE;
-	__builtin_memcpy(p->saddr, &ip->saddr, 4);
-	__builtin_memcpy(p->daddr, &ip->daddr, 4);
+	__builtin_memcpy(p->saddr, &ip->saddr, sizeof(ip->saddr));
+	__builtin_memcpy(p->daddr, &ip->daddr, sizeof(ip->daddr));
 	return 1;
 }
 

@@ -90,6 +90,7 @@ MUTANTS=(
 	'bpf/parse.h @@ (ip->frag_off & bpf_htons(0x3fff))) @@ s/0x3fff/0x1fff/'
 	'bpf/parse.h @@ if ((void *)(l4 + 20) > c->end || (l4[12] >> 4) < 5) @@ s/< 5)/< 4)/'
 	'bpf/parse.h @@ p->dport = bpf_ntohs(*(__be16 *)(l4 + 2)); @@ s/l4 + 2/l4 + 4/'
+	'bpf/parse.h @@ __builtin_memcpy(p->saddr, &ip->saddr, sizeof(ip->saddr)); @@ s/&ip->saddr, sizeof/\&ip->daddr, sizeof/'
 )
 
 FIRST=0
