@@ -50,8 +50,18 @@ fn capture_log(_level: PrintLevel, msg: String) {
     }
 }
 
+/// libbpf's log of the current load, as far as it is kept.
+fn log_text() -> String {
+    LOG.lock().map(|l| l.clone()).unwrap_or_default()
+}
+
+/// The tail of libbpf's log of the current load, for an error message.
 pub(crate) fn log_tail() -> String {
-    let log = LOG.lock().map(|l| l.clone()).unwrap_or_default();
+    tail_of(&log_text())
+}
+
+/// The last lines of `log`, headed, for an error message (empty if none).
+fn tail_of(log: &str) -> String {
     let lines: Vec<&str> = log.lines().collect();
     let tail = lines[lines.len().saturating_sub(30)..].join("\n");
     if tail.is_empty() {
@@ -309,11 +319,11 @@ fn load_inner(
     }
 
     let skel = open.load().map_err(|source| {
-        let log = LOG.lock().map(|l| l.clone()).unwrap_or_default();
+        let log = log_text();
         Error::Load {
             hint: load_hint(&source, &log),
             source,
-            log: log_tail(),
+            log: tail_of(&log),
         }
     })?;
     let inst = Instance::from_loaded(&skel)?;
