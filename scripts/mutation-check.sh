@@ -91,6 +91,9 @@ MUTANTS=(
 	'bpf/parse.h @@ if ((void *)(l4 + 20) > c->end || (l4[12] >> 4) < 5) @@ s/< 5)/< 4)/'
 	'bpf/parse.h @@ p->dport = bpf_ntohs(*(__be16 *)(l4 + 2)); @@ s/l4 + 2/l4 + 4/'
 	'bpf/parse.h @@ __builtin_memcpy(p->saddr, &ip->saddr, sizeof(ip->saddr)); @@ s/&ip->saddr, sizeof/\&ip->daddr, sizeof/'
+	# classify.h: session 10 (only the fields a rule checks directly)
+	'bpf/classify.h @@ if (!USED(f) || !(direct & (1u << f))) @@ s/!(direct \& (1u << f))/(direct \& (1u << f))/'
+	'bpf/classify.h @@ __u32 d = rule->direct; @@ s/rule->direct/rule->direct \& ~(1u << XW_F_DPORT)/'
 )
 
 FIRST=0

@@ -52,6 +52,9 @@ const STRUCTS: &[(&str, &[&str])] = &[
         &[
             "action",
             "flags",
+            "slot",
+            "direct",
+            "chk",
             "snaplen",
             "sample",
             "every_ns",
@@ -59,9 +62,7 @@ const STRUCTS: &[(&str, &[&str])] = &[
             "rl_cap",
             "rl_fill_ns",
             "name",
-            "slot",
-            "direct",
-            "chk",
+            "pad",
         ],
     ),
     ("xw_check", &["lo", "hi", "mask", "want"]),
@@ -330,6 +331,9 @@ fn rust_view() -> BTreeMap<String, u64> {
     st!(xw_rule {
         action,
         flags,
+        slot,
+        direct,
+        chk,
         snaplen,
         sample,
         every_ns,
@@ -337,9 +341,7 @@ fn rust_view() -> BTreeMap<String, u64> {
         rl_cap,
         rl_fill_ns,
         name,
-        slot,
-        direct,
-        chk
+        pad
     });
     st!(xw_check { lo, hi, mask, want });
     st!(xw_actstat {
