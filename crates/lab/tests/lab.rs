@@ -3,13 +3,29 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::Command;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock, RwLockReadGuard};
 use std::time::Duration;
 
 use xdpwall_lab::traffic::{ping, tcp_connect_attempts, tcp_listen, udp_listen, udp_send};
 use xdpwall_lab::{require_root, sweep_stale, Lab, LabOptions, Netns};
 
 const T: Duration = Duration::from_secs(2);
+
+/// Every `Netns::new` sweeps stale namespaces, so a test making one would
+/// race `stale_sweeper_removes_dead_pid_namespaces`: it could delete that
+/// test's planted namespace before the test looks. Tests hold this for
+/// reading; that one holds it for writing.
+static SWEEPS: RwLock<()> = RwLock::new(());
+
+/// `require_root`, and the shared hold on [`SWEEPS`] for the test's span.
+fn root_and_sweeps(test: &str) -> Option<RwLockReadGuard<'static, ()>> {
+    if !require_root(test) {
+        return None;
+    }
+    // A test that failed while holding it poisons it; the lock guards no
+    // data, so go on.
+    Some(SWEEPS.read().unwrap_or_else(|e| e.into_inner()))
+}
 
 fn netns_list() -> String {
     let out = Command::new("ip")
@@ -28,9 +44,9 @@ fn listed(name: &str) -> bool {
 
 #[test]
 fn lab_layout() {
-    if !require_root("lab_layout") {
+    let Some(_sweeps) = root_and_sweeps("lab_layout") else {
         return;
-    }
+    };
     let lab = Lab::new(LabOptions::default()).expect("lab");
     let (a, b) = (lab.a(), lab.b());
     assert_ne!(a.ns().name(), b.ns().name());
@@ -79,9 +95,9 @@ fn lab_layout() {
 
 #[test]
 fn ping_both_families_both_ways() {
-    if !require_root("ping_both_families_both_ways") {
+    let Some(_sweeps) = root_and_sweeps("ping_both_families_both_ways") else {
         return;
-    }
+    };
     let lab = Lab::new(LabOptions::default()).expect("lab");
     for (from, to) in [(lab.a(), lab.b()), (lab.b(), lab.a())] {
         for v6 in [false, true] {
@@ -99,9 +115,9 @@ fn ping_both_families_both_ways() {
 
 #[test]
 fn udp_reaches_listener() {
-    if !require_root("udp_reaches_listener") {
+    let Some(_sweeps) = root_and_sweeps("udp_reaches_listener") else {
         return;
-    }
+    };
     let lab = Lab::new(LabOptions::default()).expect("lab");
     for v6 in [false, true] {
         let rx = udp_listen(lab.b().ns(), SocketAddr::new(lab.b().ip(v6), 0)).expect("listen");
@@ -116,9 +132,9 @@ fn udp_reaches_listener() {
 
 #[test]
 fn jumbo_mtu() {
-    if !require_root("jumbo_mtu") {
+    let Some(_sweeps) = root_and_sweeps("jumbo_mtu") else {
         return;
-    }
+    };
     let lab = Lab::new(LabOptions::default().mtu(9000)).expect("lab");
     let show = lab.b().ns().ip(&["link", "show", "xwb"]).expect("ip link");
     assert!(show.contains("mtu 9000"), "{show}");
@@ -134,9 +150,9 @@ fn jumbo_mtu() {
 
 #[test]
 fn ipv4_only_lab() {
-    if !require_root("ipv4_only_lab") {
+    let Some(_sweeps) = root_and_sweeps("ipv4_only_lab") else {
         return;
-    }
+    };
     let lab = Lab::new(LabOptions::default().ipv6(false)).expect("lab");
     let addrs = lab
         .a()
@@ -154,9 +170,9 @@ fn ipv4_only_lab() {
 
 #[test]
 fn tcp_connects_and_refused() {
-    if !require_root("tcp_connects_and_refused") {
+    let Some(_sweeps) = root_and_sweeps("tcp_connects_and_refused") else {
         return;
-    }
+    };
     let lab = Lab::new(LabOptions::default()).expect("lab");
     for v6 in [false, true] {
         let l = tcp_listen(lab.b().ns(), SocketAddr::new(lab.b().ip(v6), 0)).expect("listen");
@@ -171,9 +187,9 @@ fn tcp_connects_and_refused() {
 
 #[test]
 fn dropped_packets_time_out() {
-    if !require_root("dropped_packets_time_out") {
+    let Some(_sweeps) = root_and_sweeps("dropped_packets_time_out") else {
         return;
-    }
+    };
     let lab = Lab::new(LabOptions::default()).expect("lab");
     // 198.18.0.3 resolves to a MAC nobody owns: b discards the frames, as an
     // XDP drop would.
@@ -202,9 +218,9 @@ fn dropped_packets_time_out() {
 
 #[test]
 fn namespaces_gone_after_drop() {
-    if !require_root("namespaces_gone_after_drop") {
+    let Some(_sweeps) = root_and_sweeps("namespaces_gone_after_drop") else {
         return;
-    }
+    };
     let lab = Lab::new(LabOptions::default()).expect("lab");
     let names = [
         lab.a().ns().name().to_string(),
@@ -219,9 +235,9 @@ fn namespaces_gone_after_drop() {
 
 #[test]
 fn panic_still_cleans_up() {
-    if !require_root("panic_still_cleans_up") {
+    let Some(_sweeps) = root_and_sweeps("panic_still_cleans_up") else {
         return;
-    }
+    };
     let names = Mutex::new(Vec::new());
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let lab = Lab::new(LabOptions::default()).expect("lab");
@@ -250,6 +266,8 @@ fn stale_sweeper_removes_dead_pid_namespaces() {
     if !require_root("stale_sweeper_removes_dead_pid_namespaces") {
         return;
     }
+    // No other test of this binary sweeps while we plant and look.
+    let _alone = SWEEPS.write().unwrap_or_else(|e| e.into_inner());
     // A pid that certainly existed and is now dead (reaped).
     let mut child = Command::new("true").spawn().expect("spawn");
     let dead = child.id();
