@@ -14,7 +14,8 @@ const T: Duration = Duration::from_secs(2);
 /// Every `Netns::new` sweeps stale namespaces, so a test making one would
 /// race `stale_sweeper_removes_dead_pid_namespaces`: it could delete that
 /// test's planted namespace before the test looks. Tests hold this for
-/// reading; that one holds it for writing.
+/// reading; that one holds it for writing. It orders this binary's tests
+/// only (cargo runs test binaries one after another).
 static SWEEPS: RwLock<()> = RwLock::new(());
 
 /// `require_root`, and the shared hold on [`SWEEPS`] for the test's span.
@@ -22,8 +23,8 @@ fn root_and_sweeps(test: &str) -> Option<RwLockReadGuard<'static, ()>> {
     if !require_root(test) {
         return None;
     }
-    // A test that failed while holding it poisons it; the lock guards no
-    // data, so go on.
+    // Only a writer that panicked poisons it; the lock guards no data, so
+    // go on either way.
     Some(SWEEPS.read().unwrap_or_else(|e| e.into_inner()))
 }
 

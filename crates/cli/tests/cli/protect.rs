@@ -6,8 +6,8 @@
 //! passes `burst + pps × t` packets of a flood lasting `t` (between the
 //! first and the last packet the program sees). `t` is read at the
 //! receiver: the kernel's receive timestamps (SO_TIMESTAMPNS, taken in the
-//! same NAPI poll that ran the program) of the first and the last datagram
-//! passed. The first passed is the flood's first (the bucket starts full);
+//! NAPI poll that ran the program, with native XDP on the veth) of the
+//! first and the last datagram passed. The first passed is the flood's first (the bucket starts full);
 //! the last lies within one token (1 / pps) of the flood's last. The
 //! sender's own clock is no measure of this: under load the kernel ran the
 //! program on a whole backlog 25 ms after the first send, and the sender's
@@ -52,7 +52,65 @@ fn roomy_socket(ns: &Netns, addr: SocketAddr) -> UdpSocket {
     setsockopt_int(&sock, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, 64 << 20);
     setsockopt_int(&sock, libc::SOL_SOCKET, libc::SO_TIMESTAMPNS, 1);
     sock.set_nonblocking(true).expect("non-blocking");
+    wait_for_stamping(ns, &sock, addr);
     sock
+}
+
+/// SO_TIMESTAMPNS stamps a datagram on arrival only once the kernel's
+/// timestamp switch is on, and the first socket to ask may have it turned
+/// on later, from a work item: a datagram that arrives before then is
+/// stamped when it is read. This sends probes over loopback (no XDP, no
+/// rate limit) until one comes stamped before it is read. Each probe is
+/// read before the next is sent, so none is left for the flood's count.
+fn wait_for_stamping(ns: &Netns, sock: &UdpSocket, addr: SocketAddr) {
+    let probe = ns
+        .run(|| UdpSocket::bind(SocketAddr::new(addr.ip(), 0)))
+        .expect("entering the namespace")
+        .expect("binding the probe");
+    let deadline = Instant::now() + WAIT;
+    for probes in 1.. {
+        probe.send_to(b"probe", addr).expect("sending a probe");
+        assert!(
+            readable(sock, deadline),
+            "a probe over loopback did not arrive"
+        );
+        let before = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        let stamp = recv_stamped(sock).expect("the probe that poll saw");
+        if stamp < before {
+            eprintln!("receive timestamps on after {probes} probe(s)");
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "receive timestamps did not come on within {WAIT:?}"
+        );
+    }
+}
+
+/// Waits (poll(2)) until `sock` has a datagram, or `deadline` passes.
+fn readable(sock: &UdpSocket, deadline: Instant) -> bool {
+    let mut p = libc::pollfd {
+        fd: sock.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        let ms = i32::try_from(left.as_millis()).unwrap_or(i32::MAX).max(1);
+        // SAFETY: one valid pollfd for the call.
+        let n = unsafe { libc::poll(&mut p, 1, ms) };
+        if n > 0 {
+            return true;
+        }
+        if n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return false;
+        }
+    }
 }
 
 /// One datagram from a socket with SO_TIMESTAMPNS on: its kernel receive
