@@ -29,6 +29,7 @@ mod xdperr_skel {
 
 pub mod attach;
 pub mod error;
+pub mod fold;
 pub mod instance;
 pub mod kernel;
 pub mod load;

@@ -11,6 +11,7 @@ use xdpwall_rules::compile::{abi, hashed4, Compiled, Node4, Nodes4};
 use xdpwall_rules::Verdict;
 
 use crate::error::{Error, Result};
+use crate::fold;
 use crate::instance::{Instance, Maps};
 use crate::pod::{bytes_of_slice, Pod};
 use crate::skel::{types, XdpwallSkelBuilder};
@@ -31,6 +32,10 @@ pub struct LoadOptions {
     /// Parse every frame with the general parser, as the program does for
     /// rule sets that log or sample (for tests of that way).
     pub general_parser: bool,
+    /// Load the program as compiled, without folding its frozen
+    /// configuration into its instructions (see `fold`): for tests that
+    /// compare the two, and for measuring what the folding saves.
+    pub no_fold: bool,
 }
 
 /// libbpf's log of the current load, so a verifier rejection can be shown.
@@ -318,6 +323,9 @@ fn load_inner(
             })?;
     }
 
+    if !opts.no_fold {
+        fold_config(open.open_object_mut())?;
+    }
     let skel = open.load().map_err(|source| {
         let log = log_text();
         Error::Load {
@@ -335,6 +343,53 @@ fn load_inner(
     fill(&inst.maps, c, &slots.of_rule)?;
     fill_redirects(&inst.maps, &targets)?;
     Ok(inst)
+}
+
+/// Relocates the program (libbpf's prepare step: maps created, `.rodata`
+/// frozen) and folds the frozen configuration into its instructions.
+fn fold_config(obj: &mut libbpf_rs::OpenObject) -> Result<fold::Folded> {
+    use libbpf_rs::libbpf_sys as sys;
+    use libbpf_rs::AsRawLibbpf;
+
+    let raw = obj.as_libbpf_object().as_ptr();
+    let failed = |what: &str, ret: i32| Error::Sys {
+        what: format!("{what} (before loading the XDP program)"),
+        source: crate::error::errno(ret),
+    };
+    // SAFETY: `raw` is the open object `obj` owns for this call; every
+    // pointer below comes from it and is used before it returns.
+    unsafe {
+        let ret = sys::bpf_object__prepare(raw);
+        if ret < 0 {
+            return Err(failed("create the maps and relocate the program", ret));
+        }
+        let map = sys::bpf_object__find_map_by_name(raw, c".rodata".as_ptr());
+        let prog = sys::bpf_object__find_program_by_name(raw, c"xdpwall_main".as_ptr());
+        if map.is_null() || prog.is_null() {
+            return Ok(fold::Folded::default());
+        }
+        let mut size = 0;
+        let data = sys::bpf_map__initial_value(map, &mut size).cast::<u8>();
+        let insns = sys::bpf_program__insns(prog);
+        let n = usize::try_from(sys::bpf_program__insn_cnt(prog)).unwrap_or(0);
+        let size = usize::try_from(size).unwrap_or(0);
+        if data.is_null() || insns.is_null() {
+            return Ok(fold::Folded::default());
+        }
+        let frozen = fold::Frozen {
+            fd: sys::bpf_map__fd(map),
+            data: std::slice::from_raw_parts(data, size),
+        };
+        let mut code: Vec<fold::Insn> = (0..n)
+            .map(|k| std::ptr::read_unaligned(insns.add(k).cast::<fold::Insn>()))
+            .collect();
+        let folded = fold::fold(&mut code, &frozen);
+        let ret = sys::bpf_program__set_insns(prog, code.as_mut_ptr().cast(), n as sys::size_t);
+        if ret < 0 {
+            return Err(failed("replace the program's instructions", ret));
+        }
+        Ok(folded)
+    }
 }
 
 /// (rule id, ifindex) of every `redirect` rule.
