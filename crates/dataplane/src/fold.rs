@@ -166,37 +166,33 @@ fn is_wide(i: Insn) -> bool {
     i.code == LD_IMM64
 }
 
-/// Where control goes after instruction `pc` (none past the end).
-fn successors(insns: &[Insn], pc: usize, known: Option<bool>) -> Vec<usize> {
+/// Where control goes after instruction `pc` (none past the end); `known`:
+/// a conditional jump's outcome, when decided.
+fn successors(insns: &[Insn], pc: usize, known: Option<bool>) -> impl Iterator<Item = usize> {
     let i = insns[pc];
     let at = |d: i64| -> Option<usize> {
         let t = pc as i64 + 1 + d;
         (t >= 0 && (t as usize) < insns.len()).then_some(t as usize)
     };
-    if is_wide(i) {
-        return at(1).into_iter().collect();
-    }
-    if !is_jmp(i) {
-        return at(0).into_iter().collect();
-    }
-    match i.code & 0xf0 {
-        EXIT => vec![],
-        CALL => at(0).into_iter().collect(),
-        JA => {
+    let ways = if is_wide(i) {
+        [at(1), None]
+    } else if !is_jmp(i) {
+        [at(0), None]
+    } else {
+        match i.code & 0xf0 {
+            EXIT => [None, None],
+            CALL => [at(0), None],
             // gotol keeps its offset in imm.
-            let d = if class(i) == CLASS_JMP32 {
-                i64::from(i.imm)
-            } else {
-                i64::from(i.off)
-            };
-            at(d).into_iter().collect()
+            JA if class(i) == CLASS_JMP32 => [at(i64::from(i.imm)), None],
+            JA => [at(i64::from(i.off)), None],
+            _ => match known {
+                Some(true) => [at(i64::from(i.off)), None],
+                Some(false) => [at(0), None],
+                None => [at(0), at(i64::from(i.off))],
+            },
         }
-        _ => match known {
-            Some(true) => at(i64::from(i.off)).into_iter().collect(),
-            Some(false) => at(0).into_iter().collect(),
-            None => at(0).into_iter().chain(at(i64::from(i.off))).collect(),
-        },
-    }
+    };
+    ways.into_iter().flatten()
 }
 
 /// The starts of the program's functions: 0, the targets of BPF-to-BPF
