@@ -558,11 +558,7 @@ fn reachable(insns: &[Insn]) -> Vec<bool> {
         if std::mem::replace(&mut seen[pc], true) {
             continue;
         }
-        work.extend(
-            successors(insns, pc, None)
-                .into_iter()
-                .filter(|&s| !seen[s]),
-        );
+        work.extend(successors(insns, pc, None).filter(|&s| !seen[s]));
     }
     seen
 }
@@ -574,33 +570,49 @@ fn reachable(insns: &[Insn]) -> Vec<bool> {
 /// constant it reads. A jump whose replacement would leave code unreachable
 /// stays, for the verifier.
 fn fold_jumps(insns: &mut [Insn], state: &[Option<Regs>]) -> usize {
-    let mut reach = reachable(insns);
-    let mut n = 0;
+    let before = reachable(insns);
+    // (pc, the jump, the way it drops).
+    let mut folds: Vec<(usize, Insn, usize)> = Vec::new();
     for pc in 0..insns.len() {
-        let Some(before) = state[pc] else { continue };
+        let Some(regs) = state[pc] else { continue };
         let i = insns[pc];
-        let Some(t) = decided(i, &before) else {
+        let Some(t) = decided(i, &regs) else { continue };
+        let target = pc as i64 + 1 + i64::from(i.off);
+        let dropped = if t { pc + 1 } else { target as usize };
+        if i.off == 0 || target < 0 || target as usize >= insns.len() {
             continue;
-        };
-        insns[pc] = if t && i.off != 0 {
-            Insn {
-                code: CLASS_JMP | JA,
-                regs: 0,
-                off: i.off,
-                imm: 0,
-            }
-        } else {
-            NOP
-        };
-        let now = reachable(insns);
-        if reach.iter().zip(&now).any(|(was, is)| *was && !*is) {
-            insns[pc] = i;
-        } else {
-            reach = now;
-            n += 1;
         }
+        folds.push((pc, i, dropped));
     }
-    n
+    // All at once; then put back every jump whose dropped way the others
+    // left unreachable (code lost behind a folded jump is lost at the
+    // dropped way of the last folded jump on its way, so each round puts
+    // back at least one), until nothing is lost.
+    loop {
+        for &(pc, i, dropped) in &folds {
+            insns[pc] = if dropped == pc + 1 {
+                Insn {
+                    code: CLASS_JMP | JA,
+                    regs: 0,
+                    off: i.off,
+                    imm: 0,
+                }
+            } else {
+                NOP
+            };
+        }
+        let now = reachable(insns);
+        if !before.iter().zip(&now).any(|(was, is)| *was && !*is) {
+            return folds.len();
+        }
+        folds.retain(|&(pc, i, dropped)| {
+            let keep = now[dropped];
+            if !keep {
+                insns[pc] = i;
+            }
+            keep
+        });
+    }
 }
 
 /// Registers instruction `i` reads.
