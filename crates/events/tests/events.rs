@@ -289,6 +289,53 @@ fn ring_records_take_the_header_and_their_size_class() {
     assert_eq!(*sizes, want, "(cap_len, record bytes) per snaplen");
 }
 
+/// Records whose slots do not divide the ring: over many laps some straddle
+/// its end (read whole through the second mapping of the data pages), and
+/// the reader frees room as it goes. Every record arrives once, whole, in
+/// order.
+#[test]
+fn records_that_wrap_around_the_ring_arrive_whole_and_in_order() {
+    if !root("records_that_wrap_around_the_ring_arrive_whole_and_in_order") {
+        return;
+    }
+    let ring_bytes: u32 = 64 << 10;
+    let rules =
+        "[[rule]]\nname = \"w\"\nproto = \"udp\"\naction = \"pass\"\nlog = { snaplen = 32 }\n";
+    let (_c, inst) = setup(&config("ringbuf", "64KiB", rules));
+    // The ring's slot: its 8-byte header and the record, 8-byte aligned.
+    let slot = (8 + xdpwall_events::record::ring_record_bytes(32)).next_multiple_of(8);
+    assert_ne!(
+        ring_bytes % slot,
+        0,
+        "a slot of {slot} bytes must not divide the ring"
+    );
+    let frame = udp(9, 100);
+    let want = frame[..32].to_vec();
+    // (records, last timestamp, records out of order or not whole)
+    let seen = Rc::new(RefCell::new((0u32, 0u64, 0u32)));
+    let sink = Rc::clone(&seen);
+    let ring = xdpwall_events::ring::RingBuf::new(&inst.maps.ring, move |raw| {
+        let mut s = sink.borrow_mut();
+        let ok = xdpwall_events::decode(raw)
+            .is_ok_and(|r| r.data == want.as_slice() && r.header.ts_ns >= s.1);
+        if let Ok(r) = xdpwall_events::decode(raw) {
+            s.1 = r.header.ts_ns;
+        }
+        s.0 += 1;
+        s.2 += u32::from(!ok);
+    })
+    .expect("ring");
+    // Two thirds of the ring a round: 20 rounds go round it ~13 times.
+    let per_round = ring_bytes / slot * 2 / 3;
+    for _ in 0..20 {
+        inst.time_run(&frame, per_round).expect("test run");
+        ring.consume().expect("consume");
+    }
+    let (n, _, bad) = *seen.borrow();
+    assert_eq!(n, 20 * per_round, "every record once");
+    assert_eq!(bad, 0, "records not whole or out of order");
+}
+
 #[test]
 fn sample_emits_exactly_one_in_n_on_one_cpu() {
     if !root("sample_emits_exactly_one_in_n_on_one_cpu") {
