@@ -48,6 +48,20 @@
 static uint64_t *lat;
 static size_t nlat, caplat;
 static uint64_t delivered, lost_cb, order, percpu, malformed;
+
+/* PAUSEs an empty busy poll waits: first, and at most (xdpwall-events'
+ * BUSY_BACKOFF; a test in crates/bench checks the two agree). */
+#define BUSY_BACKOFF_MIN 8
+#define BUSY_BACKOFF_MAX 64
+
+static inline void spin_pause(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
 static uint64_t last_ts, maxback, last_cpu_ts[MAX_CPUS], last_now, newest, late, maxlate;
 
 static uint64_t now_ns(void)
@@ -238,6 +252,7 @@ int main(int argc, char **argv)
 	struct perf_buffer *pb = NULL;
 	struct rusage ru0, ru1;
 	int fd, busy, perf, per_wakeup, pages, done = 0;
+	unsigned backoff = BUSY_BACKOFF_MIN;
 	unsigned long iter = 0;
 
 	if (argc == 4 && strcmp(argv[1], "fill") == 0)
@@ -295,10 +310,22 @@ int main(int argc, char **argv)
 	}
 	while (!done) {
 		if (busy) {
+			uint64_t before = delivered;
+
 			if (perf)
 				perf_buffer__consume(pb);
 			else
 				ring_buffer__consume(rb);
+			/* The same busy poll as xdpwall's consumer (xdpwall-events,
+			 * Consumer::poll): a poll that found nothing pauses, doubling
+			 * while it keeps finding nothing (BUSY_BACKOFF). */
+			if (delivered == before) {
+				for (unsigned i = 0; i < backoff; i++)
+					spin_pause();
+				backoff = backoff * 2 > BUSY_BACKOFF_MAX ? BUSY_BACKOFF_MAX : backoff * 2;
+			} else {
+				backoff = BUSY_BACKOFF_MIN;
+			}
 			if (++iter % 1024 == 0)
 				done = stdin_closed();
 		} else {

@@ -313,6 +313,16 @@ fn parse(line: &str) -> anyhow::Result<Report> {
 mod tests {
     use super::*;
 
+    /// Both consumers busy-poll alike, or the Rust / C rows would compare
+    /// waiting policies instead of consumers.
+    #[test]
+    fn the_c_consumer_pauses_like_xdpwalls_busy_poll() {
+        let src = include_str!("../c/consumer.c");
+        let (min, max) = xdpwall_events::consumer::BUSY_BACKOFF;
+        assert!(src.contains(&format!("#define BUSY_BACKOFF_MIN {min}\n")));
+        assert!(src.contains(&format!("#define BUSY_BACKOFF_MAX {max}\n")));
+    }
+
     #[test]
     fn parses_the_report_line() {
         let r = parse(

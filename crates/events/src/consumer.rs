@@ -16,6 +16,9 @@ use xdpwall_rules::compile::abi;
 
 use crate::record::{decode, Record};
 
+/// PAUSEs a busy poll waits after finding nothing: the first time, and at
+/// most (doubling while it keeps finding nothing).
+pub const BUSY_BACKOFF: (u32, u32) = (8, 64);
 /// How the consumer waits for records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Poll {
@@ -79,6 +82,8 @@ pub struct Consumer<'a> {
     inner: Inner<'a>,
     counts: Rc<Counts>,
     opts: ConsumerOptions,
+    // PAUSEs the next empty busy poll waits.
+    backoff: Cell<u32>,
 }
 
 /// Consumer errors.
@@ -193,6 +198,7 @@ impl<'a> Consumer<'a> {
             inner,
             counts,
             opts,
+            backoff: Cell::new(BUSY_BACKOFF.0),
         })
     }
 
@@ -202,6 +208,7 @@ impl<'a> Consumer<'a> {
     /// # Errors
     /// The poll fails (other than by a signal).
     pub fn poll(&self) -> Result<(), Error> {
+        let before = self.counts.delivered.get();
         let r = match (&self.inner, self.opts.poll) {
             // After the wait, read everything: records written without a
             // wake-up (batched, adaptive) are delivered within one timeout.
@@ -212,6 +219,24 @@ impl<'a> Consumer<'a> {
             (Inner::Ring(rb), Poll::Busy) => rb.consume(),
             (Inner::Perf(pb), Poll::Busy) => pb.consume(),
         };
+        // A busy poll that found nothing, or stopped at a ring record still
+        // being written, pauses a little before the caller looks again:
+        // each look reads a cache line the producer is writing, and looking
+        // back to back took it from the producer so often that the producer
+        // slowed (BENCHMARKS.md, transport). A few PAUSEs are short next to
+        // a record's interval.
+        let stalled = matches!(&self.inner, Inner::Ring(rb) if rb.stalled());
+        if self.opts.poll == Poll::Busy {
+            if stalled || self.counts.delivered.get() == before {
+                let n = self.backoff.get();
+                for _ in 0..n {
+                    std::hint::spin_loop();
+                }
+                self.backoff.set((n * 2).min(BUSY_BACKOFF.1));
+            } else {
+                self.backoff.set(BUSY_BACKOFF.0);
+            }
+        }
         match r {
             Err(e) if e.kind() == libbpf_rs::ErrorKind::Interrupted => Ok(()),
             other => other.map_err(err("poll")),
