@@ -94,6 +94,12 @@ MUTANTS=(
 	# classify.h: session 10 (only the fields a rule checks directly)
 	'bpf/classify.h @@ if (!USED(f) || !(direct & (1u << f))) @@ s/!(direct \& (1u << f))/(direct \& (1u << f))/'
 	'bpf/classify.h @@ __u32 d = rule->direct; @@ s/rule->direct/rule->direct \& ~(1u << XW_F_DPORT)/'
+	# fold.rs (session 11): the load-time folding of .rodata into the program
+	'crates/dataplane/src/fold.rs @@ 0x10 => a == b, @@ s/a == b/a != b/'
+	'crates/dataplane/src/fold.rs @@ OP_AND => a & b, @@ s/a \& b/a | b/'
+	'crates/dataplane/src/fold.rs @@ CALL => 0b11_1110, @@ s/0b11_1110/0b00_0110/'
+	'crates/dataplane/src/fold.rs @@ Some(u64::from_le_bytes(b)) @@ s/from_le_bytes/from_be_bytes/'
+	'crates/dataplane/src/fold.rs @@ if *x != *y && *x != Val::Unknown { @@ s/if \*x != \*y \&\& /if false \&\& /'
 )
 
 FIRST=0
