@@ -59,7 +59,8 @@ static inline void spin_pause(void)
 #if defined(__x86_64__) || defined(__i386__)
 	__builtin_ia32_pause();
 #elif defined(__aarch64__)
-	__asm__ __volatile__("yield");
+	/* What Rust's std::hint::spin_loop() emits there. */
+	__asm__ __volatile__("isb sy" ::: "memory");
 #endif
 }
 static uint64_t last_ts, maxback, last_cpu_ts[MAX_CPUS], last_now, newest, late, maxlate;
@@ -316,9 +317,11 @@ int main(int argc, char **argv)
 				perf_buffer__consume(pb);
 			else
 				ring_buffer__consume(rb);
-			/* The same busy poll as xdpwall's consumer (xdpwall-events,
-			 * Consumer::poll): a poll that found nothing pauses, doubling
-			 * while it keeps finding nothing (BUSY_BACKOFF). */
+			/* xdpwall's busy poll (xdpwall-events, Consumer::poll): a poll
+			 * that found nothing pauses, doubling while it keeps finding
+			 * nothing (BUSY_BACKOFF). xdpwall's own ring reader also
+			 * pauses when it stopped at a record still being written;
+			 * libbpf's ring_buffer does not tell, so this one cannot. */
 			if (delivered == before) {
 				for (unsigned i = 0; i < backoff; i++)
 					spin_pause();

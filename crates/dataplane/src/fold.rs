@@ -19,9 +19,10 @@
 //! stay exactly as libbpf built them.
 //!
 //! It is conservative: the stack and memory other than `.rodata` are not
-//! tracked, a conditional jump is kept (the verifier folds it with the
-//! value it knows), and an instruction it does not model makes its
-//! destination unknown.
+//! tracked; a decided jump whose folding would leave code unreachable is
+//! kept for the verifier (which folds it with the same value, and drops
+//! that code); liveness counts every way of every jump; and an instruction
+//! it does not model makes its destination unknown.
 
 /// One BPF instruction, laid out as the kernel's `struct bpf_insn`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -39,11 +40,29 @@ pub struct Insn {
 
 impl Insn {
     fn dst(self) -> usize {
-        usize::from(self.regs & 0x0f)
+        usize::from(if cfg!(target_endian = "little") {
+            self.regs & 0x0f
+        } else {
+            self.regs >> 4
+        })
     }
 
     fn src(self) -> usize {
-        usize::from(self.regs >> 4)
+        usize::from(if cfg!(target_endian = "little") {
+            self.regs >> 4
+        } else {
+            self.regs & 0x0f
+        })
+    }
+}
+
+/// The register byte of `struct bpf_insn` (its bitfields follow the host's
+/// byte order).
+const fn regs(dst: u8, src: u8) -> u8 {
+    if cfg!(target_endian = "little") {
+        dst | src << 4
+    } else {
+        dst << 4 | src
     }
 }
 
@@ -67,11 +86,12 @@ const OP_OR: u8 = 0x40;
 const OP_AND: u8 = 0x50;
 const OP_LSH: u8 = 0x60;
 const OP_RSH: u8 = 0x70;
-const OP_NEG: u8 = 0x80;
 const OP_MOD: u8 = 0x90;
 const OP_XOR: u8 = 0xa0;
 const OP_MOV: u8 = 0xb0;
 const OP_ARSH: u8 = 0xc0;
+/// Byte swaps: their 0x08 bit is the byte order, not a register operand.
+const OP_END: u8 = 0xd0;
 const JA: u8 = 0x00;
 const CALL: u8 = 0x80;
 const EXIT: u8 = 0x90;
@@ -166,6 +186,11 @@ fn is_wide(i: Insn) -> bool {
     i.code == LD_IMM64
 }
 
+/// Whether `i` reads its source register (not a byte swap's order bit).
+fn x_src(i: Insn) -> bool {
+    i.code & SRC_X != 0 && !(matches!(class(i), CLASS_ALU | CLASS_ALU64) && i.code & 0xf0 == OP_END)
+}
+
 /// Where control goes after instruction `pc` (none past the end); `known`:
 /// a conditional jump's outcome, when decided.
 fn successors(insns: &[Insn], pc: usize, known: Option<bool>) -> impl Iterator<Item = usize> {
@@ -244,7 +269,11 @@ fn imm_operand(i: Insn) -> u64 {
     }
 }
 
-/// `a op b` as the instruction computes it, when the pass models it.
+/// `a op b` as the instruction computes it, when the pass models it. Not
+/// division, remainder or negation: the verifier does not follow constants
+/// through them on every kernel, and the pass must never know a value the
+/// verifier does not (a jump left for the verifier to decide must be one
+/// it can decide).
 fn alu(i: Insn, a: u64, b: u64) -> Option<u64> {
     let wide = class(i) == CLASS_ALU64;
     // Signed division and sign-extending moves (cpu v4) are not modelled.
@@ -261,14 +290,10 @@ fn alu(i: Insn, a: u64, b: u64) -> Option<u64> {
         OP_ADD => a.wrapping_add(b),
         OP_SUB => a.wrapping_sub(b),
         OP_MUL => a.wrapping_mul(b),
-        OP_DIV => a.checked_div(b).unwrap_or(0),
         OP_OR => a | b,
         OP_AND => a & b,
         OP_LSH => a.checked_shl((b % bits) as u32).unwrap_or(0),
         OP_RSH => a.checked_shr((b % bits) as u32).unwrap_or(0),
-        OP_NEG => a.wrapping_neg(),
-        // BPF: x % 0 leaves x.
-        OP_MOD => a.checked_rem(b).unwrap_or(a),
         OP_XOR => a ^ b,
         OP_MOV => b,
         OP_ARSH => {
@@ -338,15 +363,17 @@ fn step(insns: &[Insn], pc: usize, f: &Frozen, r: &mut Regs) {
             };
         }
         CLASS_ST => {}
-        // Atomics may write their source register or r0.
+        // Atomics may write their source register, r0, or (load-acquire)
+        // their destination.
         CLASS_STX => {
             if i.code & 0xe0 != MODE_MEM {
                 r[i.src()] = Val::Unknown;
                 r[0] = Val::Unknown;
+                r[d] = Val::Unknown;
             }
         }
         CLASS_ALU | CLASS_ALU64 => {
-            let b = if i.code & SRC_X != 0 {
+            let b = if x_src(i) {
                 r[i.src()]
             } else {
                 Val::Const(imm_operand(i))
@@ -442,7 +469,7 @@ fn fits64(v: u64) -> Option<i32> {
 
 /// A move of `v` into `dst` of the same width as `i` (None: not encodable).
 fn mov(dst: usize, v: u64, wide: bool) -> Option<Insn> {
-    let regs = dst as u8;
+    let regs = regs(dst as u8, 0);
     if wide {
         if let Some(imm) = fits64(v) {
             return Some(Insn {
@@ -503,8 +530,10 @@ fn rewrite(insns: &mut [Insn], state: &[Option<Regs>], f: &Frozen) -> Folded {
                         insns[pc] = m;
                         n.alu += 1;
                     }
-                } else if i.code & SRC_X != 0 && op != OP_MOV {
-                    if let Val::Const(b) = before[i.src()].clone_if(|b| imm_ok(i, b)) {
+                } else if x_src(i) && op != OP_MOV {
+                    // A 32-bit operation sees the low half only.
+                    let low = |b: u64| if wide { b } else { b & 0xffff_ffff };
+                    if let Val::Const(b) = before[i.src()].clone_if(|b| imm_ok(i, low(b))) {
                         let imm = if wide {
                             fits64(b)
                         } else {
@@ -513,7 +542,7 @@ fn rewrite(insns: &mut [Insn], state: &[Option<Regs>], f: &Frozen) -> Folded {
                         if let Some(imm) = imm {
                             insns[pc] = Insn {
                                 code: i.code & !SRC_X,
-                                regs: i.regs & 0x0f,
+                                regs: regs(i.dst() as u8, 0),
                                 off: 0,
                                 imm,
                             };
@@ -534,7 +563,7 @@ fn rewrite(insns: &mut [Insn], state: &[Option<Regs>], f: &Frozen) -> Folded {
                     if let Some(imm) = imm {
                         insns[pc] = Insn {
                             code: i.code & !SRC_X,
-                            regs: i.regs & 0x0f,
+                            regs: regs(i.dst() as u8, 0),
                             off: i.off,
                             imm,
                         };
@@ -627,7 +656,7 @@ fn uses(i: Insn) -> u16 {
         CLASS_STX => d | s | if i.code & 0xe0 != MODE_MEM { 1 } else { 0 },
         CLASS_ALU | CLASS_ALU64 => {
             let op = i.code & 0xf0;
-            let x = if i.code & SRC_X != 0 { s } else { 0 };
+            let x = if x_src(i) { s } else { 0 };
             if op == OP_MOV {
                 x
             } else {
@@ -650,7 +679,7 @@ fn defs(i: Insn) -> u16 {
         CLASS_LD if is_wide(i) => 1 << i.dst(),
         CLASS_LD => 0b11_1111,
         CLASS_LDX | CLASS_ALU | CLASS_ALU64 => 1 << i.dst(),
-        CLASS_STX if i.code & 0xe0 != MODE_MEM => 1 << i.src() | 1,
+        CLASS_STX if i.code & 0xe0 != MODE_MEM => 1 << i.src() | 1 << i.dst() | 1,
         CLASS_JMP | CLASS_JMP32 if i.code & 0xf0 == CALL => 0b11_1111,
         _ => 0,
     }
@@ -671,17 +700,27 @@ fn pure(i: Insn, before: &Regs) -> bool {
 /// Replaces reachable pure instructions whose result nothing reads by `ja +0`.
 fn remove_dead(insns: &mut [Insn], state: &[Option<Regs>]) -> usize {
     let n = insns.len();
-    // Live registers after each instruction; r10 always.
+    // Liveness over every way of the CFG, the ways known values rule out
+    // included: if the verifier walks one of them after all, nothing it
+    // reads there was removed.
+    let mut starts = vec![false; n];
+    let mut pc = 0;
+    while pc < n {
+        starts[pc] = true;
+        pc += if is_wide(insns[pc]) { 2 } else { 1 };
+    }
+    // Live registers after each instruction.
     let mut live_out = vec![0u16; n];
     let mut changed = true;
     while changed {
         changed = false;
         for pc in (0..n).rev() {
-            let Some(before) = state[pc] else { continue };
+            if !starts[pc] {
+                continue;
+            }
             let mut out = 0u16;
-            for s in successors(insns, pc, decided(insns[pc], &before)) {
-                let live_in = (live_out[s] & !defs(insns[s])) | uses(insns[s]);
-                out |= if state[s].is_some() { live_in } else { 0 };
+            for s in successors(insns, pc, None) {
+                out |= (live_out[s] & !defs(insns[s])) | uses(insns[s]);
             }
             if out != live_out[pc] {
                 live_out[pc] = out;
@@ -744,7 +783,7 @@ mod tests {
     fn op(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
         Insn {
             code,
-            regs: dst | src << 4,
+            regs: regs(dst, src),
             off,
             imm,
         }
@@ -957,6 +996,27 @@ mod tests {
         assert_eq!(p[3], op(CLASS_JMP | 0x10, 2, 0, 1, 7));
         assert_eq!(p[4], mov64(2, 9));
         assert_eq!(p[5], mov64(0, 7));
+    }
+
+    #[test]
+    fn a_byte_swap_keeps_its_order_bit_though_r0_is_known() {
+        // be16 has the 0x08 bit that means "register operand" elsewhere.
+        let be16 = op(CLASS_ALU | OP_END | SRC_X, 2, 0, 0, 16);
+        let mut p = vec![mov64(0, 16), ldxw(2, 1, 0), be16, mov64x(0, 2), exit()];
+        fold(&mut p, &frozen());
+        assert_eq!(p[2], be16);
+    }
+
+    #[test]
+    fn a_32_bit_division_by_a_value_whose_low_half_is_zero_stays_a_register_operand() {
+        // w4 /= w3 with r3 = 2^32: the verifier refuses `w4 /= 0` as K.
+        let div = op(CLASS_ALU | OP_DIV | SRC_X, 4, 3, 0, 0);
+        let mut p = prog(&[
+            &[op(LD_IMM64, 3, 0, 0, 0), op(0, 0, 0, 0, 1)],
+            &[ldxw(4, 1, 0), div, mov64x(0, 4), exit()],
+        ]);
+        fold(&mut p, &frozen());
+        assert_eq!(p[3], div);
     }
 
     #[test]

@@ -361,7 +361,15 @@ fn fold_config(obj: &mut libbpf_rs::OpenObject) -> Result<fold::Folded> {
     unsafe {
         let ret = sys::bpf_object__prepare(raw);
         if ret < 0 {
-            return Err(failed("create the maps and relocate the program", ret));
+            // As a failed load reports it: libbpf's log says which map or
+            // relocation it could not make.
+            let log = log_text();
+            let source = libbpf_rs::Error::from(std::io::Error::from_raw_os_error(-ret));
+            return Err(Error::Load {
+                hint: load_hint(&source, &log),
+                source,
+                log: tail_of(&log),
+            });
         }
         let map = sys::bpf_object__find_map_by_name(raw, c".rodata".as_ptr());
         let prog = sys::bpf_object__find_program_by_name(raw, c"xdpwall_main".as_ptr());

@@ -9,13 +9,14 @@
 //! busy-polling consumer that halved the producer's rate on the Intel VM
 //! (BENCHMARKS.md, transport). This reader stores it once per
 //! [`RELEASE_EVERY`] records and at the end of each batch, as libbpf's perf
-//! buffer does with its tail. It also calls the caller's closure directly
-//! (libbpf-rs's `RingBuffer` boxes it as `dyn FnMut`).
+//! buffer does with its tail. It calls the caller's closure through a
+//! function instantiated for its type (libbpf-rs's `RingBuffer` boxes it
+//! as `dyn FnMut`).
 
 use std::ffi::c_void;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use libbpf_rs::{MapCore, MapHandle};
@@ -29,7 +30,8 @@ const DISCARD: u32 = 1 << 30;
 const HDR: u64 = 8;
 /// Records read between two stores of the consumer position: few enough
 /// that a long batch frees room as it goes, many enough that the store's
-/// cache line rarely moves.
+/// cache line rarely moves. A quarter of the ring read also stores it, so
+/// a small ring of large records is freed as often.
 pub const RELEASE_EVERY: u32 = 64;
 
 /// One `mmap`ed region, unmapped on drop.
@@ -211,7 +213,7 @@ impl<'a> RingBuf<'a> {
             if cons >= prod {
                 return handed;
             }
-            let mut unreleased = 0;
+            let (mut unreleased, mut released) = (0, cons);
             while cons < prod {
                 let off = usize::try_from(cons & self.mask).unwrap_or(0);
                 // SAFETY: off < size, and the header is 8-byte aligned
@@ -239,14 +241,21 @@ impl<'a> RingBuf<'a> {
                 }
                 cons += (n + HDR + 7) & !7;
                 unreleased += 1;
-                if unreleased == RELEASE_EVERY {
+                if unreleased == RELEASE_EVERY || cons - released > self.mask / 4 {
                     // Release: the record's bytes are read before the
                     // kernel may reuse them.
                     self.consumer_pos().store(cons, Ordering::Release);
-                    unreleased = 0;
+                    (unreleased, released) = (0, cons);
                 }
             }
             self.consumer_pos().store(cons, Ordering::Release);
+            // The store before the next look at the producer position:
+            // the kernel commits a record, then reads the consumer
+            // position to decide on a wake-up (with a full barrier). Were
+            // our load to pass our store, each side could miss the other's
+            // update, and a record committed then would wait for a poll
+            // timeout instead of waking us.
+            fence(Ordering::SeqCst);
         }
     }
 }
