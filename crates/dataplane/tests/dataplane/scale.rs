@@ -702,6 +702,70 @@ fn the_richest_shape_loads_with_room_under_the_verifier_limit() {
     assert!(!events, "every log and sample line is gone");
 }
 
+/// A six-rule set the differential test found (seed 12, session 11): with
+/// either parser the verifier gives up after 1,000,000 instructions in the
+/// candidate walk's callback, though "the richest shape" above loads. Not
+/// fixed yet; kept here so the fix has its test. Each of the six rules is
+/// needed: without any one of them the set loads.
+#[test]
+#[ignore = "known gap: this shape exceeds the verifier's budget (found in session 11, not fixed)"]
+fn a_six_rule_shape_the_differential_test_found_loads() {
+    if !root("a_six_rule_shape_the_differential_test_found_loads") {
+        return;
+    }
+    let text = r#"
+[xdp]
+default = "pass"
+malformed = "pass"
+
+[sets]
+small = ["::/0"]
+mixed = ["172.16.0.0/23", "2001:db8::/32", "0.0.0.0/3", "0.0.0.65/32"]
+big = ["198.0.0.0/8", "::/5", "198.0.0.0/8", "255.255.0.0/16", "::ff80:0:0/89", "fe80::/96", "10.0.0.0/8", "0.0.0.0/0"]
+
+[[rule]]
+name = "r11"
+icmp_type = 135
+action = "count"
+
+[[rule]]
+name = "r26"
+sport = ["2986-65535", "22-48615"]
+fragment = "first"
+action = "drop"
+
+[[rule]]
+name = "r31"
+src = ["!::/0", "!10.0.0.0/8"]
+dst = ["::/64", "@mixed", "@small", "!0.0.0.0/14"]
+family = "ipv4"
+action = "drop"
+
+[[rule]]
+name = "r33"
+src = ["240.0.0.0/4", "::/64", "fe80::36c:6cfc/128", "!@mixed", "!10.1.0.0/16"]
+proto = 6
+dport = [55299, "80-10220", "0-19332"]
+action = "pass"
+
+[[rule]]
+name = "r34"
+src = ["2001:db8:1::/100", "@small", "!@small", "!0.0.0.0/16"]
+proto = 6
+dport = ["80-116"]
+tcp_flags = "fin,syn,psh,ack,ece"
+action = "drop"
+
+[[rule]]
+name = "r35"
+src = ["!::/0"]
+proto = 6
+action = "pass"
+"#;
+    let (n, _) = verified_with_room(text, "six.toml");
+    eprintln!("six-rule shape: {n} instructions processed by the verifier");
+}
+
 /// Loads `text` (redirect targets stood in for) and returns the verifier's
 /// figure for it, which must leave a tenth of the limit to spare, and
 /// whether the rule set has events (then the program has no fast path).
