@@ -489,6 +489,19 @@ fn mov(dst: usize, v: u64, wide: bool) -> Option<Insn> {
     })
 }
 
+/// `i` with its register operand replaced by the immediate `b`: 64-bit
+/// operations (`wide`) take it sign-extended, so it must fit; 32-bit ones
+/// see its low half.
+fn with_imm(i: Insn, b: u64, wide: bool) -> Option<Insn> {
+    let imm = if wide { fits64(b)? } else { b as u32 as i32 };
+    Some(Insn {
+        code: i.code & !SRC_X,
+        regs: regs(i.dst() as u8, 0),
+        off: i.off,
+        imm,
+    })
+}
+
 /// Whether the verifier accepts `b` as the immediate of ALU instruction `i`
 /// (no division by a constant zero, no shift by its width or more).
 fn imm_ok(i: Insn, b: u64) -> bool {
@@ -534,18 +547,8 @@ fn rewrite(insns: &mut [Insn], state: &[Option<Regs>], f: &Frozen) -> Folded {
                     // A 32-bit operation sees the low half only.
                     let low = |b: u64| if wide { b } else { b & 0xffff_ffff };
                     if let Val::Const(b) = before[i.src()].clone_if(|b| imm_ok(i, low(b))) {
-                        let imm = if wide {
-                            fits64(b)
-                        } else {
-                            Some(b as u32 as i32)
-                        };
-                        if let Some(imm) = imm {
-                            insns[pc] = Insn {
-                                code: i.code & !SRC_X,
-                                regs: regs(i.dst() as u8, 0),
-                                off: 0,
-                                imm,
-                            };
+                        if let Some(k) = with_imm(i, b, wide) {
+                            insns[pc] = k;
                             n.operands += 1;
                         }
                     }
@@ -555,18 +558,8 @@ fn rewrite(insns: &mut [Insn], state: &[Option<Regs>], f: &Frozen) -> Folded {
                 if i.code & SRC_X != 0 && !matches!(i.code & 0xf0, JA | CALL | EXIT) =>
             {
                 if let Val::Const(b) = before[i.src()] {
-                    let imm = if class(i) == CLASS_JMP {
-                        fits64(b)
-                    } else {
-                        Some(b as u32 as i32)
-                    };
-                    if let Some(imm) = imm {
-                        insns[pc] = Insn {
-                            code: i.code & !SRC_X,
-                            regs: regs(i.dst() as u8, 0),
-                            off: i.off,
-                            imm,
-                        };
+                    if let Some(k) = with_imm(i, b, class(i) == CLASS_JMP) {
+                        insns[pc] = k;
                         n.operands += 1;
                     }
                 }
