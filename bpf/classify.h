@@ -384,8 +384,19 @@ static __always_inline int rule_holds(struct match_ctx *m, __u32 e, int inl)
 	return bitmaps_hold(m, r, e >> XW_CAND_CHECK_SHIFT, inl);
 }
 
-static __always_inline int rule_matches(struct match_ctx *m, __u32 e)
+/*
+ * Whether candidate `e`'s rule holds, for the walks: a global function, so
+ * the verifier checks it once, knowing nothing of its caller. Inlined, its
+ * lazy address lookups were checked anew in every list's walk of every
+ * pass, against all they could meet: a six-rule set with negated mixed
+ * IPv4/IPv6 sets took the verifier past its budget that way. The call costs
+ * a candidate ~1 ns; first_inline() keeps the common case inline.
+ */
+__noinline int xw_rule_matches(struct match_ctx *m, __u32 e)
 {
+	/* Global functions may be passed NULL, as far as the verifier knows. */
+	if (!m)
+		return 0;
 	return rule_holds(m, e, 0);
 }
 
@@ -459,11 +470,11 @@ static long walk_step(__u64 i, void *arg)
 	if (r >= m->best)
 		return 1;
 	if (m->pass == 0) {
-		if (!(e & XW_CAND_COUNT) && rule_matches(m, e)) {
+		if (!(e & XW_CAND_COUNT) && xw_rule_matches(m, e)) {
 			m->best = r;
 			return 1;
 		}
-	} else if ((e & XW_CAND_COUNT) && rule_matches(m, e)) {
+	} else if ((e & XW_CAND_COUNT) && xw_rule_matches(m, e)) {
 		count_hit(m, r);
 	}
 	return 0;

@@ -703,12 +703,12 @@ fn the_richest_shape_loads_with_room_under_the_verifier_limit() {
 }
 
 /// A six-rule set the differential test found (seed 12, session 11): with
-/// either parser the verifier gives up after 1,000,000 instructions in the
-/// candidate walk's callback, though "the richest shape" above loads. Not
-/// fixed yet; kept here so the fix has its test. Each of the six rules is
-/// needed: without any one of them the set loads.
+/// either parser the verifier gave up after 1,000,000 instructions, in the
+/// candidate walk's callback, though "the richest shape" above loaded. Each
+/// of the six rules was needed. The candidate check is now a global
+/// function, which the verifier checks once rather than once per list and
+/// pass; this shape must load with the same room as the others.
 #[test]
-#[ignore = "known gap: this shape exceeds the verifier's budget (found in session 11, not fixed)"]
 fn a_six_rule_shape_the_differential_test_found_loads() {
     if !root("a_six_rule_shape_the_differential_test_found_loads") {
         return;
