@@ -9,9 +9,9 @@
 
 use ipnet::IpNet;
 
-use super::abi::{CAND_CHECK_SHIFT, CAND_COUNT, CAND_DIRECT, CHECK_FIRST, MAX_CANDS};
-use super::discrete::{constrains, direct_check};
-use super::{Bitmap, Field, Interner, RuleEntry};
+use super::abi::{CAND_CHECK_SHIFT, CAND_COUNT, CAND_DIRECT, CHECKS, CHECK_FIRST, MAX_CANDS};
+use super::discrete::{constrains, direct_check, Check};
+use super::{Bitmap, Class, Field, Interner, RuleEntry};
 use crate::model::{AddrItem, AddrMatch, Conditions, Config, FragMatch};
 
 /// The fields a rule's conditions constrain.
@@ -82,15 +82,99 @@ fn share(cfg: &Config, c: &Conditions, f: Field) -> f64 {
     }
 }
 
-fn index_field(cfg: &Config, c: &Conditions) -> Option<Field> {
+/// The rule's most selective field among `allowed` (bit per field), with
+/// its share.
+fn most_selective(cfg: &Config, c: &Conditions, allowed: u32) -> Option<(f64, Field)> {
     let mut best: Option<(f64, Field)> = None;
     for f in fields_of(c) {
+        if allowed & f.bit() == 0 {
+            continue;
+        }
         let s = share(cfg, c, f);
         if best.is_none_or(|(b, _)| s < b) {
             best = Some((s, f));
         }
     }
-    best.map(|(_, f)| f)
+    best
+}
+
+/// What looking field `f` up ahead of the walk costs every packet, in
+/// checks of one candidate (~10 ns under BPF_PROG_TEST_RUN here; a table
+/// lookup and its hints ~1 ns, an address a little more, a VLAN two: the
+/// outer and the inner tag). Session 12 measurement, BENCHMARKS.md.
+fn lookup_cost(f: Field) -> f64 {
+    match f {
+        Field::Src | Field::Dst => 0.15,
+        Field::Vlan => 0.2,
+        _ => 0.1,
+    }
+}
+
+/// Each rule's index field (`None`: it constrains nothing, so it is a
+/// candidate for every packet).
+///
+/// First the most selective field of each rule. Then, since every index
+/// field costs every packet a lookup, a field indexing only a few rules is
+/// given up when moving them to their most selective field among the
+/// remaining index fields costs less in expected candidate checks (the
+/// difference of the shares) than the lookup it saves: a handful of VLAN
+/// rules no longer make every packet look up both tags.
+fn assign(cfg: &Config) -> Vec<Option<Field>> {
+    let mut idx: Vec<Option<Field>> = cfg
+        .rules
+        .iter()
+        .map(|r| most_selective(cfg, &r.cond, u32::MAX).map(|(_, f)| f))
+        .collect();
+    // Each round gives up one field or stops: at most one per field.
+    for _ in 0..Field::ALL.len() {
+        let mut count = [0usize; Field::ALL.len()];
+        for f in idx.iter().flatten() {
+            count[*f as usize] += 1;
+        }
+        let set: u32 = Field::ALL
+            .iter()
+            .filter(|f| count[**f as usize] > 0)
+            .map(|f| f.bit())
+            .sum();
+        let mut by_count: Vec<Field> = Field::ALL
+            .iter()
+            .copied()
+            .filter(|f| count[*f as usize] > 0)
+            .collect();
+        by_count.sort_by_key(|f| count[*f as usize]);
+        let dropped = by_count
+            .into_iter()
+            .find_map(|f| moved_off(cfg, &idx, f, set & !f.bit()).map(|m| (f, m)));
+        let Some((_, moves)) = dropped else { break };
+        for (r, g) in moves {
+            idx[r] = Some(g);
+        }
+    }
+    idx
+}
+
+/// The moves that take every rule indexed on `f` to one of `rest`, if they
+/// cost less than the lookup of `f` they save.
+fn moved_off(
+    cfg: &Config,
+    idx: &[Option<Field>],
+    f: Field,
+    rest: u32,
+) -> Option<Vec<(usize, Field)>> {
+    let mut moves = Vec::new();
+    let mut extra = 0.0;
+    for (r, rule) in cfg.rules.iter().enumerate() {
+        if idx[r] != Some(f) {
+            continue;
+        }
+        let (s, g) = most_selective(cfg, &rule.cond, rest)?;
+        extra += s - share(cfg, &rule.cond, f);
+        if extra >= lookup_cost(f) {
+            return None;
+        }
+        moves.push((r, g));
+    }
+    Some(moves)
 }
 
 /// Moves the fields of `check` that one test decides into the rule's direct
@@ -111,13 +195,70 @@ fn take_direct(c: &Conditions, check: u32, rule: &mut RuleEntry) -> u32 {
 }
 
 /// Fills every class's candidates and the rules' direct checks; returns the
-/// mask of index fields.
+/// mask of index fields. Giving up index fields (see [`assign`]) lengthens
+/// the lists of the others; if that makes more lists overflow (whose
+/// packets then fall back to the bitmap scan), each rule keeps its most
+/// selective field instead.
 pub(super) fn fill_candidates(
     cfg: &Config,
     int: &mut Interner,
     used_fields: u32,
     always_class: u32,
     entries: &mut [RuleEntry],
+) -> u32 {
+    let pruned = assign(cfg);
+    let fields = &int.field_of;
+    let classes = &mut int.classes;
+    let index_fields = fill_with(
+        cfg,
+        fields,
+        classes,
+        used_fields,
+        always_class,
+        entries,
+        &pruned,
+    );
+    let overflowed = |c: &[Class]| c.iter().filter(|c| c.overflow).count();
+    let after = overflowed(classes);
+    if after == 0 {
+        return index_fields;
+    }
+    let selective: Vec<Option<Field>> = cfg
+        .rules
+        .iter()
+        .map(|r| most_selective(cfg, &r.cond, u32::MAX).map(|(_, f)| f))
+        .collect();
+    if selective == pruned {
+        return index_fields;
+    }
+    let mut trial = classes.clone();
+    let mut trial_entries = entries.to_vec();
+    let trial_fields = fill_with(
+        cfg,
+        fields,
+        &mut trial,
+        used_fields,
+        always_class,
+        &mut trial_entries,
+        &selective,
+    );
+    if overflowed(&trial) < after {
+        *classes = trial;
+        entries.clone_from_slice(&trial_entries);
+        return trial_fields;
+    }
+    index_fields
+}
+
+/// [`fill_candidates`] for a given index field per rule.
+fn fill_with(
+    cfg: &Config,
+    field_of: &[Option<Field>],
+    classes: &mut [Class],
+    used_fields: u32,
+    always_class: u32,
+    entries: &mut [RuleEntry],
+    assigned: &[Option<Field>],
 ) -> u32 {
     let n = cfg.rules.len();
     let mut indexed: Vec<Bitmap> = vec![Bitmap::new(n); Field::ALL.len()];
@@ -127,7 +268,9 @@ pub(super) fn fill_candidates(
     let mut index_fields = 0u32;
     for (r, rule) in cfg.rules.iter().enumerate() {
         let shape: u32 = fields_of(&rule.cond).iter().map(|f| f.bit()).sum();
-        match index_field(cfg, &rule.cond) {
+        entries[r].direct = 0;
+        entries[r].checks = [Check::ANY; CHECKS];
+        match assigned[r] {
             Some(f) => {
                 indexed[f as usize].set(r);
                 index_fields |= f.bit();
@@ -150,12 +293,12 @@ pub(super) fn fill_candidates(
         }
     };
 
-    for (id, field) in int.field_of.iter().enumerate() {
+    for (id, field) in field_of.iter().enumerate() {
         let Some(f) = *field else { continue };
         if used_fields & f.bit() == 0 {
             continue;
         }
-        let class = &mut int.classes[id];
+        let class = &mut classes[id];
         let idx = &indexed[f as usize];
         let cands: Vec<u32> = class
             .bits
@@ -179,7 +322,7 @@ pub(super) fn fill_candidates(
         set_cands(class, cands);
     }
     let cands = always.into_iter().map(tag).collect();
-    set_cands(&mut int.classes[always_class as usize], cands);
+    set_cands(&mut classes[always_class as usize], cands);
     index_fields
 }
 

@@ -142,6 +142,61 @@ fn candidates_carry_the_fields_left_to_check() {
     assert!(host.1 & abi::ID_TERMINALS != 0 && host.1 & abi::ID_COUNTS != 0);
 }
 
+/// `n` rules on source /24s (the bulk of a rule set), then `tail`.
+fn bulk_then(n: usize, tail: &str) -> Compiled {
+    let mut toml = String::new();
+    for i in 0..n {
+        toml += &format!(
+            "[[rule]]\nname = \"s{i}\"\nsrc = \"10.{}.{}.0/24\"\naction = \"drop\"\n",
+            i / 256,
+            i % 256
+        );
+    }
+    compiled(&(toml + tail))
+}
+
+#[test]
+fn a_few_rules_do_not_make_every_packet_look_up_their_own_field() {
+    // The VLAN is these two rules' most selective field (a 4,096th of the
+    // traffic against their /8's 256th), but indexing it would cost every
+    // packet both tags' lookups; the source is looked up anyway.
+    let c = bulk_then(
+        100,
+        "[[rule]]\nname = \"v1\"\nsrc = \"172.0.0.0/8\"\nvlan = 7\naction = \"drop\"\n\
+         [[rule]]\nname = \"v2\"\nsrc = \"173.0.0.0/8\"\nvlan = 8\nsport = \"1024-65535\"\naction = \"pass\"\n",
+    );
+    assert_eq!(c.index_fields, Field::Src.bit());
+    let v2 = &c.rules[101];
+    assert_eq!(
+        v2.direct,
+        Field::Sport.bit(),
+        "its port is checked directly"
+    );
+    let dir = c.src4_dir[173 << 8];
+    let list = &class(&c, dir).cands;
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0] & CAND_ID_MASK, 101);
+    assert_eq!(
+        list[0] >> CAND_CHECK_SHIFT,
+        Field::Vlan.bit(),
+        "the VLAN is left to its class bitmaps"
+    );
+}
+
+#[test]
+fn a_field_stays_indexed_when_moving_its_rules_costs_more() {
+    // Only a protocol to move to (three tenths of the traffic): the VLAN
+    // stays an index field.
+    let c = bulk_then(
+        100,
+        "[[rule]]\nname = \"v\"\nproto = \"udp\"\nvlan = 7\naction = \"drop\"\n",
+    );
+    assert_eq!(c.index_fields, Field::Src.bit() | Field::Vlan.bit());
+    // And a rule with nothing else keeps its only field.
+    let c = bulk_then(10, "[[rule]]\nname = \"v\"\nvlan = 7\naction = \"drop\"\n");
+    assert_eq!(c.index_fields, Field::Src.bit() | Field::Vlan.bit());
+}
+
 /// One rule per condition shape a direct check must decide, each indexed
 /// on its own source /32 so that its other fields are checked, not indexed.
 const DIRECT_SHAPES: &[&str] = &[
