@@ -209,23 +209,24 @@ struct xw_lpm6 {
 #define XW_RL_MAX_PPS 1000000000ull
 #define XW_RL_MAX_BURST 1000000000ull
 
-/* A condition on a small field that one test decides: the packet's value v
- * (struct pkt, as the field's table indexes it) meets it when
- * lo <= v <= hi and (v & mask) == want. A protocol, a port range, TCP flags
- * that must be set or clear, an ICMP type and code, a family, a fragment
- * state: a candidate checks these on the rule it already reads, not through
- * a class value per field (a map lookup each). */
-struct xw_check {
-	__u32 lo;
-	__u32 hi;
-	__u32 mask;
-	__u32 want;
-};
+/* Direct checks: a candidate decides conditions on its rule's small fields
+ * with a few tests on the rule record it already reads, not a class lookup
+ * per field. The protocol, TCP flags, ICMP type and code, family and
+ * fragment state sit side by side in the packet's 64-bit key (struct pkt,
+ * each at its XW_KEY_* shift, as the field's table indexes it; the fragment
+ * state Gray-coded, so "any fragment" is one bit); a rule's conditions on
+ * them are one masked compare: (key & key_mask) == key_want. A port
+ * condition is a range: (port - lo) <= span, unsigned. */
+#define XW_KEY_PROTO 0   /* 9 bits: 0..255, XW_PROTO_NONE */
+#define XW_KEY_TCPF 9    /* 9 bits: 0..255, XW_TCPF_NONE */
+#define XW_KEY_ICMP 18   /* 18 bits: ..., XW_ICMP_NONE */
+#define XW_KEY_FAMILY 36 /* 2 bits */
+#define XW_KEY_FRAG 38   /* 2 bits: frag ^ (frag >> 1) */
 
-/* Fields with direct checks: XW_F_PROTO..XW_F_FRAG (chk[f - XW_F_PROTO]),
- * VLAN excepted (outer or inner tag: two values). */
-#define XW_CHECK_FIRST XW_F_PROTO
-#define XW_CHECKS (XW_F_FRAG - XW_F_PROTO + 1)
+struct xw_span {
+	__u32 lo;
+	__u32 span; /* hi - lo */
+};
 
 /* One rule as the data plane and `stats` see it (index = rule id).
  * What a candidate check and its action read comes first: the action, the
@@ -237,8 +238,10 @@ struct xw_rule {
 	__u32 action;
 	__u32 flags;
 	__u32 slot;     /* its counters in xw_stats (< XW_COUNTER_SLOTS) */
-	__u32 direct;   /* fields a candidate checks with chk[] (1 << XW_F_*) */
-	struct xw_check chk[XW_CHECKS];
+	__u32 direct;   /* fields its direct checks decide (1 << XW_F_*) */
+	__u64 key_mask; /* direct checks on the packet's key (see above) */
+	__u64 key_want;
+	struct xw_span port[2]; /* source and destination port (0 .. ~0: any) */
 	__u32 snaplen;  /* packet bytes carried by its events */
 	__u32 sample;   /* 1 in N matches emits (with XW_RULE_SAMPLE) */
 	__u64 every_ns; /* at most one event per interval (0: no limit) */
@@ -246,12 +249,12 @@ struct xw_rule {
 	__u64 rl_cap;     /* rate_limit: bucket size (burst * XW_RL_TOKEN) */
 	__u64 rl_fill_ns; /* rate_limit: ns to fill an empty bucket */
 	char name[XW_NAME_LEN];
-	__u8 pad[8];    /* to 256 bytes */
+	__u8 pad[104];  /* to 256 bytes */
 };
 
 _Static_assert(sizeof(struct xw_rule) == 256, "xw_rule: a power of two, whole cache lines");
-_Static_assert(__builtin_offsetof(struct xw_rule, chk) + 3 * sizeof(struct xw_check) <= 64,
-	       "xw_rule: action, slot and the proto/port checks within 64 bytes");
+_Static_assert(__builtin_offsetof(struct xw_rule, port) + sizeof(struct xw_span[2]) <= 64,
+	       "xw_rule: action, slot and the direct checks within 64 bytes");
 
 /* Per-rule counters of what an action could not do (xw_actstats, per CPU). */
 struct xw_actstat {

@@ -268,55 +268,47 @@ static __always_inline __u64 bit_of(__u32 id, __u32 r)
 	return (word_of(id, r >> 6) >> (r & 63)) & 1;
 }
 
-/* The packet's value of field `f`, one with direct checks. */
-static __always_inline __u32 pkt_value(const struct pkt *p, int f)
+/* Fields whose values make up the packet's key (XW_KEY_*). */
+#define KEY_FIELDS                                                                       \
+	((1u << XW_F_PROTO) | (1u << XW_F_TCPFLAGS) | (1u << XW_F_ICMP) | (1u << XW_F_FAMILY) | \
+	 (1u << XW_F_FRAG))
+
+/* The packet's key: its used small fields side by side (the parser keeps
+ * each within its width: XW_*_NONE is the largest value). */
+static __always_inline __u64 pkt_key(const struct pkt *p)
 {
-	switch (f) {
-	case XW_F_PROTO:
-		return p->proto;
-	case XW_F_SPORT:
-		return p->sport;
-	case XW_F_DPORT:
-		return p->dport;
-	case XW_F_TCPFLAGS:
-		return p->tcpflags;
-	case XW_F_ICMP:
-		return p->icmp;
-	case XW_F_FAMILY:
-		return p->family;
-	default:
-		return p->frag;
-	}
+	__u64 k = 0;
+
+	if (USED(XW_F_PROTO))
+		k |= (__u64)p->proto << XW_KEY_PROTO;
+	if (USED(XW_F_TCPFLAGS))
+		k |= (__u64)p->tcpflags << XW_KEY_TCPF;
+	if (USED(XW_F_ICMP))
+		k |= (__u64)p->icmp << XW_KEY_ICMP;
+	if (USED(XW_F_FAMILY))
+		k |= (__u64)p->family << XW_KEY_FAMILY;
+	if (USED(XW_F_FRAG))
+		k |= (__u64)(p->frag ^ (p->frag >> 1)) << XW_KEY_FRAG;
+	return k;
 }
 
-/* Whether field `f` of the packet meets `rule`'s direct check of it. Only
- * the fields the rule checks (xw_rule.direct): a field without a check
- * holds Check::ANY, which every value meets, but reading it costs four loads
- * and often another cache line. Under BPF_PROG_TEST_RUN this test took 12 ns
- * a packet off a 10,000-rule set, whose rules use six of these fields. */
-static __always_inline int field_ok(struct match_ctx *m, const struct xw_rule *rule, __u32 direct,
-				    int f)
+/* Whether port `v` lies in `s` (one unsigned compare). */
+static __always_inline int in_span(__u32 v, const struct xw_span *s)
 {
-	const struct xw_check *k = &rule->chk[f - XW_CHECK_FIRST];
-	__u32 v;
-
-	if (!USED(f) || !(direct & (1u << f)))
-		return 1;
-	v = pkt_value(&m->p, f);
-	/* lo <= v <= hi in one unsigned compare. */
-	return v - k->lo <= k->hi - k->lo && (v & k->mask) == k->want;
+	return v - s->lo <= s->span;
 }
 
-/* Whether the packet meets the direct checks of `rule`: a test a field,
- * where a class bitmap would cost a lookup a field. */
+/* Whether the packet meets the direct checks of `rule`: one masked compare
+ * for the key, one compare per used port field. Under BPF_PROG_TEST_RUN a
+ * test per field (range and mask on each of six) cost ~3 ns a packet on the
+ * 10,000-rule set. */
 static __always_inline int direct_ok(struct match_ctx *m, const struct xw_rule *rule)
 {
-	__u32 d = rule->direct;
-
-	return field_ok(m, rule, d, XW_F_PROTO) && field_ok(m, rule, d, XW_F_SPORT) &&
-	       field_ok(m, rule, d, XW_F_DPORT) && field_ok(m, rule, d, XW_F_TCPFLAGS) &&
-	       field_ok(m, rule, d, XW_F_ICMP) && field_ok(m, rule, d, XW_F_FAMILY) &&
-	       field_ok(m, rule, d, XW_F_FRAG);
+	if ((used_fields & KEY_FIELDS) && (m->p.key & rule->key_mask) != rule->key_want)
+		return 0;
+	if (USED(XW_F_SPORT) && !in_span(m->p.sport, &rule->port[0]))
+		return 0;
+	return !USED(XW_F_DPORT) || in_span(m->p.dport, &rule->port[1]);
 }
 
 /* The same for rule id `r` (one lookup of the rule). */
@@ -624,6 +616,8 @@ static __always_inline __u32 classify(__u64 bytes, struct match_ctx *m)
 	 * (none when no rule has an address condition). */
 	if (USED(XW_F_SRC) || USED(XW_F_DST))
 		m->p.gen = xw_tables.gen & 1;
+	if (used_fields & KEY_FIELDS)
+		m->p.key = pkt_key(&m->p);
 	g = gather_index(m);
 	if (g.hints & XW_ID_OVERFLOW) {
 		gather_all(m);

@@ -42,6 +42,7 @@ struct pkt {
 	__u32 gen; /* address-table generation (0/1), set by classify() */
 	__u8 saddr[16];
 	__u8 daddr[16];
+	__u64 key; /* the small fields for direct checks (XW_KEY_*), set by classify() */
 };
 
 /* The classifier reads an IPv4 address with one 4-byte load. */

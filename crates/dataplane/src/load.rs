@@ -675,13 +675,9 @@ pub(crate) fn to_rule(e: &xdpwall_rules::compile::RuleEntry, slot: u32) -> types
         rl_cap: e.rate.cap,
         rl_fill_ns: e.rate.fill_ns,
         direct: e.direct,
-        // Arrays of one length (abi::CHECKS = XW_CHECKS): checked at compile time.
-        chk: e.checks.map(|k| types::xw_check {
-            lo: k.lo,
-            hi: k.hi,
-            mask: k.mask,
-            want: k.want,
-        }),
+        key_mask: e.packed.key_mask,
+        key_want: e.packed.key_want,
+        port: e.packed.port.map(|(lo, span)| types::xw_span { lo, span }),
         ..Default::default()
     };
     let room = r.name.len() - 1;

@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use xdpwall_dataplane::types::{
-    xw_actstat, xw_check, xw_class, xw_counter, xw_event, xw_info, xw_lpm4, xw_lpm6, xw_node4,
-    xw_rl_key, xw_rule, xw_tables, xw_tap, xw_trace, xw_wake,
+    xw_actstat, xw_class, xw_counter, xw_event, xw_info, xw_lpm4, xw_lpm6, xw_node4, xw_rl_key,
+    xw_rule, xw_span, xw_tables, xw_tap, xw_trace, xw_wake,
 };
 use xdpwall_rules::compile::{abi, Field};
 
@@ -54,7 +54,9 @@ const STRUCTS: &[(&str, &[&str])] = &[
             "flags",
             "slot",
             "direct",
-            "chk",
+            "key_mask",
+            "key_want",
+            "port",
             "snaplen",
             "sample",
             "every_ns",
@@ -65,7 +67,7 @@ const STRUCTS: &[(&str, &[&str])] = &[
             "pad",
         ],
     ),
-    ("xw_check", &["lo", "hi", "mask", "want"]),
+    ("xw_span", &["lo", "span"]),
     (
         "xw_actstat",
         &[
@@ -114,8 +116,11 @@ const NAMES: &[&str] = &[
     "XW_MAX_CANDS",
     "XW_CAND_COUNT",
     "XW_CAND_DIRECT",
-    "XW_CHECK_FIRST",
-    "XW_CHECKS",
+    "XW_KEY_PROTO",
+    "XW_KEY_TCPF",
+    "XW_KEY_ICMP",
+    "XW_KEY_FAMILY",
+    "XW_KEY_FRAG",
     "XW_CAND_ID_MASK",
     "XW_CAND_CHECK_SHIFT",
     "XW_NO_RULE",
@@ -333,7 +338,9 @@ fn rust_view() -> BTreeMap<String, u64> {
         flags,
         slot,
         direct,
-        chk,
+        key_mask,
+        key_want,
+        port,
         snaplen,
         sample,
         every_ns,
@@ -343,7 +350,7 @@ fn rust_view() -> BTreeMap<String, u64> {
         name,
         pad
     });
-    st!(xw_check { lo, hi, mask, want });
+    st!(xw_span { lo, span });
     st!(xw_actstat {
         limited,
         limited_bytes,
@@ -472,8 +479,11 @@ fn constants_agree() {
         ("XW_MAX_CANDS", abi::MAX_CANDS as u64),
         ("XW_CAND_COUNT", u64::from(abi::CAND_COUNT)),
         ("XW_CAND_DIRECT", u64::from(abi::CAND_DIRECT)),
-        ("XW_CHECK_FIRST", abi::CHECK_FIRST as u64),
-        ("XW_CHECKS", abi::CHECKS as u64),
+        ("XW_KEY_PROTO", u64::from(abi::KEY_PROTO)),
+        ("XW_KEY_TCPF", u64::from(abi::KEY_TCPF)),
+        ("XW_KEY_ICMP", u64::from(abi::KEY_ICMP)),
+        ("XW_KEY_FAMILY", u64::from(abi::KEY_FAMILY)),
+        ("XW_KEY_FRAG", u64::from(abi::KEY_FRAG)),
         ("XW_CLASS_OVERFLOW", u64::from(abi::CLASS_OVERFLOW)),
         ("XW_ID_OVERFLOW", u64::from(abi::ID_OVERFLOW)),
         ("XW_ID_TERMINALS", u64::from(abi::ID_TERMINALS)),

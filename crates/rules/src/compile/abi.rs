@@ -15,10 +15,21 @@ pub const BITMAP_WORDS: usize = MAX_RULES / 64;
 pub const MAX_CANDS: usize = 32;
 /// Candidate flag: the rule is a `count` rule.
 pub const CAND_COUNT: u32 = 0x8000;
-/// First field with a direct check (`XW_CHECK_FIRST`): `chk[f - CHECK_FIRST]`.
+/// First field with a direct check: `RuleEntry::checks[f - CHECK_FIRST]`
+/// (the compiler's model; the record packs them, see [`KEY_PROTO`]).
 pub const CHECK_FIRST: usize = 2;
-/// Direct-check slots in `struct xw_rule` (proto .. frag).
+/// Direct-check slots of a `RuleEntry` (proto .. frag).
 pub const CHECKS: usize = 8;
+/// Shift of the protocol in the packet's key (`XW_KEY_PROTO`, 9 bits).
+pub const KEY_PROTO: u32 = 0;
+/// Shift of the TCP flags in the key (`XW_KEY_TCPF`, 9 bits).
+pub const KEY_TCPF: u32 = 9;
+/// Shift of the ICMP index in the key (`XW_KEY_ICMP`, 18 bits).
+pub const KEY_ICMP: u32 = 18;
+/// Shift of the family in the key (`XW_KEY_FAMILY`, 2 bits).
+pub const KEY_FAMILY: u32 = 36;
+/// Shift of the Gray-coded fragment state in the key (`XW_KEY_FRAG`, 2 bits).
+pub const KEY_FRAG: u32 = 38;
 /// Candidate flag: the rule's record holds direct checks (`xw_rule.direct`).
 pub const CAND_DIRECT: u32 = 0x4000;
 /// Bits of a candidate that hold the rule id.

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use super::abi::{
     FAMILY_ENTRIES, FAMILY_IPV4, FAMILY_IPV6, FRAG_ENTRIES, FRAG_FIRST, FRAG_NONE, FRAG_NON_FIRST,
-    ICMP_ENTRIES, PORT_ENTRIES, PROTO_ENTRIES, TCPF_ENTRIES, VLAN_ENTRIES,
+    ICMP_ENTRIES, ICMP_NONE, KEY_FAMILY, KEY_FRAG, KEY_ICMP, KEY_PROTO, KEY_TCPF, PORT_ENTRIES,
+    PROTO_ENTRIES, PROTO_NONE, TCPF_ENTRIES, TCPF_NONE, VLAN_ENTRIES,
 };
 use super::{Bitmap, Field, Interner};
 use crate::model::{Conditions, Config, Family, FragMatch, PortRange};
@@ -101,6 +102,109 @@ pub(super) fn direct_check(c: &Conditions, field: Field) -> Option<Check> {
             FragMatch::None => Check::range(FRAG_NONE, FRAG_NONE),
         },
         Field::Src | Field::Dst | Field::Vlan => None,
+    }
+}
+
+/// A rule's direct checks as the data plane tests them (`struct xw_rule`):
+/// one masked compare of the packet's key, one range per port field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Packed {
+    /// Bits of the key the rule compares.
+    pub key_mask: u64,
+    /// What they must be.
+    pub key_want: u64,
+    /// Source and destination port: `(lo, hi - lo)`; `(0, u32::MAX)` for any.
+    pub port: [(u32, u32); 2],
+}
+
+impl Default for Packed {
+    fn default() -> Self {
+        Packed {
+            key_mask: 0,
+            key_want: 0,
+            port: [(0, u32::MAX); 2],
+        }
+    }
+}
+
+/// A key field's place: its shift, its width, and how its value (the
+/// field's table index) is encoded there.
+type KeySlot = (u32, u32, fn(u32) -> u32);
+
+/// Where `field` sits in the packet's key; `None` for the ports and the
+/// fields with no direct check.
+fn key_slot(field: Field) -> Option<KeySlot> {
+    fn same(v: u32) -> u32 {
+        v
+    }
+    // Gray code: fragment states 0, 1, 2, 3 -> 0, 1, 3, 2, so "any
+    // fragment" (1 or 2) is one bit and "not IP" (3) matches none.
+    fn gray(v: u32) -> u32 {
+        v ^ (v >> 1)
+    }
+    match field {
+        Field::Proto => Some((KEY_PROTO, 9, same)),
+        Field::TcpFlags => Some((KEY_TCPF, 9, same)),
+        Field::Icmp => Some((KEY_ICMP, 18, same)),
+        Field::Family => Some((KEY_FAMILY, 2, same)),
+        Field::Frag => Some((KEY_FRAG, 2, gray)),
+        _ => None,
+    }
+}
+
+/// Mask and value, in the field's own bits, that hold for exactly the
+/// values `k` holds for among `0..=top`, the field's indices.
+fn masked(field: Field, k: &Check, top: u32) -> Option<(u32, u32)> {
+    let (_, width, enc) = key_slot(field)?;
+    let all = (1u32 << width) - 1;
+    match field {
+        // One value.
+        Field::Proto | Field::Family if k.lo == k.hi && k.mask == 0 => Some((all, k.lo)),
+        // lo = 0, hi just below the top bit: that bit clear, plus the mask.
+        Field::TcpFlags | Field::Icmp
+            if k.lo == 0 && k.hi == all >> 1 && k.mask & !k.hi == 0 && k.want & !k.mask == 0 =>
+        {
+            Some((k.mask | (all & !k.hi), k.want))
+        }
+        // Four states: find the mask and value that pick exactly these.
+        Field::Frag => (0..=all)
+            .flat_map(|m| (0..=all).map(move |w| (m, w)))
+            .find(|&(m, w)| (0..=top).all(|v| k.holds(v) == (enc(v) & m == w))),
+        _ => None,
+    }
+}
+
+/// The top index of a key field's table (its `*_NONE` value, or the last).
+fn top(field: Field) -> u32 {
+    let t = match field {
+        Field::Proto => PROTO_NONE,
+        Field::TcpFlags => TCPF_NONE,
+        Field::Icmp => ICMP_NONE,
+        Field::Family => FAMILY_ENTRIES - 1,
+        _ => FRAG_ENTRIES - 1,
+    };
+    u32::try_from(t).unwrap_or(u32::MAX)
+}
+
+/// Adds `field`'s direct check `k` to `p`; `false` (and `p` unchanged) if
+/// the record cannot express it, so the check stays with the bitmaps.
+pub(super) fn pack(p: &mut Packed, field: Field, k: &Check) -> bool {
+    match field {
+        Field::Sport | Field::Dport if k.mask == 0 && k.lo <= k.hi => {
+            p.port[usize::from(field == Field::Dport)] = (k.lo, k.hi - k.lo);
+            true
+        }
+        _ => {
+            let Some((shift, _, _)) = key_slot(field) else {
+                return false;
+            };
+            let Some((m, w)) = masked(field, k, top(field)) else {
+                return false;
+            };
+            p.key_mask |= u64::from(m) << shift;
+            p.key_want |= u64::from(w) << shift;
+            true
+        }
     }
 }
 

@@ -10,7 +10,7 @@
 use ipnet::IpNet;
 
 use super::abi::{CAND_CHECK_SHIFT, CAND_COUNT, CAND_DIRECT, CHECKS, CHECK_FIRST, MAX_CANDS};
-use super::discrete::{constrains, direct_check, Check};
+use super::discrete::{constrains, direct_check, pack, Check, Packed};
 use super::{Bitmap, Class, Field, Interner, RuleEntry};
 use crate::model::{AddrItem, AddrMatch, Conditions, Config, FragMatch};
 
@@ -185,7 +185,7 @@ fn take_direct(c: &Conditions, check: u32, rule: &mut RuleEntry) -> u32 {
         if check & f.bit() == 0 {
             continue;
         }
-        if let Some(k) = direct_check(c, f) {
+        if let Some(k) = direct_check(c, f).filter(|k| pack(&mut rule.packed, f, k)) {
             rule.checks[f as usize - CHECK_FIRST] = k;
             rule.direct |= f.bit();
             left &= !f.bit();
@@ -270,6 +270,7 @@ fn fill_with(
         let shape: u32 = fields_of(&rule.cond).iter().map(|f| f.bit()).sum();
         entries[r].direct = 0;
         entries[r].checks = [Check::ANY; CHECKS];
+        entries[r].packed = Packed::default();
         match assigned[r] {
             Some(f) => {
                 indexed[f as usize].set(r);

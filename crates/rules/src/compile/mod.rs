@@ -24,7 +24,7 @@ use ipnet::{Ipv4Net, Ipv6Net};
 
 use crate::model::{Action, Config, Verdict};
 pub use bitmap::Bitmap;
-pub use discrete::Check;
+pub use discrete::{Check, Packed};
 pub use limits::Limits;
 pub use trie4::{hashed4, Node4, Nodes4};
 
@@ -112,6 +112,8 @@ pub struct RuleEntry {
     pub direct: u32,
     /// Direct checks, `checks[f - abi::CHECK_FIRST]` (the rest: [`Check::ANY`]).
     pub checks: [Check; abi::CHECKS],
+    /// The same as the record holds them (`xw_rule.key_mask` ...).
+    pub packed: Packed,
 }
 
 /// A rate limit's bucket as the data plane computes it (`xw_rule.rl_*`).
@@ -421,6 +423,7 @@ fn rule_entry(cfg: &Config, i: usize) -> Result<RuleEntry, CompileError> {
         // Set with the candidates, once the rule's index field is known.
         direct: 0,
         checks: [Check::ANY; abi::CHECKS],
+        packed: Packed::default(),
     })
 }
 

@@ -220,6 +220,30 @@ const DIRECT_SHAPES: &[&str] = &[
     "fragment = \"none\"",
 ];
 
+/// What the data plane computes for field `f` of value `v` on a record's
+/// direct checks (classify.h: pkt_key, direct_ok), that field alone.
+fn packed_holds(p: &Packed, f: Field, v: u32) -> bool {
+    use super::abi::{KEY_FAMILY, KEY_FRAG, KEY_ICMP, KEY_PROTO, KEY_TCPF};
+    let (shift, width, enc) = match f {
+        Field::Sport | Field::Dport => {
+            let (lo, span) = p.port[usize::from(f == Field::Dport)];
+            return v.wrapping_sub(lo) <= span;
+        }
+        Field::Proto => (KEY_PROTO, 9, v),
+        Field::TcpFlags => (KEY_TCPF, 9, v),
+        Field::Icmp => (KEY_ICMP, 18, v),
+        Field::Family => (KEY_FAMILY, 2, v),
+        Field::Frag => (KEY_FRAG, 2, v ^ (v >> 1)),
+        _ => panic!("{f:?} has no direct check"),
+    };
+    let bits = ((1u64 << width) - 1) << shift;
+    assert!(
+        u64::from(enc) << shift & !bits == 0,
+        "{f:?} value {v} overflows its bits"
+    );
+    (u64::from(enc) << shift ^ p.key_want) & p.key_mask & bits == 0
+}
+
 #[test]
 fn direct_checks_decide_exactly_what_the_class_bitmaps_decide() {
     let mut toml = String::new();
@@ -259,6 +283,13 @@ fn direct_checks_decide_exactly_what_the_class_bitmaps_decide() {
                     "rule {} ({}), {f:?} value {v}: {k:?}",
                     r,
                     DIRECT_SHAPES[r]
+                );
+                assert_eq!(
+                    packed_holds(&rule.packed, f, v),
+                    k.holds(v),
+                    "rule {r} ({}), {f:?} value {v}: the record's form {:?}",
+                    DIRECT_SHAPES[r],
+                    rule.packed
                 );
             }
             checked += 1;
