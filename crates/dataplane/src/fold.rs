@@ -308,6 +308,51 @@ fn alu(i: Insn, a: u64, b: u64) -> Option<u64> {
     Some(if wide { r } else { r & 0xffff_ffff })
 }
 
+/// All ones in an operation's width.
+fn ones(wide: bool) -> u64 {
+    if wide {
+        u64::MAX
+    } else {
+        u64::from(u32::MAX)
+    }
+}
+
+/// The result of `a op b` when one known operand decides it alone: AND or
+/// MUL with zero, OR with all ones. The verifier's value tracking (tnum)
+/// knows these results too, so the pass knows nothing it does not.
+fn absorbed(op: u8, a: Val, b: Val, wide: bool) -> Option<u64> {
+    let is = |v: Val, k: u64| matches!(v, Val::Const(x) if x & ones(wide) == k);
+    match op {
+        OP_AND | OP_MUL if is(a, 0) || is(b, 0) => Some(0),
+        OP_OR if is(a, ones(wide)) || is(b, ones(wide)) => Some(ones(wide)),
+        _ => None,
+    }
+}
+
+/// The register `i` (`dst op= src`, dst known) leaves as `src` itself: AND
+/// with all ones, OR, XOR or ADD with zero. A move is one step shorter in
+/// the chain and frees the constant's register.
+fn identity_of(i: Insn, dst: Val) -> bool {
+    let wide = class(i) == CLASS_ALU64;
+    let Val::Const(a) = dst else { return false };
+    let a = a & ones(wide);
+    match i.code & 0xf0 {
+        OP_AND => a == ones(wide),
+        OP_OR | OP_XOR | OP_ADD => a == 0,
+        _ => false,
+    }
+}
+
+/// Whether a 64-bit `dst op= src` with this `src` leaves dst as it was (a
+/// 32-bit one would still clear the upper half).
+fn keeps_dst(op: u8, src: Val) -> bool {
+    match (op, src) {
+        (OP_ADD | OP_SUB | OP_OR | OP_XOR | OP_LSH | OP_RSH | OP_ARSH, Val::Const(0)) => true,
+        (OP_AND, Val::Const(b)) => b == u64::MAX,
+        _ => false,
+    }
+}
+
 /// Whether conditional jump `i` is taken for `a op b` (None: not modelled).
 fn taken(i: Insn, a: u64, b: u64) -> Option<bool> {
     let (a, b, sa, sb) = if class(i) == CLASS_JMP32 {
@@ -386,6 +431,7 @@ fn step(insns: &[Insn], pc: usize, f: &Frozen, r: &mut Regs) {
                 (OP_MOV, _, _) => Val::Unknown,
                 (_, Val::Const(a), Val::Const(b)) => alu(i, a, b).map_or(Val::Unknown, Val::Const),
                 (OP_ADD, Val::Ro(o), Val::Const(b)) if wide => Val::Ro(o.wrapping_add(b as i64)),
+                _ if i.off == 0 => absorbed(op, r[d], b, wide).map_or(Val::Unknown, Val::Const),
                 _ => Val::Unknown,
             };
         }
@@ -543,6 +589,17 @@ fn rewrite(insns: &mut [Insn], state: &[Option<Regs>], f: &Frozen) -> Folded {
                         insns[pc] = m;
                         n.alu += 1;
                     }
+                } else if x_src(i) && op != OP_MOV && identity_of(i, before[i.dst()]) {
+                    // A move of the same width (a 32-bit one zero-extends,
+                    // as the 32-bit operation would).
+                    insns[pc] = Insn {
+                        code: (i.code & 0x0f) | OP_MOV,
+                        ..i
+                    };
+                    n.alu += 1;
+                } else if wide && x_src(i) && keeps_dst(op, before[i.src()]) {
+                    insns[pc] = NOP;
+                    n.alu += 1;
                 } else if x_src(i) && op != OP_MOV {
                     // A 32-bit operation sees the low half only.
                     let low = |b: u64| if wide { b } else { b & 0xffff_ffff };
@@ -968,6 +1025,45 @@ mod tests {
             ]
         );
         assert_eq!(n.operands, 2);
+    }
+
+    #[test]
+    fn an_operand_that_decides_alone_folds_and_an_identity_becomes_a_move() {
+        let mut p = vec![
+            ldxw(4, 1, 0),                                // r4 = unknown
+            ldxw(6, 1, 4),                                // r6 = unknown
+            mov64(3, 0),                                  // r3 = 0
+            op(CLASS_ALU64 | OP_AND | SRC_X, 3, 4, 0, 0), // r3 &= r4: 0
+            op(CLASS_JMP | 0x50, 3, 0, 1, 0),             // if r3 != 0 goto +1
+            mov64(5, -1),                                 // r5 = ~0
+            op(CLASS_ALU64 | OP_AND | SRC_X, 5, 6, 0, 0), // r5 &= r6: r6
+            mov64(7, 0),                                  // w7 = 0
+            op(CLASS_ALU | OP_OR | SRC_X, 7, 4, 0, 0),    // w7 |= w4: w4
+            op(CLASS_ALU64 | OP_ADD | SRC_X, 5, 7, 0, 0), // r5 += r7
+            op(CLASS_ALU64 | OP_ADD | SRC_X, 5, 3, 0, 0), // r5 += r3 (0)
+            mov64x(0, 5),
+            exit(),
+        ];
+        fold(&mut p, &frozen());
+        assert_eq!(
+            p,
+            vec![
+                ldxw(4, 1, 0),
+                ldxw(6, 1, 4),
+                NOP,
+                NOP,
+                // Never taken, and its target is reached anyway: a no-op.
+                NOP,
+                NOP,
+                mov64x(5, 6),
+                NOP,
+                op(CLASS_ALU | OP_MOV | SRC_X, 7, 4, 0, 0),
+                op(CLASS_ALU64 | OP_ADD | SRC_X, 5, 7, 0, 0),
+                NOP,
+                mov64x(0, 5),
+                exit(),
+            ]
+        );
     }
 
     #[test]
