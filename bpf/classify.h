@@ -273,25 +273,6 @@ static __always_inline __u64 bit_of(__u32 id, __u32 r)
 	((1u << XW_F_PROTO) | (1u << XW_F_TCPFLAGS) | (1u << XW_F_ICMP) | (1u << XW_F_FAMILY) | \
 	 (1u << XW_F_FRAG))
 
-/* The packet's key: its used small fields side by side (the parser keeps
- * each within its width: XW_*_NONE is the largest value). */
-static __always_inline __u64 pkt_key(const struct pkt *p)
-{
-	__u64 k = 0;
-
-	if (USED(XW_F_PROTO))
-		k |= (__u64)p->proto << XW_KEY_PROTO;
-	if (USED(XW_F_TCPFLAGS))
-		k |= (__u64)p->tcpflags << XW_KEY_TCPF;
-	if (USED(XW_F_ICMP))
-		k |= (__u64)p->icmp << XW_KEY_ICMP;
-	if (USED(XW_F_FAMILY))
-		k |= (__u64)p->family << XW_KEY_FAMILY;
-	if (USED(XW_F_FRAG))
-		k |= (__u64)(p->frag ^ (p->frag >> 1)) << XW_KEY_FRAG;
-	return k;
-}
-
 /* Whether port `v` lies in `s` (one unsigned compare). */
 static __always_inline int in_span(__u32 v, const struct xw_span *s)
 {
@@ -616,8 +597,6 @@ static __always_inline __u32 classify(__u64 bytes, struct match_ctx *m)
 	 * (none when no rule has an address condition). */
 	if (USED(XW_F_SRC) || USED(XW_F_DST))
 		m->p.gen = xw_tables.gen & 1;
-	if (used_fields & KEY_FIELDS)
-		m->p.key = pkt_key(&m->p);
 	g = gather_index(m);
 	if (g.hints & XW_ID_OVERFLOW) {
 		gather_all(m);

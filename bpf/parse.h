@@ -42,8 +42,17 @@ struct pkt {
 	__u32 gen; /* address-table generation (0/1), set by classify() */
 	__u8 saddr[16];
 	__u8 daddr[16];
-	__u64 key; /* the small fields for direct checks (XW_KEY_*), set by classify() */
+	__u64 key; /* the small fields side by side, for direct checks (XW_KEY_*) */
 };
+
+/* The packet's key from its fields (each within its width: XW_*_NONE is
+ * the largest value of each). */
+static __always_inline __u64 pkt_key(const struct pkt *p)
+{
+	return (__u64)p->proto << XW_KEY_PROTO | (__u64)p->tcpflags << XW_KEY_TCPF |
+	       (__u64)p->icmp << XW_KEY_ICMP | (__u64)p->family << XW_KEY_FAMILY |
+	       (__u64)(p->frag ^ (p->frag >> 1)) << XW_KEY_FRAG;
+}
 
 /* The classifier reads an IPv4 address with one 4-byte load. */
 _Static_assert(__builtin_offsetof(struct pkt, saddr) % 4 == 0, "saddr is 4-byte aligned");
@@ -302,6 +311,7 @@ static __always_inline int parse_fast(struct cursor *c, struct pkt *p)
 	struct ethhdr *eth = c->start;
 	struct iphdr *ip = (void *)(eth + 1);
 	__u8 *l4 = (void *)(ip + 1);
+	__u32 tcpflags;
 	__u8 proto;
 
 	/* UDP's 8 bytes; TCP's 20 are checked below. */
@@ -316,12 +326,17 @@ static __always_inline int parse_fast(struct cursor *c, struct pkt *p)
 	if (proto == IPPROTO_TCP) {
 		if ((void *)(l4 + 20) > c->end || (l4[12] >> 4) < 5)
 			return 0;
-		p->tcpflags = l4[13];
+		tcpflags = l4[13];
 	} else if (proto == IPPROTO_UDP) {
-		p->tcpflags = XW_TCPF_NONE;
+		tcpflags = XW_TCPF_NONE;
 	} else {
 		return 0;
 	}
+	p->tcpflags = tcpflags;
+	/* pkt_key() with the fields this path knows: two values to place. */
+	p->key = (__u64)proto << XW_KEY_PROTO | (__u64)tcpflags << XW_KEY_TCPF |
+		 (__u64)XW_ICMP_NONE << XW_KEY_ICMP | (__u64)XW_FAMILY_IPV4 << XW_KEY_FAMILY |
+		 (__u64)(XW_FRAG_NONE ^ (XW_FRAG_NONE >> 1)) << XW_KEY_FRAG;
 	p->family = XW_FAMILY_IPV4;
 	p->proto = proto;
 	p->sport = bpf_ntohs(*(__be16 *)l4);
@@ -362,11 +377,14 @@ static __always_inline int parse_packet(struct cursor *c, struct pkt *p)
 	else {
 		/* Not IP: not malformed, classified on L2 fields only. */
 		p->frag = XW_FRAG_NOT_IP;
+		p->key = pkt_key(p);
 		return 0;
 	}
 	if (err)
 		return err;
-	return parse_l4(c, p);
+	err = parse_l4(c, p);
+	p->key = pkt_key(p);
+	return err;
 }
 
 #endif /* XDPWALL_PARSE_H */
