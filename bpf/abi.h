@@ -110,6 +110,42 @@ enum xw_malformed_reason {
 #define XW_STAT_DEFAULT XW_COUNTER_SLOTS
 #define XW_STAT_ENTRIES (XW_COUNTER_SLOTS + 1)
 
+/* Direct checks: a candidate decides conditions on its rule's small fields
+ * with a few tests on the rule record it already reads, not a class lookup
+ * per field. The protocol, TCP flags, ICMP type and code, family and
+ * fragment state sit side by side in the packet's 64-bit key (struct pkt,
+ * each at its XW_KEY_* shift, as the field's table indexes it; the fragment
+ * state Gray-coded, so "any fragment" is one bit); a rule's conditions on
+ * them are one masked compare: (key & key_mask) == key_want. A port
+ * condition is a range: (port - lo) <= span, unsigned. */
+#define XW_KEY_PROTO 0   /* 9 bits: 0..255, XW_PROTO_NONE */
+#define XW_KEY_TCPF 9    /* 9 bits: 0..255, XW_TCPF_NONE */
+#define XW_KEY_ICMP 18   /* 18 bits: ..., XW_ICMP_NONE */
+#define XW_KEY_FAMILY 36 /* 2 bits */
+#define XW_KEY_FRAG 38   /* 2 bits: frag ^ (frag >> 1) */
+
+struct xw_span {
+	__u32 lo;
+	__u32 span; /* hi - lo */
+};
+
+/* A rule's direct checks (fields in xw_rule.direct). */
+struct xw_direct {
+	__u64 key_mask; /* bits of the packet's key compared */
+	__u64 key_want;
+	struct xw_span port[2]; /* source and destination port (0 .. ~0: any) */
+};
+
+/* A class's first candidate's checks and verdict, copied from its rule:
+ * most packets meet one list of one candidate, which this decides on the
+ * cache line the list starts on, without a lookup of the rule's record
+ * (one dependent load less for the check and one for the action). */
+struct xw_first {
+	struct xw_direct d;
+	__u32 action;
+	__u32 slot;
+};
+
 /*
  * An equivalence class of one field's values: every value mapped to it
  * matches exactly the rules whose bits are set. `cand` lists, ascending, the
@@ -119,6 +155,7 @@ enum xw_malformed_reason {
 struct xw_class {
 	__u32 ncand;
 	__u32 flags;
+	struct xw_first first; /* of cand[0], if any */
 	__u32 cand[XW_MAX_CANDS];
 	__u64 bits[XW_BITMAP_WORDS];
 };
@@ -209,25 +246,6 @@ struct xw_lpm6 {
 #define XW_RL_MAX_PPS 1000000000ull
 #define XW_RL_MAX_BURST 1000000000ull
 
-/* Direct checks: a candidate decides conditions on its rule's small fields
- * with a few tests on the rule record it already reads, not a class lookup
- * per field. The protocol, TCP flags, ICMP type and code, family and
- * fragment state sit side by side in the packet's 64-bit key (struct pkt,
- * each at its XW_KEY_* shift, as the field's table indexes it; the fragment
- * state Gray-coded, so "any fragment" is one bit); a rule's conditions on
- * them are one masked compare: (key & key_mask) == key_want. A port
- * condition is a range: (port - lo) <= span, unsigned. */
-#define XW_KEY_PROTO 0   /* 9 bits: 0..255, XW_PROTO_NONE */
-#define XW_KEY_TCPF 9    /* 9 bits: 0..255, XW_TCPF_NONE */
-#define XW_KEY_ICMP 18   /* 18 bits: ..., XW_ICMP_NONE */
-#define XW_KEY_FAMILY 36 /* 2 bits */
-#define XW_KEY_FRAG 38   /* 2 bits: frag ^ (frag >> 1) */
-
-struct xw_span {
-	__u32 lo;
-	__u32 span; /* hi - lo */
-};
-
 /* One rule as the data plane and `stats` see it (index = rule id).
  * What a candidate check and its action read comes first: the action, the
  * counter slot and the protocol and port checks lie within 64 bytes, so a
@@ -239,9 +257,7 @@ struct xw_rule {
 	__u32 flags;
 	__u32 slot;     /* its counters in xw_stats (< XW_COUNTER_SLOTS) */
 	__u32 direct;   /* fields its direct checks decide (1 << XW_F_*) */
-	__u64 key_mask; /* direct checks on the packet's key (see above) */
-	__u64 key_want;
-	struct xw_span port[2]; /* source and destination port (0 .. ~0: any) */
+	struct xw_direct d;
 	__u32 snaplen;  /* packet bytes carried by its events */
 	__u32 sample;   /* 1 in N matches emits (with XW_RULE_SAMPLE) */
 	__u64 every_ns; /* at most one event per interval (0: no limit) */
@@ -253,7 +269,7 @@ struct xw_rule {
 };
 
 _Static_assert(sizeof(struct xw_rule) == 256, "xw_rule: a power of two, whole cache lines");
-_Static_assert(__builtin_offsetof(struct xw_rule, port) + sizeof(struct xw_span[2]) <= 64,
+_Static_assert(__builtin_offsetof(struct xw_rule, d) + sizeof(struct xw_direct) <= 64,
 	       "xw_rule: action, slot and the direct checks within 64 bytes");
 
 /* Per-rule counters of what an action could not do (xw_actstats, per CPU). */

@@ -31,6 +31,11 @@ struct match_ctx {
 	__u32 list;  /* class whose candidates are walked */
 	__u32 skip;  /* class whose first candidate was checked inline */
 	__u32 best;  /* lowest matching terminal rule so far */
+	/* The rule first_inline() found, and its class's copy of its action
+	 * and counter slot (XW_NO_RULE: none). */
+	__u32 first_rule;
+	__u32 first_action;
+	__u32 first_slot;
 	__u32 pass;  /* 0: find the terminal rule, 1: count `count` rules */
 	__u32 limit; /* scan: count rules below this id */
 	__u32 nhits; /* `count` rules counted (the first XW_MAX_HITS kept) */
@@ -283,13 +288,13 @@ static __always_inline int in_span(__u32 v, const struct xw_span *s)
  * for the key, one compare per used port field. Under BPF_PROG_TEST_RUN a
  * test per field (range and mask on each of six) cost ~3 ns a packet on the
  * 10,000-rule set. */
-static __always_inline int direct_ok(struct match_ctx *m, const struct xw_rule *rule)
+static __always_inline int direct_ok(struct match_ctx *m, const struct xw_direct *d)
 {
-	if ((used_fields & KEY_FIELDS) && (m->p.key & rule->key_mask) != rule->key_want)
+	if ((used_fields & KEY_FIELDS) && (m->p.key & d->key_mask) != d->key_want)
 		return 0;
-	if (USED(XW_F_SPORT) && !in_span(m->p.sport, &rule->port[0]))
+	if (USED(XW_F_SPORT) && !in_span(m->p.sport, &d->port[0]))
 		return 0;
-	return !USED(XW_F_DPORT) || in_span(m->p.dport, &rule->port[1]);
+	return !USED(XW_F_DPORT) || in_span(m->p.dport, &d->port[1]);
 }
 
 /* The same for rule id `r` (one lookup of the rule). */
@@ -297,7 +302,7 @@ static __always_inline int direct_holds(struct match_ctx *m, __u32 r)
 {
 	const struct xw_rule *rule = bpf_map_lookup_elem(&xw_rules, &r);
 
-	return rule && direct_ok(m, rule);
+	return rule && direct_ok(m, &rule->d);
 }
 
 /* One step of bitmaps_hold(): 1 when field `f` and all above it are done, 0
@@ -355,6 +360,15 @@ static __always_inline int rule_holds(struct match_ctx *m, __u32 e, int inl)
 	if ((e & XW_CAND_DIRECT) && !direct_holds(m, r))
 		return 0;
 	return bitmaps_hold(m, r, e >> XW_CAND_CHECK_SHIFT, inl);
+}
+
+/* The same for a class's first candidate, with the class's copy of its
+ * direct checks. */
+static __always_inline int first_holds(struct match_ctx *m, const struct xw_class *c, __u32 e)
+{
+	if ((e & XW_CAND_DIRECT) && !direct_ok(m, &c->first.d))
+		return 0;
+	return bitmaps_hold(m, e & XW_CAND_ID_MASK, e >> XW_CAND_CHECK_SHIFT, 1);
 }
 
 /*
@@ -502,8 +516,12 @@ static __always_inline __u32 first_inline(struct match_ctx *m, __u32 lists)
 	check = e >> XW_CAND_CHECK_SHIFT;
 	if ((e & XW_CAND_COUNT) || (check & LAZY_ADDR))
 		return lists;
-	if (rule_holds(m, e, 1)) {
+	if (first_holds(m, list, e)) {
 		m->best = r; /* the lowest candidate of its list: done with it */
+		/* Its verdict too, unless a lower rule matches in another list. */
+		m->first_rule = r;
+		m->first_action = list->first.action;
+		m->first_slot = list->first.slot;
 		return lists & ~(1u << f);
 	}
 	if (list->ncand == 1)
@@ -592,6 +610,7 @@ static __always_inline __u32 classify(__u64 bytes, struct match_ctx *m)
 	struct gathered g;
 
 	m->best = XW_NO_RULE;
+	m->first_rule = XW_NO_RULE;
 	m->bytes = bytes;
 	/* One read per packet: every address lookup uses this generation
 	 * (none when no rule has an address condition). */

@@ -103,6 +103,11 @@ int xdpwall_main(struct xdp_md *ctx)
 	if (rule == XW_NO_RULE) {
 		bump(XW_STAT_DEFAULT, bytes);
 		verdict = default_verdict;
+	} else if (rule == m.first_rule && m.first_action <= XW_ACT_DROP) {
+		/* Found inline, and a plain drop or pass: the class's copy of
+		 * the rule's slot and action, no lookup of its record. */
+		bump(m.first_slot, bytes);
+		verdict = m.first_action == XW_ACT_DROP ? XDP_DROP : XDP_PASS;
 	} else {
 		int a;
 

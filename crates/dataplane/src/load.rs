@@ -527,7 +527,11 @@ fn fill_dir4(
 
 /// Writes all compiled tables into the maps.
 fn fill(maps: &Maps, c: &Compiled, slots: &[u32]) -> Result<()> {
-    let classes: Vec<types::xw_class> = c.classes.iter().map(to_class).collect();
+    let classes: Vec<types::xw_class> = c
+        .classes
+        .iter()
+        .map(|k| to_class(k, &c.rules, slots))
+        .collect();
     update_array(&maps.classes, "xw_classes", &classes)?;
 
     let rules: Vec<types::xw_rule> = c
@@ -675,9 +679,7 @@ pub(crate) fn to_rule(e: &xdpwall_rules::compile::RuleEntry, slot: u32) -> types
         rl_cap: e.rate.cap,
         rl_fill_ns: e.rate.fill_ns,
         direct: e.direct,
-        key_mask: e.packed.key_mask,
-        key_want: e.packed.key_want,
-        port: e.packed.port.map(|(lo, span)| types::xw_span { lo, span }),
+        d: to_direct(&e.packed),
         ..Default::default()
     };
     let room = r.name.len() - 1;
@@ -687,12 +689,34 @@ pub(crate) fn to_rule(e: &xdpwall_rules::compile::RuleEntry, slot: u32) -> types
     r
 }
 
-fn to_class(c: &xdpwall_rules::compile::Class) -> types::xw_class {
+fn to_direct(p: &xdpwall_rules::compile::Packed) -> types::xw_direct {
+    types::xw_direct {
+        key_mask: p.key_mask,
+        key_want: p.key_want,
+        port: p.port.map(|(lo, span)| types::xw_span { lo, span }),
+    }
+}
+
+/// Builds the ABI class record, with its first candidate's checks and
+/// verdict copied from that rule (`rules[r]` in slot `slots[r]`).
+fn to_class(
+    c: &xdpwall_rules::compile::Class,
+    rules: &[xdpwall_rules::compile::RuleEntry],
+    slots: &[u32],
+) -> types::xw_class {
     let mut out = types::xw_class {
         ncand: u32::try_from(c.cands.len()).unwrap_or(0),
         flags: if c.overflow { abi::CLASS_OVERFLOW } else { 0 },
         ..Default::default()
     };
+    let first = c.cands.first().map(|&e| (e & abi::CAND_ID_MASK) as usize);
+    if let Some((rule, &slot)) = first.and_then(|r| rules.get(r).zip(slots.get(r))) {
+        out.first = types::xw_first {
+            d: to_direct(&rule.packed),
+            action: rule.action,
+            slot,
+        };
+    }
     for (dst, &cand) in out.cand.iter_mut().zip(&c.cands) {
         *dst = cand;
     }

@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use xdpwall_dataplane::types::{
-    xw_actstat, xw_class, xw_counter, xw_event, xw_info, xw_lpm4, xw_lpm6, xw_node4, xw_rl_key,
-    xw_rule, xw_span, xw_tables, xw_tap, xw_trace, xw_wake,
+    xw_actstat, xw_class, xw_counter, xw_direct, xw_event, xw_first, xw_info, xw_lpm4, xw_lpm6,
+    xw_node4, xw_rl_key, xw_rule, xw_span, xw_tables, xw_tap, xw_trace, xw_wake,
 };
 use xdpwall_rules::compile::{abi, Field};
 
@@ -23,7 +23,9 @@ fn bpf_dir() -> PathBuf {
 
 /// Every struct and its fields, as written in abi.h.
 const STRUCTS: &[(&str, &[&str])] = &[
-    ("xw_class", &["ncand", "flags", "cand", "bits"]),
+    ("xw_class", &["ncand", "flags", "first", "cand", "bits"]),
+    ("xw_direct", &["key_mask", "key_want", "port"]),
+    ("xw_first", &["d", "action", "slot"]),
     ("xw_lpm4", &["prefixlen", "addr"]),
     ("xw_node4", &["c"]),
     (
@@ -54,9 +56,7 @@ const STRUCTS: &[(&str, &[&str])] = &[
             "flags",
             "slot",
             "direct",
-            "key_mask",
-            "key_want",
-            "port",
+            "d",
             "snaplen",
             "sample",
             "every_ns",
@@ -305,9 +305,16 @@ fn rust_view() -> BTreeMap<String, u64> {
     st!(xw_class {
         ncand,
         flags,
+        first,
         cand,
         bits
     });
+    st!(xw_direct {
+        key_mask,
+        key_want,
+        port
+    });
+    st!(xw_first { d, action, slot });
     st!(xw_lpm4 { prefixlen, addr });
     st!(xw_node4 { c });
     st!(xw_tables {
@@ -338,9 +345,7 @@ fn rust_view() -> BTreeMap<String, u64> {
         flags,
         slot,
         direct,
-        key_mask,
-        key_want,
-        port,
+        d,
         snaplen,
         sample,
         every_ns,
