@@ -201,20 +201,27 @@ static __always_inline __u32 field_class(struct match_ctx *m, int f)
 }
 
 /* What gather_index() found: the union of the classes' hint bits, and the
- * fields whose classes list terminal / `count` candidates (bit XW_F_MAX:
- * the inner VLAN tag, when its class differs from the outer tag's). */
+ * fields whose classes list terminal candidates (bit XW_F_MAX: the inner
+ * VLAN tag, when its class differs from the outer tag's). */
 struct gathered {
 	__u32 hints;
 	__u32 terminals;
-	__u32 counts;
 };
+
+/* Whether the class of field `f` gets a walk of its own: the inner tag's
+ * not when both tags are in one class (its `count` rules would count
+ * twice). */
+static __always_inline int own_list(struct match_ctx *m, int f, __u32 id)
+{
+	return f != XW_F_MAX || id != m->cls[XW_F_VLAN];
+}
 
 /* Looks up the classes of the index fields (a missing one matches nothing)
  * and notes which lists the walk needs, so it tests a register per field
  * instead of loading index_fields again. */
 static __always_inline struct gathered gather_index(struct match_ctx *m)
 {
-	struct gathered g = { always_class, 0, 0 };
+	struct gathered g = { always_class, 0 };
 	__u32 id;
 
 #pragma unroll
@@ -224,13 +231,24 @@ static __always_inline struct gathered gather_index(struct match_ctx *m)
 		id = lookup_field(&xw_tables, &m->p, f);
 		m->cls[f] = id;
 		g.hints |= id;
-		/* Both tags in one class: one walk, or count rules would count twice. */
-		if (f == XW_F_MAX && id == m->cls[XW_F_VLAN])
-			continue;
-		g.terminals |= ((id & XW_ID_TERMINALS) != 0) << f;
-		g.counts |= ((id & XW_ID_COUNTS) != 0) << f;
+		if (own_list(m, f, id))
+			g.terminals |= ((id & XW_ID_TERMINALS) != 0) << f;
 	}
 	return g;
+}
+
+/* The fields whose classes list `count` candidates: only looked for when
+ * some class has them (most packets meet none: no work per field). */
+static __always_inline __u32 count_lists(struct match_ctx *m)
+{
+	__u32 counts = 0;
+
+#pragma unroll
+	for (int f = 0; f <= XW_F_MAX; f++) {
+		if (ahead(f) && own_list(m, f, m->cls[f]))
+			counts |= ((m->cls[f] & XW_ID_COUNTS) != 0) << f;
+	}
+	return counts;
 }
 
 /* Looks up every used field (for the bitmap scan). */
@@ -626,8 +644,8 @@ static __always_inline __u32 classify(__u64 bytes, struct match_ctx *m)
 	/* Pass 1 walks every list from its start (the skipped candidate is a
 	 * terminal rule, which pass 1 ignores anyway). */
 	m->skip = XW_NO_RULE;
-	if (has_count_rules)
-		walk_all(m, 1, g.counts);
+	if (has_count_rules && (g.hints & XW_ID_COUNTS))
+		walk_all(m, 1, count_lists(m));
 	return m->best;
 }
 
