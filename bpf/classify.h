@@ -417,14 +417,22 @@ static __always_inline __u32 ctz64(__u64 x)
 	return (__u32)((v * 0x0101010101010101ULL) >> 56);
 }
 
-static __always_inline void bump(__u32 slot, __u64 bytes)
+/* Adds a packet of `bytes` to the counters in slot *slot (a pointer, so a
+ * slot already in memory is the lookup's key as it is: no copy to the
+ * stack and back on the way to the counter). */
+static __always_inline void bump_at(const __u32 *slot, __u64 bytes)
 {
-	struct xw_counter *c = bpf_map_lookup_elem(&xw_stats, &slot);
+	struct xw_counter *c = bpf_map_lookup_elem(&xw_stats, slot);
 
 	if (c) {
 		c->packets++;
 		c->bytes += bytes;
 	}
+}
+
+static __always_inline void bump(__u32 slot, __u64 bytes)
+{
+	bump_at(&slot, bytes);
 }
 
 /* Counts a hit of rule `r` in the rule's slot (see XW_COUNTER_SLOTS). */

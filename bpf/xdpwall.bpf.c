@@ -88,7 +88,9 @@ int xdpwall_main(struct xdp_md *ctx)
 	__u32 rule = XW_NO_RULE, verdict, malformed = 0, flags = 0;
 	int err;
 
-	m.nhits = 0;
+	/* Only events read the hits `count` rules leave. */
+	if (has_events)
+		m.nhits = 0;
 
 	/* Parsed straight into the classifier's context: no copy. */
 	err = fast_parse && parse_fast(&c, &m.p) ? 0 : parse_packet(&c, &m.p);
@@ -106,7 +108,7 @@ int xdpwall_main(struct xdp_md *ctx)
 	} else if (rule == m.first_rule && m.first_action <= XW_ACT_DROP) {
 		/* Found inline, and a plain drop or pass: the class's copy of
 		 * the rule's slot and action, no lookup of its record. */
-		bump(m.first_slot, bytes);
+		bump_at(&m.first_slot, bytes);
 		verdict = m.first_action == XW_ACT_DROP ? XDP_DROP : XDP_PASS;
 	} else {
 		int a;

@@ -79,9 +79,9 @@ MUTANTS=(
 	'bpf/classify.h @@ if (!lists) @@ s/!lists/lists/'
 	'bpf/classify.h @@ if (!(check >> f)) @@ s/check >> f/check >> (f + 1)/'
 	# classify.h: session 8 (direct checks on the rule's record)
-	'bpf/classify.h @@ return v - k->lo <= k->hi - k->lo @@ s/<= k->hi/< k->hi/'
+	'bpf/classify.h @@ return v - s->lo <= s->span; @@ s/<= s->span/< s->span/'
 	'bpf/classify.h @@ if ((e & XW_CAND_DIRECT) && !direct_holds(m, r)) @@ s/!direct_holds/0 \&\& !direct_holds/'
-	'bpf/classify.h @@ (v & k->mask) == k->want @@ s/== k->want/!= k->want/'
+	'bpf/classify.h @@ (m->p.key & d->key_mask) != d->key_want @@ s/!= d->key_want/== d->key_want/'
 	# parse.h: session 9 (the ways rejoin): a mask that moves the cursor,
 	# and the rejoin undone (the verifier's budget test must notice)
 	'bpf/parse.h @@ off = ((__u64)pos - (__u64)c->start) & XW_HDR_OFF_MASK; @@ s/XW_HDR_OFF_MASK/0x3f/'
@@ -92,14 +92,21 @@ MUTANTS=(
 	'bpf/parse.h @@ p->dport = bpf_ntohs(*(__be16 *)(l4 + 2)); @@ s/l4 + 2/l4 + 4/'
 	'bpf/parse.h @@ __builtin_memcpy(p->saddr, &ip->saddr, sizeof(ip->saddr)); @@ s/&ip->saddr, sizeof/\&ip->daddr, sizeof/'
 	# classify.h: session 10 (only the fields a rule checks directly)
-	'bpf/classify.h @@ if (!USED(f) || !(direct & (1u << f))) @@ s/!(direct \& (1u << f))/(direct \& (1u << f))/'
-	'bpf/classify.h @@ __u32 d = rule->direct; @@ s/rule->direct/rule->direct \& ~(1u << XW_F_DPORT)/'
+	'bpf/parse.h @@ (__u64)(p->frag ^ (p->frag >> 1)) << XW_KEY_FRAG; @@ s/p->frag ^ (p->frag >> 1)/p->frag/'
+	'bpf/classify.h @@ return !USED(XW_F_DPORT) || in_span(m->p.dport, &d->port[1]); @@ s/port\[1\]/port[0]/'
 	# fold.rs (session 11): the load-time folding of .rodata into the program
 	'crates/dataplane/src/fold.rs @@ 0x10 => a == b, @@ s/a == b/a != b/'
 	'crates/dataplane/src/fold.rs @@ OP_AND => a & b, @@ s/a \& b/a | b/'
 	'crates/dataplane/src/fold.rs @@ CALL => 0b11_1110, @@ s/0b11_1110/0b00_0110/'
 	'crates/dataplane/src/fold.rs @@ Some(u64::from_le_bytes(b)) @@ s/from_le_bytes/from_be_bytes/'
 	'crates/dataplane/src/fold.rs @@ if *x != *y && *x != Val::Unknown { @@ s/if \*x != \*y \&\& /if false \&\& /'
+	# session 12: packed direct checks, the class's first candidate, lazy count lists
+	'bpf/classify.h @@ if ((e & XW_CAND_DIRECT) && !direct_ok(m, &c->first.d)) @@ s/!direct_ok/0 \&\& !direct_ok/'
+	'bpf/xdpwall.bpf.c @@ } else if (rule == m.first_rule && m.first_action <= XW_ACT_DROP) { @@ s/<= XW_ACT_DROP/<= XW_ACT_RATE_LIMIT/'
+	'bpf/classify.h @@ if (has_count_rules && (g.hints & XW_ID_COUNTS)) @@ s/XW_ID_COUNTS))/XW_ID_TERMINALS))/'
+	'crates/dataplane/src/load.rs @@ if let Some((rule, &slot)) = first.and_then(|r| rules.get(r).zip(slots.get(r))) { @@ s/slots.get(r)/slots.get(0)/'
+	'crates/rules/src/compile/discrete.rs @@ Some((k.mask | (all & !k.hi), k.want)) @@ s/k.mask | (all \& !k.hi)/k.mask/'
+	'crates/dataplane/src/fold.rs @@ OP_OR | OP_XOR | OP_ADD => a == 0, @@ s/a == 0/a != 0/'
 )
 
 FIRST=0
