@@ -25,8 +25,8 @@ use crate::table::thousands;
 /// prefix costs it about 100 bytes of unswappable memory (node plus
 /// intermediate node), so 16,777,216 is about 1.6 GiB per trie.
 pub const MAX_TRIE_ENTRIES: usize = 1 << 24;
-/// Classes in `xw_classes`. A class is 2,184 bytes (`struct xw_class`), so
-/// this is 2.2 GiB; the kernel refuses an array over 4 GiB, and class ids
+/// Classes in `xw_classes`. A class is 2,224 bytes (`struct xw_class`), so
+/// this is 2.3 GiB; the kernel refuses an array over 4 GiB, and class ids
 /// must fit `ID_MASK`.
 pub const MAX_CLASSES: usize = 1 << 20;
 /// IPv4 trie nodes (1 KiB each) per address field and generation: the
