@@ -137,9 +137,10 @@ struct xw_direct {
 };
 
 /* A class's first candidate's checks and verdict, copied from its rule:
- * most packets meet one list of one candidate, which this decides on the
- * cache line the list starts on, without a lookup of the rule's record
- * (one dependent load less for the check and one for the action). */
+ * most packets meet one list of one candidate, which this decides from
+ * the class record's first bytes, beside the list, without a lookup of
+ * the rule's record (one dependent load less for the check and, for a
+ * plain drop or pass without events, one for the action). */
 struct xw_first {
 	struct xw_direct d;
 	__u32 action;

@@ -318,8 +318,10 @@ fn ones(wide: bool) -> u64 {
 }
 
 /// The result of `a op b` when one known operand decides it alone: AND or
-/// MUL with zero, OR with all ones. The verifier's value tracking (tnum)
-/// knows these results too, so the pass knows nothing it does not.
+/// MUL with zero, OR with all ones. Not every kernel's verifier knows
+/// these results when the other operand is an unknown register, so the
+/// pass must not keep the knowledge to itself: `rewrite` turns every such
+/// step into a move of the constant, which every verifier follows.
 fn absorbed(op: u8, a: Val, b: Val, wide: bool) -> Option<u64> {
     let is = |v: Val, k: u64| matches!(v, Val::Const(x) if x & ones(wide) == k);
     match op {

@@ -232,9 +232,10 @@ fn load_inner(
         ro.has_events = u32::from(c.events.enabled);
         // The fast path's two ways cost the verifier a check of the
         // classifier each; with events that took the richest rule sets to
-        // 997,881 of its 1,000,000 (530,645 since the walks' candidate check
-        // became a global function: still over half the budget), without
-        // them it stays far under (165,854: the data-plane budget test).
+        // 997,881 of its 1,000,000 (530,645 once the walks' candidate check
+        // became a global function, mid-session 12: still over half the
+        // budget), without them it stays far under (142,686: the
+        // data-plane budget test).
         ro.fast_parse = u32::from(!c.events.enabled && !opts.general_parser);
         ro.has_kern_ctx = u32::from(!opts.helper_len && crate::kernel::has_kern_ctx());
         ro.transport = c.events.transport;

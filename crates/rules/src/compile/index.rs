@@ -328,10 +328,13 @@ fn fill_with(
 }
 
 fn set_cands(class: &mut super::Class, cands: Vec<u32>) {
+    // Both ways set both fields: a second fill (the fallback above) must
+    // not inherit the first one's overflow.
     if cands.len() > MAX_CANDS {
         class.overflow = true;
         class.cands = Vec::new();
     } else {
+        class.overflow = false;
         class.cands = cands;
     }
 }

@@ -184,6 +184,26 @@ fn a_few_rules_do_not_make_every_packet_look_up_their_own_field() {
 }
 
 #[test]
+fn giving_up_a_field_is_undone_when_it_overflows_more_lists() {
+    // 40 VLAN rules on one /8: cheap enough to move to the source field
+    // (1/256 against 1/4096 each), but then the /8's classes list 40
+    // candidates, over XW_MAX_CANDS: the compiler keeps the VLAN.
+    let mut tail = String::new();
+    for v in 0..40 {
+        tail += &format!(
+            "[[rule]]\nname = \"v{v}\"\nsrc = \"10.0.0.0/8\"\nvlan = {}\naction = \"drop\"\n",
+            v + 1
+        );
+    }
+    let c = bulk_then(100, &tail);
+    assert_eq!(c.index_fields, Field::Src.bit() | Field::Vlan.bit());
+    assert!(
+        c.classes.iter().all(|k| !k.overflow),
+        "no list overflowed with the VLAN kept"
+    );
+}
+
+#[test]
 fn a_field_stays_indexed_when_moving_its_rules_costs_more() {
     // Only a protocol to move to (three tenths of the traffic): the VLAN
     // stays an index field.
