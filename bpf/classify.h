@@ -36,12 +36,20 @@ struct match_ctx {
 	__u32 first_rule;
 	__u32 first_action;
 	__u32 first_slot;
+	/* Keeps the fields below where they were before the three above
+	 * (nhits on an 8-byte boundary): without it the verifier's tracking
+	 * of the stack lost precision and the richest rule set took 593,010
+	 * instructions processed instead of 268,461. */
+	__u32 pad;
 	__u32 pass;  /* 0: find the terminal rule, 1: count `count` rules */
 	__u32 limit; /* scan: count rules below this id */
 	__u32 nhits; /* `count` rules counted (the first XW_MAX_HITS kept) */
 	__u32 hits[XW_MAX_HITS];
 	__u64 bytes;
 };
+
+_Static_assert(__builtin_offsetof(struct match_ctx, nhits) % 8 == 0,
+	       "match_ctx: nhits 8-byte aligned (see pad)");
 
 #define USED(F) (used_fields & (1u << (F)))
 #define INDEXED(F) (index_fields & (1u << (F)))

@@ -234,7 +234,7 @@ fn load_inner(
         // classifier each; with events that took the richest rule sets to
         // 997,881 of its 1,000,000 (530,645 once the walks' candidate check
         // became a global function, mid-session 12: still over half the
-        // budget), without them it stays far under (142,686: the
+        // budget), without them it stays far under (127,490: the
         // data-plane budget test).
         ro.fast_parse = u32::from(!c.events.enabled && !opts.general_parser);
         ro.has_kern_ctx = u32::from(!opts.helper_len && crate::kernel::has_kern_ctx());
