@@ -28,9 +28,8 @@ const volatile __u32 default_verdict = XDP_PASS;
 const volatile __u32 malformed_verdict = XDP_PASS;
 const volatile __u32 trace_enabled = 0;
 const volatile __u32 has_events = 0;       /* some rule logs or samples */
-/* Untagged IPv4 TCP/UDP through parse_fast() (the loader sets it when no
- * rule logs or samples: with events, its ways take the verifier past its
- * budget for rich rule sets). */
+/* Untagged IPv4 TCP/UDP through parse_fast() (the loader sets it unless
+ * told to use the general parser alone). */
 const volatile __u32 fast_parse = 0;
 /* The kernel has the bpf_cast_to_kern_ctx kfunc (Linux >= 6.2); the loader
  * looks it up in vmlinux BTF. Not bpf_ksym_exists(): that loads the kfunc's

@@ -231,12 +231,12 @@ fn load_inner(
         ro.trace_enabled = u32::from(opts.trace);
         ro.has_events = u32::from(c.events.enabled);
         // The fast path's two ways cost the verifier a check of the
-        // classifier each; with events that took the richest rule sets to
-        // 997,881 of its 1,000,000 (530,645 once the walks' candidate check
-        // became a global function, mid-session 12: still over half the
-        // budget), without them it stays far under (127,490: the
-        // data-plane budget test).
-        ro.fast_parse = u32::from(!c.events.enabled && !opts.general_parser);
+        // classifier each. With events that once took the richest rule
+        // sets to 997,881 of its 1,000,000, so they went without it; since
+        // session 12 (the walks' candidate check a global function, the
+        // context's alignment kept) they take 387,889, and every rule set
+        // gets it (the data-plane budget test).
+        ro.fast_parse = u32::from(!opts.general_parser);
         ro.has_kern_ctx = u32::from(!opts.helper_len && crate::kernel::has_kern_ctx());
         ro.transport = c.events.transport;
         ro.wakeup_mode = c.events.wakeup_mode;

@@ -690,8 +690,8 @@ fn the_richest_shape_loads_with_room_under_the_verifier_limit() {
     eprintln!("richest shape: {n} instructions processed by the verifier");
     assert!(events, "the richest shape logs and samples");
 
-    // The richest shape without events: the program then takes the parser's
-    // fast path too, whose ways the verifier checks the classifier for.
+    // The richest shape without events (both take the parser's fast path,
+    // whose ways the verifier checks the classifier for).
     let quiet: String = text
         .lines()
         .filter(|l| !l.starts_with("log =") && !l.starts_with("sample ="))
@@ -768,7 +768,7 @@ action = "pass"
 
 /// Loads `text` (redirect targets stood in for) and returns the verifier's
 /// figure for it, which must leave a tenth of the limit to spare, and
-/// whether the rule set has events (then the program has no fast path).
+/// whether the rule set has events.
 fn verified_with_room(text: &str, name: &str) -> (u32, bool) {
     let cfg = xdpwall_rules::parse_config(text, std::path::Path::new(name))
         .unwrap_or_else(|e| panic!("{e}"));
