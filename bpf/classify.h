@@ -378,14 +378,14 @@ static __always_inline int bitmaps_hold(struct match_ctx *m, __u32 r, __u32 chec
 }
 
 /* Whether candidate `e`'s rule holds: its direct checks, then the class
- * bitmaps of the rest. */
-static __always_inline int rule_holds(struct match_ctx *m, __u32 e, int inl)
+ * bitmaps of the rest (the walks' check; first_holds() is the inline one). */
+static __always_inline int rule_holds(struct match_ctx *m, __u32 e)
 {
 	__u32 r = e & XW_CAND_ID_MASK;
 
 	if ((e & XW_CAND_DIRECT) && !direct_holds(m, r))
 		return 0;
-	return bitmaps_hold(m, r, e >> XW_CAND_CHECK_SHIFT, inl);
+	return bitmaps_hold(m, r, e >> XW_CAND_CHECK_SHIFT, 0);
 }
 
 /* The same for a class's first candidate, with the class's copy of its
@@ -410,7 +410,7 @@ __noinline int xw_rule_matches(struct match_ctx *m, __u32 e)
 	/* Global functions may be passed NULL, as far as the verifier knows. */
 	if (!m)
 		return 0;
-	return rule_holds(m, e, 0);
+	return rule_holds(m, e);
 }
 
 /* Trailing zeros of a non-zero word, without branches (the verifier would
