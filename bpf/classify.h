@@ -149,7 +149,7 @@ static __always_inline __u32 addr_class(struct addr_maps *t, struct pkt *p, __u8
 	if (!(d & XW_ID_TRIE))
 		return d;
 	if (p->family == XW_FAMILY_IPV6) {
-		struct xw_lpm6 k = { .prefixlen = 8 + 128, .gen = gen };
+		struct xw_lpm6 k = { .prefixlen = 32 + 128, .gen = gen };
 
 		__builtin_memcpy(k.addr, addr, 16);
 		id = bpf_map_lookup_elem(t->map6, &k);

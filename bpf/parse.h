@@ -113,6 +113,14 @@ struct sctp_common {
 	__be32 checksum;
 };
 
+/* The EtherType with one load: struct ethhdr is packed, so clang reads
+ * h_proto a byte at a time (three instructions more); frames start
+ * 2-byte aligned, and x86 and arm64 load unaligned anyway. */
+static __always_inline __be16 eth_type(const struct ethhdr *eth)
+{
+	return *(const __be16 *)((const __u8 *)eth + __builtin_offsetof(struct ethhdr, h_proto));
+}
+
 static __always_inline int parse_eth(struct cursor *c, struct pkt *p, __u16 *type)
 {
 	struct ethhdr *eth = c->pos;
@@ -121,7 +129,7 @@ static __always_inline int parse_eth(struct cursor *c, struct pkt *p, __u16 *typ
 	if ((void *)(eth + 1) > c->end)
 		return ERR(XW_MAL_TRUNCATED);
 	c->pos = eth + 1;
-	t = bpf_ntohs(eth->h_proto);
+	t = bpf_ntohs(eth_type(eth));
 
 	/* Up to two tags (802.1Q, 802.1ad); a third one we do not follow. */
 #pragma unroll
@@ -319,7 +327,7 @@ static __always_inline int parse_fast(struct cursor *c, struct pkt *p)
 		return 0;
 	/* Version 4 and 5 words of header (no options); neither MF nor an
 	 * offset. */
-	if (eth->h_proto != bpf_htons(ETH_P_IP) || *(__u8 *)ip != 0x45 ||
+	if (eth_type(eth) != bpf_htons(ETH_P_IP) || *(__u8 *)ip != 0x45 ||
 	    (ip->frag_off & bpf_htons(0x3fff)))
 		return 0;
 	proto = ip->protocol;

@@ -569,13 +569,12 @@ fn key4(net: &ipnet::Ipv4Net, gen: u32) -> types::xw_lpm4 {
 }
 
 /// The LPM key of an IPv6 prefix in generation `gen` (the generation is the
-/// first data byte, so the prefix is 8 bits longer).
+/// first data word, so the prefix is 32 bits longer).
 fn key6(net: &ipnet::Ipv6Net, gen: u32) -> types::xw_lpm6 {
     types::xw_lpm6 {
-        prefixlen: 8 + u32::from(net.prefix_len()),
-        gen: gen as u8,
+        prefixlen: 32 + u32::from(net.prefix_len()),
+        gen,
         addr: net.network().octets(),
-        pad: [0; 3],
     }
 }
 

@@ -48,7 +48,7 @@ const STRUCTS: &[(&str, &[&str])] = &[
             "dst6_dir",
         ],
     ),
-    ("xw_lpm6", &["prefixlen", "gen", "addr", "pad"]),
+    ("xw_lpm6", &["prefixlen", "gen", "addr"]),
     (
         "xw_rule",
         &[
@@ -337,8 +337,7 @@ fn rust_view() -> BTreeMap<String, u64> {
     st!(xw_lpm6 {
         prefixlen,
         gen,
-        addr,
-        pad
+        addr
     });
     st!(xw_rule {
         action,

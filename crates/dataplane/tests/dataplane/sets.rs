@@ -80,11 +80,11 @@ fn entries_of(fw: &Fw, gen: u32) -> usize {
         .flat_map(|t| t.keys().collect::<Vec<_>>())
         .filter(|k| u32::from_ne_bytes([k[0], k[1], k[2], k[3]]) >> 8 == gen)
         .count();
-    // The generation is the first byte after the prefix length.
+    // The generation is the first word after the prefix length.
     let v6 = [&m.src6, &m.dst6]
         .iter()
         .flat_map(|t| t.keys().collect::<Vec<_>>())
-        .filter(|k| u32::from(k[4]) == gen)
+        .filter(|k| u32::from_ne_bytes([k[4], k[5], k[6], k[7]]) == gen)
         .count();
     v4 + v6
 }
