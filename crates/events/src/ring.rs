@@ -33,6 +33,10 @@ const HDR: u64 = 8;
 /// cache line rarely moves. A quarter of the ring read also stores it, so
 /// a small ring of large records is freed as often.
 pub const RELEASE_EVERY: u32 = 64;
+/// Records ahead whose headers are prefetched, and the smallest record
+/// stride worth it (see `prefetch_ahead`).
+const PREFETCH: u64 = 4;
+const PREFETCH_MIN_STEP: u64 = 256;
 
 /// One `mmap`ed region, unmapped on drop.
 struct Mapping {
@@ -198,6 +202,47 @@ impl<'a> RingBuf<'a> {
         self.stalled.get()
     }
 
+    /// Starts loading the headers of records ahead before the caller's
+    /// closure runs, guessing that they are `step` bytes apart like the
+    /// current one (a capture with one snaplen reserves one size class).
+    /// Each header's address comes from the one before it, so without this
+    /// the reader waits a full cache miss per record, the line coming from
+    /// the producer CPU's cache: for 1.5 KB records that wait was most of
+    /// the per-record cost. `first`: the batch's first record, which starts
+    /// all [`PREFETCH`] of them; after it each record starts the one
+    /// [`PREFETCH`] ahead. Small records need none (the CPU's own
+    /// prefetcher follows consecutive lines, and the extra instructions
+    /// cost more than they save). A wrong guess wastes a prefetch, never
+    /// reads anything wrong; prefetches never fault.
+    #[inline]
+    fn prefetch_ahead(&self, cons: u64, step: u64, prod: u64, first: bool) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if step < PREFETCH_MIN_STEP {
+                return;
+            }
+            let data = self.data();
+            let from = if first { 1 } else { PREFETCH };
+            for k in from..=PREFETCH {
+                let at = cons + k * step;
+                if at >= prod {
+                    break;
+                }
+                let off = usize::try_from(at & self.mask).unwrap_or(0);
+                // SAFETY: off < size, inside the data mapping; a prefetch
+                // only hints the cache and reads nothing.
+                unsafe {
+                    std::arch::x86_64::_mm_prefetch(
+                        data.add(off).cast::<i8>(),
+                        std::arch::x86_64::_MM_HINT_T0,
+                    );
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (cons, step, prod, first);
+    }
+
     /// Reads records until the producer position is reached or a record
     /// is still being written; returns how many were handed over.
     fn read_all(&self) -> u64 {
@@ -213,7 +258,7 @@ impl<'a> RingBuf<'a> {
             if cons >= prod {
                 return handed;
             }
-            let (mut unreleased, mut released) = (0, cons);
+            let (mut unreleased, mut released, start) = (0, cons, cons);
             while cons < prod {
                 let off = usize::try_from(cons & self.mask).unwrap_or(0);
                 // SAFETY: off < size, and the header is 8-byte aligned
@@ -228,6 +273,8 @@ impl<'a> RingBuf<'a> {
                     return handed;
                 }
                 let n = u64::from(len & !(BUSY | DISCARD));
+                let step = (n + HDR + 7) & !7;
+                self.prefetch_ahead(cons, step, prod, cons == start);
                 if len & DISCARD == 0 {
                     // SAFETY: the kernel wrote n bytes after the header;
                     // n <= size, and the second copy of the data pages
@@ -239,7 +286,7 @@ impl<'a> RingBuf<'a> {
                     unsafe { (self.call)(self.callback.ptr(), rec) };
                     handed += 1;
                 }
-                cons += (n + HDR + 7) & !7;
+                cons += step;
                 unreleased += 1;
                 if unreleased == RELEASE_EVERY || cons - released > self.mask / 4 {
                     // Release: the record's bytes are read before the
