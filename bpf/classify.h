@@ -64,13 +64,13 @@ static __always_inline struct xw_class *class_by_id(__u32 id)
  * field never points: the bound is for the verifier). */
 static __always_inline __u32 entry(const __u32 *tbl, __u32 idx, __u32 n)
 {
-	return idx < n ? tbl[idx] : XW_NO_RULE;
+	return xw_likely(idx < n) ? tbl[idx] : XW_NO_RULE;
 }
 
 /* The same for a 16-bit table (0 past its end). */
 static __always_inline __u32 entry16(const __u16 *tbl, __u32 idx, __u32 n)
 {
-	return idx < n ? tbl[idx] : 0;
+	return xw_likely(idx < n) ? tbl[idx] : 0;
 }
 
 /* The class of IPv4 address `a` (host order) in a /16 whose directory entry
@@ -106,14 +106,14 @@ static __always_inline __u32 node4_class(void *n24, void *n32, __u32 a, __u32 d)
 	struct xw_node4 *n = bpf_map_lookup_elem(n24, &idx);
 	__u32 e;
 
-	if (!n)
+	if (xw_unlikely(!n))
 		return XW_NO_RULE;
 	e = n->c[(a >> 8) & (XW_NODE_FANOUT - 1)];
 	if (!(e & XW_ID_NODE))
 		return e;
 	idx = e & XW_ID_MASK;
 	n = bpf_map_lookup_elem(n32, &idx);
-	if (!n)
+	if (xw_unlikely(!n))
 		return XW_NO_RULE;
 	return n->c[a & (XW_NODE_FANOUT - 1)];
 }
@@ -432,7 +432,7 @@ static __always_inline void bump_at(const __u32 *slot, __u64 bytes)
 {
 	struct xw_counter *c = bpf_map_lookup_elem(&xw_stats, slot);
 
-	if (c) {
+	if (xw_likely(c)) {
 		c->packets++;
 		c->bytes += bytes;
 	}
@@ -543,12 +543,12 @@ static __always_inline __u32 first_inline(struct match_ctx *m, __u32 lists)
 		}
 	}
 	list = class_by_id(id);
-	if (id == XW_NO_RULE || !list || list->ncand == 0)
+	if (xw_unlikely(id == XW_NO_RULE || !list || list->ncand == 0))
 		return lists;
 	e = list->cand[0];
 	r = e & XW_CAND_ID_MASK;
 	check = e >> XW_CAND_CHECK_SHIFT;
-	if ((e & XW_CAND_COUNT) || (check & LAZY_ADDR))
+	if (xw_unlikely((e & XW_CAND_COUNT) || (check & LAZY_ADDR)))
 		return lists;
 	if (first_holds(m, list, e)) {
 		m->best = r; /* the lowest candidate of its list: done with it */
@@ -570,7 +570,7 @@ static __always_inline void walk_all(struct match_ctx *m, __u32 pass, __u32 list
 	m->pass = pass;
 	walk_list(m, always_class);
 	/* Most packets have no list left to walk: one test, not one a field. */
-	if (!lists)
+	if (xw_likely(!lists))
 		return;
 #pragma unroll
 	for (int f = 0; f <= XW_F_MAX; f++) {
@@ -651,7 +651,7 @@ static __always_inline __u32 classify(__u64 bytes, struct match_ctx *m)
 	if (USED(XW_F_SRC) || USED(XW_F_DST))
 		m->p.gen = xw_tables.gen & 1;
 	g = gather_index(m);
-	if (g.hints & XW_ID_OVERFLOW) {
+	if (xw_unlikely(g.hints & XW_ID_OVERFLOW)) {
 		gather_all(m);
 		bpf_loop(nwords, scan_step, m, 0);
 		return m->best;
@@ -660,7 +660,7 @@ static __always_inline __u32 classify(__u64 bytes, struct match_ctx *m)
 	/* Pass 1 walks every list from its start (the skipped candidate is a
 	 * terminal rule, which pass 1 ignores anyway). */
 	m->skip = XW_NO_RULE;
-	if (has_count_rules && (g.hints & XW_ID_COUNTS))
+	if (has_count_rules && xw_unlikely(g.hints & XW_ID_COUNTS))
 		walk_all(m, 1, count_lists(m));
 	return m->best;
 }

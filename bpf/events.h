@@ -198,7 +198,7 @@ static __always_inline void maybe_tap(struct xdp_md *ctx, __u32 rule, __u32 verd
 {
 	const struct xw_tap *t = &xw_tap_ctl;
 
-	if (!t->enabled)
+	if (xw_likely(!t->enabled))
 		return;
 	if ((t->flags & XW_TAP_DROPS) && verdict != XDP_DROP)
 		return;

@@ -13,6 +13,12 @@
 
 #include "abi.h"
 
+/* Branch hints: clang lays the unlikely side out of line, so the common
+ * path runs straight through with few taken jumps (the JIT keeps the
+ * order). bench dataplane, 10,000 rules: ~1-2 ns a frame (BENCHMARKS.md). */
+#define xw_likely(x) __builtin_expect(!!(x), 1)
+#define xw_unlikely(x) __builtin_expect(!!(x), 0)
+
 /* Load-time configuration (frozen .rodata: the verifier sees constants, so
  * unused fields and features are dead code). */
 const volatile __u32 used_fields = 0;    /* bit per enum xw_field */

@@ -63,7 +63,8 @@ static __always_inline __u64 wire_len(struct xdp_md *ctx)
 	if (has_kern_ctx) {
 		struct xdp_buff___xw *b = bpf_cast_to_kern_ctx(ctx);
 
-		if (!(b->flags & bpf_core_enum_value(enum xdp_buff_flags___xw, XDP_FLAGS_HAS_FRAGS)))
+		if (xw_likely(!(b->flags & bpf_core_enum_value(enum xdp_buff_flags___xw,
+								XDP_FLAGS_HAS_FRAGS))))
 			return (__u32)(ctx->data_end - ctx->data);
 	}
 	/* 32 bits on both ways, so the verifier sees one range and checks the
@@ -93,8 +94,8 @@ int xdpwall_main(struct xdp_md *ctx)
 		m.nhits = 0;
 
 	/* Parsed straight into the classifier's context: no copy. */
-	err = fast_parse && parse_fast(&c, &m.p) ? 0 : parse_packet(&c, &m.p);
-	if (err) {
+	err = xw_likely(fast_parse && parse_fast(&c, &m.p)) ? 0 : parse_packet(&c, &m.p);
+	if (xw_unlikely(err)) {
 		malformed = (__u32)(-err);
 		count_malformed((malformed - 1) & (XW_MAL_MAX - 1), bytes);
 		verdict = malformed_verdict;
