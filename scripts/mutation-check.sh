@@ -65,9 +65,9 @@ MUTANTS=(
 	'bpf/classify.h @@ x &= word_of(m->cls[f], w) | word_of(m->cls[XW_F_MAX], w); @@ s/w) | word_of/w) \& word_of/'
 	'bpf/classify.h @@ if (!(check & (1u << f)) || !USED(f)) @@ s/ || / \&\& /'
 	'bpf/classify.h @@ if (r >= m->best) @@ s/>=/>/'
-	'bpf/classify.h @@ if (!(e & XW_CAND_COUNT) && rule_matches @@ s/if (!(e/if ((e/'
-	'bpf/classify.h @@ if (f == XW_F_MAX && id == m->cls[XW_F_VLAN]) @@ s/id == m->cls/id != m->cls/'
-	'bpf/classify.h @@ if (g.hints & XW_ID_OVERFLOW) { @@ s/g.hints \& XW_ID_OVERFLOW/0/'
+	'bpf/classify.h @@ if (!(e & XW_CAND_COUNT) && xw_rule_matches @@ s/if (!(e/if ((e/'
+	'bpf/classify.h @@ return f != XW_F_MAX || id != m->cls[XW_F_VLAN]; @@ s/id != m->cls/id == m->cls/'
+	'bpf/classify.h @@ if (xw_unlikely(g.hints & XW_ID_OVERFLOW)) { @@ s/g.hints \& XW_ID_OVERFLOW/0/'
 	'bpf/classify.h @@ bump(rule->slot, bytes); @@ s/rule->slot/r/'
 	'bpf/classify.h @@ m->p.gen = xw_tables.gen & 1; @@ s/\& 1;/\& 0;/'
 	# xdpwall.bpf.c
@@ -76,7 +76,7 @@ MUTANTS=(
 	'bpf/classify.h @@ e = n->c[(a >> 8) & (XW_NODE_FANOUT - 1)]; @@ s/a >> 8/a >> 9/'
 	'bpf/classify.h @@ if (!(e & XW_ID_NODE)) @@ s/if (!(e/if ((e/'
 	# classify.h: session 7 (the early stops)
-	'bpf/classify.h @@ if (!lists) @@ s/!lists/lists/'
+	'bpf/classify.h @@ if (xw_likely(!lists)) @@ s/!lists/lists/'
 	'bpf/classify.h @@ if (!(check >> f)) @@ s/check >> f/check >> (f + 1)/'
 	# classify.h: session 8 (direct checks on the rule's record)
 	'bpf/classify.h @@ return v - s->lo <= s->span; @@ s/<= s->span/< s->span/'
@@ -103,7 +103,7 @@ MUTANTS=(
 	# session 12: packed direct checks, the class's first candidate, lazy count lists
 	'bpf/classify.h @@ if ((e & XW_CAND_DIRECT) && !direct_ok(m, &c->first.d)) @@ s/!direct_ok/0 \&\& !direct_ok/'
 	'bpf/xdpwall.bpf.c @@ } else if (rule == m.first_rule && m.first_action <= XW_ACT_DROP) { @@ s/<= XW_ACT_DROP/<= XW_ACT_RATE_LIMIT/'
-	'bpf/classify.h @@ if (has_count_rules && (g.hints & XW_ID_COUNTS)) @@ s/XW_ID_COUNTS))/XW_ID_TERMINALS))/'
+	'bpf/classify.h @@ if (has_count_rules && xw_unlikely(g.hints & XW_ID_COUNTS)) @@ s/XW_ID_COUNTS))/XW_ID_TERMINALS))/'
 	'crates/dataplane/src/load.rs @@ if let Some((rule, &slot)) = first.and_then(|r| rules.get(r).zip(slots.get(r))) { @@ s/slots.get(r)/slots.get(0)/'
 	'crates/rules/src/compile/discrete.rs @@ Some((k.mask | (all & !k.hi), k.want)) @@ s/k.mask | (all \& !k.hi)/k.mask/'
 	'crates/dataplane/src/fold.rs @@ OP_OR | OP_XOR | OP_ADD => a == 0, @@ s/a == 0/a != 0/'
