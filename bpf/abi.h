@@ -220,8 +220,7 @@ struct xw_lpm4 {
 /* IPv6 LPM key: the table generation is the first data word, so one trie
  * holds both generations (prefixlen counts its 32 bits too). A word, not a
  * byte: the address stays 4-byte aligned, so the program copies it with
- * four loads instead of sixteen (and its v4 path keeps no hoisted byte
- * pointers for that copy). */
+ * four loads and four stores instead of sixteen of each. */
 struct xw_lpm6 {
 	__u32 prefixlen;
 	__u32 gen;

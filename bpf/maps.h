@@ -15,7 +15,7 @@
 
 /* Branch hints: clang lays the unlikely side out of line, so the common
  * path runs straight through with few taken jumps (the JIT keeps the
- * order). bench dataplane, 10,000 rules: ~1-2 ns a frame (BENCHMARKS.md). */
+ * order). bench dataplane, 10,000 rules: ~1 ns a frame (BENCHMARKS.md). */
 #define xw_likely(x) __builtin_expect(!!(x), 1)
 #define xw_unlikely(x) __builtin_expect(!!(x), 0)
 
