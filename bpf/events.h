@@ -77,6 +77,14 @@ static __always_inline long ring_fill(struct xdp_md *ctx, struct xw_event *r,
 	__u64 n = cap, now;
 
 	*r = *ev;
+	/* Stamped right after the reservation, before the copy: records reach
+	 * the consumer in reservation order, and reservations are serialised,
+	 * so the nearer the stamp to its reservation, the fewer records carry
+	 * an older stamp than one delivered before them. After a 1.5 KB copy,
+	 * whose time varies, two CPUs' records crossed more often. One clock
+	 * read serves the wake-up policy too. */
+	now = bpf_ktime_get_ns();
+	r->ts_ns = now;
 	/* The helper needs 1..room, proven on this very register. Barriers
 	 * keep clang from dropping the first check (it knows cap != 0) or fusing
 	 * both into one range check on n - 1 the verifier cannot map back. */
@@ -89,11 +97,6 @@ static __always_inline long ring_fill(struct xdp_md *ctx, struct xw_event *r,
 	/* bpf_xdp_load_bytes reads across fragments of a multi-buffer frame. */
 	if (bpf_xdp_load_bytes(ctx, 0, (void *)(r + 1), n) < 0)
 		goto fail;
-	/* Stamped after the reservation and the copy: records reach the
-	 * consumer in reservation order, so the later the stamp, the fewer
-	 * reorders. One clock read serves the wake-up policy too. */
-	now = bpf_ktime_get_ns();
-	r->ts_ns = now;
 	bpf_ringbuf_submit(r, ring_flags(tap, now));
 	return 0;
 fail:
