@@ -39,6 +39,11 @@
  * are a node index (struct xw_node4), not a class. */
 #define XW_ID_NODE (1u << 27)
 #define XW_ID_MASK ((1u << 27) - 1)
+/* With XW_ID_TRIE | XW_ID_NODE (IPv4 directory): the /16 holds one longer
+ * prefix only, and the bits below are an index of struct xw_lone4 (node
+ * indices never reach this bit). */
+#define XW_ID_LONE (1u << 26)
+#define XW_LONE_MASK (XW_ID_LONE - 1)
 
 /* Address directories: the class of every address whose first 16 bits are
  * the index, unless some prefix longer than /16 lies there (XW_ID_TRIE).
@@ -208,6 +213,17 @@ _Static_assert(sizeof(struct xw_tables) <= 4u << 20, "xw_tables must stay within
 
 struct xw_node4 {
 	__u32 c[XW_NODE_FANOUT];
+};
+
+/* A /16 that holds exactly one prefix longer than /16 (XW_ID_LONE): the
+ * addresses with (a & mask) == want are in class `inside`, the rest of the
+ * /16 in `outside`. One load where nodes take two: sparse sets (blocklists
+ * of hosts spread over the address space) are mostly such /16s. */
+struct xw_lone4 {
+	__u32 mask;   /* host order */
+	__u32 want;   /* host order, masked */
+	__u32 inside;
+	__u32 outside;
 };
 
 /* LPM trie keys (prefixlen in bits, address in network order); also the

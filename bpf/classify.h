@@ -118,11 +118,23 @@ static __always_inline __u32 node4_class(void *n24, void *n32, __u32 a, __u32 d)
 	return n->c[a & (XW_NODE_FANOUT - 1)];
 }
 
+/* The class of IPv4 address `a` in a /16 whose directory entry `d` points
+ * to its one longer prefix (XW_ID_LONE). */
+static __always_inline __u32 lone4_class(void *lone, __u32 a, __u32 d)
+{
+	__u32 idx = d & XW_LONE_MASK;
+	struct xw_lone4 *l = bpf_map_lookup_elem(lone, &idx);
+
+	if (xw_unlikely(!l))
+		return XW_NO_RULE;
+	return (a & l->mask) == l->want ? l->inside : l->outside;
+}
+
 /* The tables of one address field: arrays in xw_tables, and maps. */
 struct addr_maps {
 	const __u32 *dir4, *dir6;
 	const __u16 *lens4;
-	void *map4, *n24, *n32, *map6;
+	void *map4, *n24, *n32, *lone, *map6;
 };
 
 static __always_inline __u32 addr_class(struct addr_maps *t, struct pkt *p, __u8 *addr,
@@ -141,8 +153,11 @@ static __always_inline __u32 addr_class(struct addr_maps *t, struct pkt *p, __u8
 		d = entry(t->dir4, gen << 16 | a >> 16, 2 * XW_DIR_ENTRIES);
 		if (!(d & XW_ID_TRIE))
 			return d;
-		if (d & XW_ID_NODE)
+		if (d & XW_ID_NODE) {
+			if (d & XW_ID_LONE)
+				return lone4_class(t->lone, a, d);
 			return node4_class(t->n24, t->n32, a, d);
+		}
 		return long4_class(t->lens4, t->map4, a, d, gen);
 	}
 	d = entry(t->dir6, gen << 16 | ((__u32)addr[0] << 8) | addr[1], 2 * XW_DIR_ENTRIES);
@@ -164,14 +179,16 @@ static __always_inline __u32 lookup_field(const struct xw_tables *t, struct pkt 
 {
 	switch (f) {
 	case XW_F_SRC: {
-		struct addr_maps a = { t->src4_dir, t->src6_dir, t->src4_lens, &xw_src4,
-				       &xw_src4_n24, &xw_src4_n32, &xw_src6 };
+		struct addr_maps a = { t->src4_dir,    t->src6_dir,  t->src4_lens,
+				       &xw_src4,       &xw_src4_n24, &xw_src4_n32,
+				       &xw_src4_lone, &xw_src6 };
 
 		return addr_class(&a, p, p->saddr, src_nonip_class);
 	}
 	case XW_F_DST: {
-		struct addr_maps a = { t->dst4_dir, t->dst6_dir, t->dst4_lens, &xw_dst4,
-				       &xw_dst4_n24, &xw_dst4_n32, &xw_dst6 };
+		struct addr_maps a = { t->dst4_dir,    t->dst6_dir,  t->dst4_lens,
+				       &xw_dst4,       &xw_dst4_n24, &xw_dst4_n32,
+				       &xw_dst4_lone, &xw_dst6 };
 
 		return addr_class(&a, p, p->daddr, dst_nonip_class);
 	}

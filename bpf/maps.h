@@ -80,6 +80,15 @@ struct {
 } xw_src4_n24 SEC(".maps"), xw_src4_n32 SEC(".maps"), xw_dst4_n24 SEC(".maps"),
 	xw_dst4_n32 SEC(".maps");
 
+/* /16s with one longer prefix (struct xw_lone4), both generations' halves
+ * like the nodes'; sized at load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct xw_lone4);
+	__uint(max_entries, 1); /* set at load */
+} xw_src4_lone SEC(".maps"), xw_dst4_lone SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);

@@ -45,6 +45,10 @@ pub struct Maps {
     pub dst4_n24: MapHandle,
     /// Destination IPv4 /32 trie nodes.
     pub dst4_n32: MapHandle,
+    /// Source IPv4 lone prefixes (one per /16 holding a single longer one).
+    pub src4_lone: MapHandle,
+    /// Destination IPv4 lone prefixes.
+    pub dst4_lone: MapHandle,
     /// Field tables and address directories (one value, `struct xw_tables`).
     pub tables: MapHandle,
     /// Class bitmaps and candidates.
@@ -114,6 +118,8 @@ impl Instance {
             src4_n32: dup(&m.xw_src4_n32, "xw_src4_n32")?,
             dst4_n24: dup(&m.xw_dst4_n24, "xw_dst4_n24")?,
             dst4_n32: dup(&m.xw_dst4_n32, "xw_dst4_n32")?,
+            src4_lone: dup(&m.xw_src4_lone, "xw_src4_lone")?,
+            dst4_lone: dup(&m.xw_dst4_lone, "xw_dst4_lone")?,
             tables: dup(&m.bss_xw_tables, TABLES_MAP)?,
             classes: dup(&m.xw_classes, "xw_classes")?,
             rules: dup(&m.xw_rules, "xw_rules")?,
@@ -202,6 +208,8 @@ impl Instance {
             src4_n32: take("xw_src4_n32")?,
             dst4_n24: take("xw_dst4_n24")?,
             dst4_n32: take("xw_dst4_n32")?,
+            src4_lone: take("xw_src4_lone")?,
+            dst4_lone: take("xw_dst4_lone")?,
             tables: take(TABLES_MAP)?,
             classes: take("xw_classes")?,
             rules: take("xw_rules")?,

@@ -48,7 +48,8 @@ pub use instance::Instance;
 /// The ABI structs, generated from the program's BTF.
 pub mod types {
     pub use crate::skel::types::{
-        xw_actstat, xw_class, xw_counter, xw_direct, xw_event, xw_first, xw_info, xw_lpm4, xw_lpm6,
-        xw_node4, xw_rl_key, xw_rule, xw_span, xw_tables, xw_tap, xw_trace, xw_wake,
+        xw_actstat, xw_class, xw_counter, xw_direct, xw_event, xw_first, xw_info, xw_lone4,
+        xw_lpm4, xw_lpm6, xw_node4, xw_rl_key, xw_rule, xw_span, xw_tables, xw_tap, xw_trace,
+        xw_wake,
     };
 }

@@ -307,6 +307,16 @@ fn load_inner(
             2 * node_half(c.dst4_nodes.n32.len()),
             "xw_dst4_n32",
         ),
+        (
+            &mut m.xw_src4_lone,
+            2 * node_half(c.src4_nodes.lone.len()),
+            "xw_src4_lone",
+        ),
+        (
+            &mut m.xw_dst4_lone,
+            2 * node_half(c.dst4_nodes.lone.len()),
+            "xw_dst4_lone",
+        ),
         (&mut m.xw_src6, prefix_capacity(c.src6.len()), "xw_src6"),
         (&mut m.xw_dst6, prefix_capacity(c.dst6.len()), "xw_dst6"),
         (&mut m.xw_classes, c.classes.len(), "xw_classes"),
@@ -472,8 +482,9 @@ fn bind_unused_maps(inst: &Instance) -> Result<()> {
     Ok(())
 }
 
-/// Nodes one generation of a node array holds: what `n` needs, plus room
-/// for a set change to grow in place (0 when none are needed).
+/// Nodes (or lone entries) one generation of a node array holds: what `n`
+/// needs, plus room for a set change to grow in place (0 when none are
+/// needed).
 pub(crate) fn node_half(n: usize) -> usize {
     if n == 0 {
         0
@@ -489,14 +500,17 @@ fn node_base(map: &MapHandle, gen: u32) -> u32 {
 
 /// A directory (`offset_dir`) or /24 node (`offset_node`) with its node
 /// indices moved into the generation's half of the node array (a /32
-/// node holds classes only and is written as it is).
-fn offset_dir(dir: &[u32], off: u32) -> Vec<u32> {
+/// node holds classes only and is written as it is). Lone entries move
+/// into the generation's half of theirs (`lone_off`).
+fn offset_dir(dir: &[u32], off: u32, lone_off: u32) -> Vec<u32> {
     dir.iter()
         .map(|&d| {
-            if d & abi::ID_TRIE != 0 && d & abi::ID_NODE != 0 {
-                d + off
-            } else {
+            if d & abi::ID_TRIE == 0 || d & abi::ID_NODE == 0 {
                 d
+            } else if d & abi::ID_LONE != 0 {
+                d + lone_off
+            } else {
+                d + off
             }
         })
         .collect()
@@ -512,18 +526,30 @@ fn offset_node(node: &Node4, off: u32) -> types::xw_node4 {
 /// into `tables` (written after the nodes: it makes them reachable).
 fn fill_dir4(
     (tables, dir_table): (&mut Tables, Table),
-    (n24_map, n24_name): (&MapHandle, &'static str),
-    (n32_map, n32_name): (&MapHandle, &'static str),
+    [(n24_map, n24_name), (n32_map, n32_name), (lone_map, lone_name)]: [(&MapHandle, &'static str);
+        3],
     dir: &[u32],
     nodes: &Nodes4,
     gen: u32,
 ) -> Result<()> {
     let (b24, b32) = (node_base(n24_map, gen), node_base(n32_map, gen));
+    let blone = node_base(lone_map, gen);
     let n32: Vec<types::xw_node4> = nodes.n32.iter().map(|&c| types::xw_node4 { c }).collect();
     update_array_at(n32_map, n32_name, &n32, b32)?;
     let n24: Vec<types::xw_node4> = nodes.n24.iter().map(|n| offset_node(n, b32)).collect();
     update_array_at(n24_map, n24_name, &n24, b24)?;
-    tables.put_gen(dir_table, gen, &offset_dir(dir, b24))
+    let lone: Vec<types::xw_lone4> = nodes
+        .lone
+        .iter()
+        .map(|l| types::xw_lone4 {
+            mask: l.mask,
+            want: l.want,
+            inside: l.inside,
+            outside: l.outside,
+        })
+        .collect();
+    update_array_at(lone_map, lone_name, &lone, blone)?;
+    tables.put_gen(dir_table, gen, &offset_dir(dir, b24, blone))
 }
 
 /// Writes all compiled tables into the maps.
@@ -604,16 +630,22 @@ pub(crate) fn fill_addresses(
     }
     fill_dir4(
         (&mut *tables, Table::Src4Dir),
-        (&maps.src4_n24, "xw_src4_n24"),
-        (&maps.src4_n32, "xw_src4_n32"),
+        [
+            (&maps.src4_n24, "xw_src4_n24"),
+            (&maps.src4_n32, "xw_src4_n32"),
+            (&maps.src4_lone, "xw_src4_lone"),
+        ],
         &c.src4_dir,
         &c.src4_nodes,
         gen,
     )?;
     fill_dir4(
         (tables, Table::Dst4Dir),
-        (&maps.dst4_n24, "xw_dst4_n24"),
-        (&maps.dst4_n32, "xw_dst4_n32"),
+        [
+            (&maps.dst4_n24, "xw_dst4_n24"),
+            (&maps.dst4_n32, "xw_dst4_n32"),
+            (&maps.dst4_lone, "xw_dst4_lone"),
+        ],
         &c.dst4_dir,
         &c.dst4_nodes,
         gen,

@@ -27,6 +27,8 @@ unsafe impl Pod for types::xw_lpm4 {}
 unsafe impl Pod for types::xw_lpm6 {}
 // SAFETY: 256 u32s, no padding.
 unsafe impl Pod for types::xw_node4 {}
+// SAFETY: four u32s, no padding.
+unsafe impl Pod for types::xw_lone4 {}
 // SAFETY: as above.
 unsafe impl Pod for types::xw_tap {}
 // SAFETY: as above.

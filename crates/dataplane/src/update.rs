@@ -83,6 +83,8 @@ pub fn check(
         (&m.src4_n32, "xw_src4_n32", new.src4_nodes.n32.len()),
         (&m.dst4_n24, "xw_dst4_n24", new.dst4_nodes.n24.len()),
         (&m.dst4_n32, "xw_dst4_n32", new.dst4_nodes.n32.len()),
+        (&m.src4_lone, "xw_src4_lone", new.src4_nodes.lone.len()),
+        (&m.dst4_lone, "xw_dst4_lone", new.dst4_nodes.lone.len()),
     ];
     for (map, name, need) in nodes {
         if need > (map.max_entries() / 2) as usize {

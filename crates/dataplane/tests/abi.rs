@@ -12,8 +12,8 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use xdpwall_dataplane::types::{
-    xw_actstat, xw_class, xw_counter, xw_direct, xw_event, xw_first, xw_info, xw_lpm4, xw_lpm6,
-    xw_node4, xw_rl_key, xw_rule, xw_span, xw_tables, xw_tap, xw_trace, xw_wake,
+    xw_actstat, xw_class, xw_counter, xw_direct, xw_event, xw_first, xw_info, xw_lone4, xw_lpm4,
+    xw_lpm6, xw_node4, xw_rl_key, xw_rule, xw_span, xw_tables, xw_tap, xw_trace, xw_wake,
 };
 use xdpwall_rules::compile::{abi, Field};
 
@@ -28,6 +28,7 @@ const STRUCTS: &[(&str, &[&str])] = &[
     ("xw_first", &["d", "action", "slot"]),
     ("xw_lpm4", &["prefixlen", "addr"]),
     ("xw_node4", &["c"]),
+    ("xw_lone4", &["mask", "want", "inside", "outside"]),
     (
         "xw_tables",
         &[
@@ -131,6 +132,8 @@ const NAMES: &[&str] = &[
     "XW_ID_MASK",
     "XW_ID_TRIE",
     "XW_ID_NODE",
+    "XW_ID_LONE",
+    "XW_LONE_MASK",
     "XW_NODE_FANOUT",
     "XW_LONG4_MIN",
     "XW_GEN_SHIFT",
@@ -317,6 +320,12 @@ fn rust_view() -> BTreeMap<String, u64> {
     st!(xw_first { d, action, slot });
     st!(xw_lpm4 { prefixlen, addr });
     st!(xw_node4 { c });
+    st!(xw_lone4 {
+        mask,
+        want,
+        inside,
+        outside
+    });
     st!(xw_tables {
         gen,
         proto,
@@ -494,6 +503,8 @@ fn constants_agree() {
         ("XW_ID_COUNTS", u64::from(abi::ID_COUNTS)),
         ("XW_ID_TRIE", u64::from(abi::ID_TRIE)),
         ("XW_ID_NODE", u64::from(abi::ID_NODE)),
+        ("XW_ID_LONE", u64::from(abi::ID_LONE)),
+        ("XW_LONE_MASK", u64::from(abi::LONE_MASK)),
         ("XW_NODE_FANOUT", abi::NODE_FANOUT as u64),
         ("XW_LONG4_MIN", u64::from(abi::LONG4_MIN)),
         ("XW_GEN_SHIFT", u64::from(abi::GEN_SHIFT)),

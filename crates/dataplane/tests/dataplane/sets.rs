@@ -13,8 +13,11 @@ use xdpwall_rules::{Action, Conditions};
 
 use super::fixtures::*;
 
+// 192.0/16 and 203.0/16 hold one prefix over /16 in each set (lone
+// entries), 198.51/16 two (trie nodes).
 const S1: &[&str] = &[
     "192.0.2.0/24",
+    "198.51.99.1",
     "198.51.100.7",
     "203.0.113.128/25",
     "2001:db8::/48",
@@ -22,6 +25,7 @@ const S1: &[&str] = &[
 ];
 const S2: &[&str] = &[
     "192.0.2.128/25",
+    "198.51.99.2",
     "198.51.100.9",
     "203.0.113.0/24",
     "2001:db8:2::/48",
@@ -48,6 +52,25 @@ fn cfg(set: &[&str], web: u16) -> Cfg {
             },
             Action::Pass,
         )
+}
+
+/// Addresses in the /16s of S1's and S2's prefixes but outside both sets,
+/// and on the edges of the lone prefixes (none is blocked by either set).
+const EDGES: &[&str] = &[
+    "192.0.3.1",
+    "192.0.1.255",
+    "198.51.99.3",
+    "198.51.101.7",
+    "203.0.112.255",
+    "203.0.114.0",
+];
+
+/// Every edge address is judged as the reference judges it, and none is
+/// blocked.
+fn check_edges(fw: &Fw) {
+    for a in EDGES {
+        assert_eq!(fw.check(&udp4(a, "192.0.2.254", 9, 53)), None, "{a}");
+    }
 }
 
 fn probes() -> Vec<Pkt> {
@@ -103,10 +126,12 @@ fn dir4_entry(fw: &Fw, gen: u32, bucket: u32) -> u32 {
     u32::from_ne_bytes([v[at], v[at + 1], v[at + 2], v[at + 3]])
 }
 
-/// No node budget: every IPv4 prefix over /16 is in the exact-match tables.
+/// No node or lone budget: every IPv4 prefix over /16 is in the
+/// exact-match tables.
 fn hashed() -> Limits {
     Limits {
         nodes4: 0,
+        lone4: 0,
         ..Limits::default()
     }
 }
@@ -128,7 +153,7 @@ fn set_changes_switch_exact_match_tables_in_place() {
 }
 
 fn switch_in_place(limits: Limits) {
-    let nodes = limits.nodes4 > 0;
+    let nodes = limits.nodes4 > 0 && limits.lone4 > 0;
     let mut fw = cfg(S1, 80).load_with(limits);
     let prog = fw.inst.prog_id;
     let mut blocked = 0;
@@ -136,6 +161,7 @@ fn switch_in_place(limits: Limits) {
         blocked += u64::from(fw.check(&p) == Some("block"));
     }
     assert_eq!(blocked, 7, "S1 lists 7 of the probes");
+    check_edges(&fw);
     assert_eq!(
         fw.hit(&udp4("192.0.2.1", "192.0.2.254", 9, 53)),
         Some("block")
@@ -148,6 +174,7 @@ fn switch_in_place(limits: Limits) {
         now += u64::from(fw.check(&p) == Some("block"));
     }
     assert_eq!(now, 6, "S2 lists 6 of the probes");
+    check_edges(&fw);
     assert_eq!(fw.hit(&udp4("192.0.2.1", "192.0.2.254", 9, 53)), None);
     assert_eq!(
         fw.hit(&udp4("203.0.113.5", "192.0.2.254", 9, 53)),
@@ -155,25 +182,39 @@ fn switch_in_place(limits: Limits) {
     );
     // Counters are untouched by the switch: every block counted so far.
     assert_eq!(fw.counter("block").packets, blocked + now + 2);
-    // Generation 0's prefixes are gone; generation 1 holds S2's (3 IPv4
-    // over /16 — in trie nodes when there is a budget — and 3 IPv6) plus
-    // the /0 of the IPv6 trie.
+    // Generation 0's prefixes are gone; generation 1 holds S2's (4 IPv4
+    // over /16 — in lone entries and trie nodes when there is a budget —
+    // and 3 IPv6) plus the /0 of the IPv6 trie.
     assert_eq!(entries_of(&fw, 0), 0);
     let live = entries_of(&fw, 1);
-    assert_eq!(live, fw.compiled.src6.len() + if nodes { 0 } else { 3 });
-    // 192.0.2/16's directory entry in generation 1 leads to its /24 node in
-    // generation 1's half of the node array.
-    let d = dir4_entry(&fw, 1, 0xc000);
-    assert_eq!(d & abi::ID_TRIE, abi::ID_TRIE);
+    assert_eq!(live, fw.compiled.src6.len() + if nodes { 0 } else { 4 });
+    // In generation 1, 192.0/16's directory entry leads to its lone entry
+    // in generation 1's half of the lone array, and 198.51/16's to its /24
+    // node in generation 1's half of the node array.
+    let lone = dir4_entry(&fw, 1, 0xc000);
+    let node = dir4_entry(&fw, 1, 0xc633);
+    for d in [lone, node] {
+        assert_eq!(d & abi::ID_TRIE, abi::ID_TRIE);
+    }
     if nodes {
-        let half = fw.inst.maps.src4_n24.max_entries() / 2;
-        assert_eq!(d & abi::ID_NODE, abi::ID_NODE);
+        let half = fw.inst.maps.src4_lone.max_entries() / 2;
+        assert_eq!(
+            lone & (abi::ID_NODE | abi::ID_LONE),
+            abi::ID_NODE | abi::ID_LONE
+        );
         assert!(
-            (d & abi::ID_MASK) >= half,
-            "node {d:#x} in generation 1's half"
+            (lone & abi::LONE_MASK) >= half,
+            "lone entry {lone:#x} in generation 1's half"
+        );
+        let half = fw.inst.maps.src4_n24.max_entries() / 2;
+        assert_eq!(node & (abi::ID_NODE | abi::ID_LONE), abi::ID_NODE);
+        assert!(
+            (node & abi::ID_MASK) >= half,
+            "node {node:#x} in generation 1's half"
         );
     } else {
-        assert_eq!(d & abi::ID_NODE, 0);
+        assert_eq!(lone & abi::ID_NODE, 0);
+        assert_eq!(node & abi::ID_NODE, 0);
     }
 
     // And back: generation 0 again.
@@ -261,6 +302,14 @@ fn a_set_outgrowing_its_nodes_needs_a_new_program() {
         fw.hit(&udp4("192.0.2.1", "192.0.2.254", 9, 53)),
         Some("block")
     );
+    // 40 addresses, each alone in its /16: 40 lone entries, where S1 has 2.
+    let lone: Vec<String> = (0..40).map(|i| format!("100.{}.0.1", 64 + i)).collect();
+    let lone: Vec<&str> = lone.iter().map(String::as_str).collect();
+    assert_eq!(
+        fw.update_sets(cfg(&lone, 80).0),
+        Err(NotInPlace::Full("xw_src4_lone"))
+    );
+    assert_eq!(update::live_generation(&fw.inst).expect("gen"), 0);
     // What a reload then does: a new program, sized for the new set.
     let next = fw.successor(cfg(&many, 80).0);
     assert_eq!(

@@ -40,11 +40,13 @@ impl Loaded {
     /// Reads, compiles and loads `toml`.
     pub fn new(toml: &str) -> Result<Self, String> {
         let cfg = config_of(toml);
-        // IPv4 prefixes over /16 are answered by trie nodes within a budget
-        // and by the exact-match tables beyond it: vary the budget with the
-        // config so both, and their mix, meet the reference.
+        // IPv4 prefixes over /16 are answered by lone entries and trie
+        // nodes within their budgets and by the exact-match tables beyond
+        // them: vary the budgets with the config so all three, and their
+        // mix, meet the reference.
         let limits = compile::Limits {
             nodes4: [0, 3, compile::limits::MAX_NODES4][toml.len() % 3],
+            lone4: [0, 2, compile::abi::DIR_ENTRIES][toml.len() / 3 % 3],
             ..compile::Limits::default()
         };
         let c = compile::compile_with(&cfg, &limits)

@@ -53,6 +53,11 @@ pub const ID_TRIE: u32 = 1 << 28;
 pub const ID_NODE: u32 = 1 << 27;
 /// Bits of the class id proper.
 pub const ID_MASK: u32 = (1 << 27) - 1;
+/// With `ID_TRIE | ID_NODE` (IPv4 directory): the /16 holds one longer
+/// prefix only, and the low bits index its `struct xw_lone4`.
+pub const ID_LONE: u32 = 1 << 26;
+/// Bits of a lone prefix's index.
+pub const LONE_MASK: u32 = ID_LONE - 1;
 /// Entries of an IPv4 trie node (`struct xw_node4`).
 pub const NODE_FANOUT: usize = 256;
 /// Shift of the table generation in an IPv4 exact-match key's prefix length.

@@ -7,6 +7,7 @@
 //! |-----------------------------------|-----------------------------|-------|
 //! | xw_src4, xw_dst4 (hash), xw_src6, xw_dst6 (LPM) | prefixes (set at load) | [`MAX_TRIE_ENTRIES`] each |
 //! | xw_src4_n24/n32, xw_dst4_n24/n32 | IPv4 trie nodes (set at load) | a budget, [`MAX_NODES4`] |
+//! | xw_src4_lone, xw_dst4_lone       | /16s with one longer IPv4 prefix (set at load) | one per /16 and generation |
 //! | xw_classes                        | classes (set at load)       | [`MAX_CLASSES`] |
 //! | xw_rules, xw_stats, xw_last_event, xw_sample_seen | rules     | `MAX_RULES` |
 //! | xw_tables (one value: directories, proto, ports, …) | one class per index (fixed) | each array's size |
@@ -47,6 +48,10 @@ pub struct Limits {
     pub classes: usize,
     /// IPv4 trie nodes per address field (a budget: the rest is hashed).
     pub nodes4: usize,
+    /// Lone entries per address field (/16s with one longer IPv4 prefix;
+    /// beyond this they take nodes or the exact-match tables). Every /16
+    /// can have one, so only tests lower it.
+    pub lone4: usize,
 }
 
 impl Default for Limits {
@@ -55,6 +60,7 @@ impl Default for Limits {
             trie_entries: MAX_TRIE_ENTRIES,
             classes: MAX_CLASSES,
             nodes4: MAX_NODES4,
+            lone4: abi::DIR_ENTRIES,
         }
     }
 }

@@ -26,7 +26,7 @@ use crate::model::{Action, Config, Verdict};
 pub use bitmap::Bitmap;
 pub use discrete::{Check, Packed};
 pub use limits::Limits;
-pub use trie4::{hashed4, Node4, Nodes4};
+pub use trie4::{hashed4, Lone4, Node4, Nodes4};
 
 /// The packet fields a rule can constrain, in `enum xw_field` order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -538,9 +538,21 @@ pub fn compile_with(cfg: &Config, limits: &Limits) -> Result<Compiled, CompileEr
     };
 
     let (mut src4_dir, mut src4_lens) = (dir4(&src4), addr::long4_lens(&src4));
-    let src4_nodes = trie4::build(&src4, &mut src4_dir, &mut src4_lens, limits.nodes4);
+    let src4_nodes = trie4::build(
+        &src4,
+        &mut src4_dir,
+        &mut src4_lens,
+        limits.nodes4,
+        limits.lone4,
+    );
     let (mut dst4_dir, mut dst4_lens) = (dir4(&dst4), addr::long4_lens(&dst4));
-    let dst4_nodes = trie4::build(&dst4, &mut dst4_dir, &mut dst4_lens, limits.nodes4);
+    let dst4_nodes = trie4::build(
+        &dst4,
+        &mut dst4_dir,
+        &mut dst4_lens,
+        limits.nodes4,
+        limits.lone4,
+    );
 
     let compiled = Compiled {
         src4_lens,

@@ -3,8 +3,8 @@
 use std::path::Path;
 
 use super::abi::{
-    CAND_CHECK_SHIFT, CAND_COUNT, CAND_DIRECT, CAND_ID_MASK, CHECK_FIRST, DIR_ENTRIES, ID_MASK,
-    ID_NODE, ID_TRIE,
+    CAND_CHECK_SHIFT, CAND_COUNT, CAND_DIRECT, CAND_ID_MASK, CHECK_FIRST, DIR_ENTRIES, ID_LONE,
+    ID_MASK, ID_NODE, ID_TRIE,
 };
 use super::*;
 use crate::parse_config;
@@ -27,6 +27,7 @@ fn directory_decides_short_prefixes_and_defers_long_ones() {
     let cfg = parse_config(SHORT_AND_LONG, Path::new("t.toml")).unwrap_or_else(|e| panic!("{e}"));
     let hashed = Limits {
         nodes4: 0,
+        lone4: 0,
         ..Limits::default()
     };
     let c = compile_with(&cfg, &hashed).unwrap_or_else(|e| panic!("{e}"));
@@ -57,8 +58,30 @@ fn directory_decides_short_prefixes_and_defers_long_ones() {
 }
 
 #[test]
-fn a_sixteen_with_long_prefixes_goes_to_nodes_within_the_budget() {
+fn a_sixteen_with_one_long_prefix_is_a_lone_entry() {
     let c = compiled(SHORT_AND_LONG);
+    // 10.1/16 points to lone entry 0; its lengths leave the hash lookup.
+    assert_eq!(c.src4_dir[(10 << 8) | 1], ID_TRIE | ID_NODE | ID_LONE);
+    assert_eq!(c.src4_lens[(10 << 8) | 1], 0);
+    assert!(c.src4_nodes.n24.is_empty());
+    let lone = c.src4_nodes.lone[0];
+    assert_eq!((lone.mask, lone.want), (0xffff_ff00, 0x0a01_0200));
+    // 10.1.2.0/24 is b's; the rest of 10.1/16 keeps 10/8's class.
+    let inside = class(&c, lone.inside);
+    assert!(inside.bits.get(0) && inside.bits.get(1));
+    assert_eq!(lone.outside, c.src4_dir[(10 << 8) | 7]);
+    assert_eq!(hashed4(&c.src4, &c.src4_dir).count(), 0);
+}
+
+#[test]
+fn a_sixteen_with_long_prefixes_goes_to_nodes_within_the_budget() {
+    // Without lone entries, the one /24 of 10.1/16 takes a node.
+    let cfg = parse_config(SHORT_AND_LONG, Path::new("t.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let no_lone = Limits {
+        lone4: 0,
+        ..Limits::default()
+    };
+    let c = compile_with(&cfg, &no_lone).unwrap_or_else(|e| panic!("{e}"));
     // 10.1/16 points to /24 node 0; its lengths leave the hash lookup.
     assert_eq!(c.src4_dir[(10 << 8) | 1], ID_TRIE | ID_NODE);
     assert_eq!(c.src4_lens[(10 << 8) | 1], 0);

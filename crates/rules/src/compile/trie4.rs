@@ -8,13 +8,45 @@
 //! into the entries, longer over shorter, so a lookup never searches. A node
 //! is 1 KiB, so the /16s go to nodes densest first (prefixes per node) within
 //! a budget of nodes per field; the rest keep the exact-match tables.
+//!
+//! A /16 that holds exactly one longer prefix needs no node: a lone entry
+//! (mask, value, class inside, class outside) answers it with one load
+//! instead of two, in 16 bytes instead of one or two KiB. Sparse sets —
+//! hosts spread over the address space — are mostly such /16s.
 
 use ipnet::Ipv4Net;
 
-use super::abi::{DIR_BITS, ID_NODE, ID_TRIE, LONG4_MIN, NODE_FANOUT};
+use super::abi::{DIR_BITS, ID_LONE, ID_NODE, ID_TRIE, LONE_MASK, LONG4_MIN, NODE_FANOUT};
 
 /// One node: the class (or, in a /24 node, `ID_NODE | index`) per range.
 pub type Node4 = [u32; NODE_FANOUT];
+
+/// The one longer prefix of a /16 (`struct xw_lone4`): addresses `a` with
+/// `a & mask == want` are in class `inside`, the rest of the /16 in
+/// `outside`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lone4 {
+    /// The prefix's mask (host order).
+    pub mask: u32,
+    /// The prefix's address (host order, masked).
+    pub want: u32,
+    /// The prefix's class.
+    pub inside: u32,
+    /// The class of the rest of the /16.
+    pub outside: u32,
+}
+
+impl Lone4 {
+    /// The class of address `a` (in this entry's /16).
+    #[must_use]
+    pub fn class_of(&self, a: u32) -> u32 {
+        if a & self.mask == self.want {
+            self.inside
+        } else {
+            self.outside
+        }
+    }
+}
 
 /// The nodes of one address field (indices from 0; the loader offsets them
 /// by generation).
@@ -24,19 +56,21 @@ pub struct Nodes4 {
     pub n24: Vec<Node4>,
     /// /32 nodes, one per /24 holding prefixes longer than /24.
     pub n32: Vec<Node4>,
+    /// Lone prefixes, one per /16 that holds a single longer prefix.
+    pub lone: Vec<Lone4>,
 }
 
 impl Nodes4 {
-    /// Nodes in all (what the budget counts).
+    /// Nodes in all (what the budget counts; lone entries are not nodes).
     #[must_use]
     pub fn len(&self) -> usize {
         self.n24.len() + self.n32.len()
     }
 
-    /// Whether no /16 is in node mode.
+    /// Whether no /16 is in node or lone mode.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.n24.is_empty()
+        self.n24.is_empty() && self.lone.is_empty()
     }
 }
 
@@ -124,22 +158,50 @@ fn build_run(entries: &[(Ipv4Net, u32)], base: u32, nodes: &mut Nodes4) -> u32 {
     (nodes.n24.len() - 1) as u32
 }
 
-/// Moves /16s from the exact-match tables to nodes, densest first, while
-/// `budget` nodes allow: their directory entries become `ID_TRIE | ID_NODE |
-/// index` and their length masks 0. `entries` is the field's IPv4 prefixes,
-/// ascending; `dir` and `lens` its directory and length masks (empty if the
-/// field is unused).
+/// The lone entry of a /16 whose directory entry (without `ID_TRIE`) is
+/// `base` and whose one longer prefix is `net` of class `class`.
+fn lone(net: &Ipv4Net, class: u32, base: u32) -> Lone4 {
+    let mask = u32::from(net.netmask());
+    Lone4 {
+        mask,
+        want: u32::from(net.network()) & mask,
+        inside: class,
+        outside: base,
+    }
+}
+
+/// Moves /16s from the exact-match tables: each /16 with one longer prefix
+/// to a lone entry (`ID_TRIE | ID_NODE | ID_LONE | index`) while `lones`
+/// allows, then the others to nodes, densest first, while `budget` nodes
+/// allow (`ID_TRIE | ID_NODE | index`); their length masks become 0.
+/// `entries` is the field's IPv4 prefixes, ascending; `dir` and `lens` its
+/// directory and length masks (empty if the field is unused).
 pub(super) fn build(
     entries: &[(Ipv4Net, u32)],
     dir: &mut [u32],
     lens: &mut [u32],
     budget: usize,
+    lones: usize,
 ) -> Nodes4 {
     let mut nodes = Nodes4::default();
     if dir.is_empty() {
         return nodes;
     }
     let mut runs = runs(entries);
+    // At most one a /16, so the index stays far below ID_LONE.
+    runs.retain(|r| {
+        if r.end - r.start != 1 || nodes.lone.len() >= lones {
+            return true;
+        }
+        let (net, class) = &entries[r.start];
+        let base = dir[r.bucket] & !ID_TRIE;
+        let idx = nodes.lone.len() as u32;
+        debug_assert!(idx <= LONE_MASK);
+        nodes.lone.push(lone(net, *class, base));
+        dir[r.bucket] = ID_TRIE | ID_NODE | ID_LONE | idx;
+        lens[r.bucket] = 0;
+        false
+    });
     // Densest first: prefixes per node, compared without division.
     let mut order: Vec<usize> = (0..runs.len()).collect();
     order.sort_by(|&a, &b| {
@@ -192,6 +254,9 @@ mod tests {
         let d = dir[(a >> 16) as usize];
         if d & ID_TRIE == 0 {
             return d;
+        }
+        if d & ID_NODE != 0 && d & ID_LONE != 0 {
+            return nodes.lone[(d & LONE_MASK) as usize].class_of(a);
         }
         if d & ID_NODE != 0 {
             let e = nodes.n24[(d & ID_MASK) as usize][((a >> 8) & 0xff) as usize];
@@ -254,6 +319,7 @@ mod tests {
         ("10.2.0.1/32", 11),
         ("10.2.0.2/32", 12),
         ("10.2.9.9/32", 13),
+        ("172.16.5.4/30", 16),
         ("192.168.0.0/16", 14),
         ("192.168.3.64/26", 15),
     ];
@@ -273,19 +339,23 @@ mod tests {
 
     #[test]
     fn nodes_answer_like_longest_match_within_and_beyond_the_budget() {
-        for budget in [0, 1, 3, 4, 5, 100] {
+        for (budget, lones) in [0, 1, 3, 4, 5, 100]
+            .into_iter()
+            .flat_map(|b| [(b, 0), (b, 1), (b, 100)])
+        {
             let (entries, mut dir, mut lens) = setup(LIST);
-            let nodes = build(&entries, &mut dir, &mut lens, budget);
+            let nodes = build(&entries, &mut dir, &mut lens, budget, lones);
             assert!(
-                nodes.len() <= budget,
-                "budget {budget}: {} nodes",
-                nodes.len()
+                nodes.len() <= budget && nodes.lone.len() <= lones,
+                "budget {budget}, {lones}: {} nodes, {} lone",
+                nodes.len(),
+                nodes.lone.len()
             );
             for a in probes() {
                 assert_eq!(
                     lookup(&entries, &dir, &nodes, a),
                     truth(&entries, a),
-                    "budget {budget}, address {}",
+                    "budget {budget}, {lones} lone, address {}",
                     std::net::Ipv4Addr::from(a)
                 );
             }
@@ -296,34 +366,61 @@ mod tests {
     fn densest_sixteens_go_first_and_leave_the_hash_tables() {
         let (entries, mut dir, mut lens) = setup(LIST);
         // 10.1/16: 7 prefixes, 3 nodes (its /24 node, /32 nodes for 10.1.5
-        // and 10.1.200); 10.2/16: 4 prefixes, 3 nodes; 192.168/16: 1 prefix,
-        // 2 nodes.
-        let nodes = build(&entries, &mut dir, &mut lens, 4);
+        // and 10.1.200); 10.2/16: 4 prefixes, 3 nodes; 172.16/16 and
+        // 192.168/16: 1 prefix each, a lone entry whatever the budget.
+        let nodes = build(&entries, &mut dir, &mut lens, 4, usize::MAX);
         assert_eq!(nodes.n24.len(), 1);
         assert_eq!(nodes.n32.len(), 2);
+        assert_eq!(nodes.lone.len(), 2);
         assert_eq!(dir[(10 << 8) | 1], ID_TRIE | ID_NODE);
         assert_eq!(lens[(10 << 8) | 1], 0);
         assert_ne!(lens[(10 << 8) | 2], 0, "10.2/16 stays hashed");
         let hashed: Vec<String> = hashed4(&entries, &dir).map(|e| e.0.to_string()).collect();
         assert_eq!(
             hashed,
-            [
-                "10.2.0.0/32",
-                "10.2.0.1/32",
-                "10.2.0.2/32",
-                "10.2.9.9/32",
-                "192.168.3.64/26"
-            ]
+            ["10.2.0.0/32", "10.2.0.1/32", "10.2.0.2/32", "10.2.9.9/32"]
         );
         let (_, mut dir, mut lens) = setup(LIST);
-        let all = build(&entries, &mut dir, &mut lens, usize::MAX);
-        assert_eq!((all.n24.len(), all.n32.len()), (3, 5));
+        let all = build(&entries, &mut dir, &mut lens, usize::MAX, usize::MAX);
+        assert_eq!((all.n24.len(), all.n32.len(), all.lone.len()), (2, 4, 2));
         assert_eq!(hashed4(&entries, &dir).count(), 0);
     }
 
     #[test]
+    fn a_sixteen_with_one_long_prefix_is_a_lone_entry() {
+        let (entries, mut dir, mut lens) = setup(LIST);
+        let nodes = build(&entries, &mut dir, &mut lens, 0, usize::MAX);
+        // In address order: 172.16/16 first.
+        let b = (192 << 8) | 168;
+        assert_eq!(dir[b], ID_TRIE | ID_NODE | ID_LONE | 1);
+        assert_eq!(lens[b], 0);
+        assert_eq!(
+            nodes.lone[1],
+            Lone4 {
+                mask: 0xffff_ffc0,
+                want: u32::from(std::net::Ipv4Addr::new(192, 168, 3, 64)),
+                inside: 15,
+                outside: 14,
+            }
+        );
+        // Outside any prefix of LIST but 0.0.0.0/0 (class 1).
+        assert_eq!(nodes.lone[0].outside, 1);
+        assert_eq!(
+            nodes.lone[0].class_of(u32::from(std::net::Ipv4Addr::new(172, 16, 5, 7))),
+            16
+        );
+        assert_eq!(
+            nodes.lone[0].class_of(u32::from(std::net::Ipv4Addr::new(172, 16, 5, 8))),
+            1
+        );
+        // No nodes within a budget of none: only lone entries.
+        assert_eq!(nodes.len(), 0);
+        assert!(!nodes.is_empty());
+    }
+
+    #[test]
     fn an_unused_field_has_no_nodes() {
-        let nodes = build(&[], &mut [], &mut [], 100);
+        let nodes = build(&[], &mut [], &mut [], 100, 100);
         assert!(nodes.is_empty());
     }
 }
