@@ -107,6 +107,10 @@ MUTANTS=(
 	'crates/dataplane/src/load.rs @@ if let Some((rule, &slot)) = first.and_then(|r| rules.get(r).zip(slots.get(r))) { @@ s/slots.get(r)/slots.get(0)/'
 	'crates/rules/src/compile/discrete.rs @@ Some((k.mask | (all & !k.hi), k.want)) @@ s/k.mask | (all \& !k.hi)/k.mask/'
 	'crates/dataplane/src/fold.rs @@ OP_OR | OP_XOR | OP_ADD => a == 0, @@ s/a == 0/a != 0/'
+	# session 14: lone entries (a /16 with one longer IPv4 prefix)
+	'bpf/classify.h @@ return (a & l->mask) == l->want ? l->inside : l->outside; @@ s/== l->want/!= l->want/'
+	'bpf/classify.h @@ if (d & XW_ID_LONE) @@ s/d \& XW_ID_LONE/0/'
+	'crates/dataplane/src/load.rs @@ d + lone_off @@ s/d + lone_off/d + off/'
 )
 
 FIRST=0
