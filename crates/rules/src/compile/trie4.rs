@@ -161,10 +161,10 @@ fn build_run(entries: &[(Ipv4Net, u32)], base: u32, nodes: &mut Nodes4) -> u32 {
 /// The lone entry of a /16 whose directory entry (without `ID_TRIE`) is
 /// `base` and whose one longer prefix is `net` of class `class`.
 fn lone(net: &Ipv4Net, class: u32, base: u32) -> Lone4 {
-    let mask = u32::from(net.netmask());
     Lone4 {
-        mask,
-        want: u32::from(net.network()) & mask,
+        mask: u32::from(net.netmask()),
+        // network() is already masked.
+        want: u32::from(net.network()),
         inside: class,
         outside: base,
     }
