@@ -72,6 +72,19 @@ pub struct RingVsPerf {
     pub reorders_met: bool,
 }
 
+impl RingVsPerf {
+    /// Read by the C consumer on libbpf: a reference, not the target.
+    /// Target (a) is about what xdpwall delivers — its ring, its default
+    /// wake-up, its reader. libbpf's ring reader stores the consumer
+    /// position after every record, a cache line the producer reads on
+    /// every reservation (BENCHMARKS.md, transport), so its rows price
+    /// that reader as much as the transport.
+    #[must_use]
+    pub fn is_reference(&self) -> bool {
+        self.consumer.starts_with("C ")
+    }
+}
+
 /// Target (c) for one cell.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RustVsC {
@@ -196,7 +209,15 @@ pub fn targets_markdown(t: &Targets) -> String {
             g.best_perf_wakeup.label(),
             rate(g.perf_per_s),
             g.ratio,
-            verdict(g.met),
+            if g.is_reference() {
+                if g.met {
+                    "(ref.) met"
+                } else {
+                    "(ref.) below"
+                }
+            } else {
+                verdict(g.met)
+            },
             g.ring_late,
             g.ring_max_late_us,
             g.perf_late,
@@ -212,12 +233,22 @@ pub fn targets_markdown(t: &Targets) -> String {
         );
     }
     let tally = |n: usize, of: usize| format!("{n} of {of}");
-    let a = t.ring_vs_perf.iter().filter(|g| g.met).count();
+    let (reference, ours): (Vec<&RingVsPerf>, Vec<&RingVsPerf>) =
+        t.ring_vs_perf.iter().partition(|g| g.is_reference());
+    let met = |gs: &[&RingVsPerf]| gs.iter().filter(|g| g.met).count();
     let b = t.ring_vs_perf.iter().filter(|g| g.reorders_met).count();
+    let reference_tally = if reference.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (read by libbpf's C reader, a reference that stores the consumer position after every record: {})",
+            tally(met(&reference), reference.len())
+        )
+    };
     let _ = writeln!(
         s,
-        "\n(a) met in {} row groups; (b) met in {}.\n",
-        tally(a, t.ring_vs_perf.len()),
+        "\n(a) met in {} row groups read by xdpwall's consumer{reference_tally}; (b) met in {}.\n",
+        tally(met(&ours), ours.len()),
         tally(b, t.ring_vs_perf.len())
     );
     let _ = writeln!(
@@ -286,6 +317,7 @@ mod tests {
         let c = &t.ring_vs_perf[1];
         assert_eq!(c.consumer, "C epoll");
         assert!((c.ratio - 2.1 / 1.6).abs() < 1e-9);
+        assert!(c.is_reference() && !g.is_reference());
         let two = &t.ring_vs_perf[2];
         assert!((two.ratio - 0.8).abs() < 1e-9 && !two.met);
         assert_eq!((two.ring_late, two.perf_late), (5, 4000));
@@ -312,9 +344,17 @@ mod tests {
             "{md}"
         );
         assert!(
-            md.contains("(a) met in 2 of 3 row groups; (b) met in 3 of 3."),
+            md.contains(
+                "(a) met in 1 of 2 row groups read by xdpwall's consumer (read by libbpf's C reader, a reference \
+                 that stores the consumer position after every record: 1 of 1); (b) met in 3 of 3."
+            ),
             "{md}"
         );
+        let c_row = md
+            .lines()
+            .find(|l| l.starts_with("| 1 | 104 | C epoll |"))
+            .unwrap_or_default();
+        assert!(c_row.contains("| (ref.) met |"), "{md}");
         assert!(
             md.contains("(c, live cells) Rust ≥ 0.9× C in 2 of 2 cells; lowest ratio 0.938."),
             "{md}"
