@@ -209,14 +209,10 @@ pub fn targets_markdown(t: &Targets) -> String {
             g.best_perf_wakeup.label(),
             rate(g.perf_per_s),
             g.ratio,
-            if g.is_reference() {
-                if g.met {
-                    "(ref.) met"
-                } else {
-                    "(ref.) below"
-                }
-            } else {
-                verdict(g.met)
+            match (g.is_reference(), g.met) {
+                (true, true) => "(ref.) met",
+                (true, false) => "(ref.) below",
+                (false, met) => verdict(met),
             },
             g.ring_late,
             g.ring_max_late_us,

@@ -216,6 +216,7 @@ pub fn run(args: &RunArgs) -> Result<()> {
     // How close the rule set's shape took the verifier to its limit (the
     // figure is missing only on kernels before 5.16).
     let verified = inst.verified_insns().unwrap_or(0);
+    let nodes = compiled.src4_nodes.len() + compiled.dst4_nodes.len();
     let lone = compiled.src4_nodes.lone.len() + compiled.dst4_nodes.lone.len();
     log::info!(
         "{} rules, {} set entries -> {} classes, {} trie entries ({} IPv4 trie nodes, {} lone /16s, \
@@ -224,10 +225,9 @@ pub fn run(args: &RunArgs) -> Result<()> {
         set_entries,
         compiled.classes.len(),
         compiled.src4.len() + compiled.dst4.len() + compiled.src6.len() + compiled.dst6.len(),
-        compiled.src4_nodes.len() + compiled.dst4_nodes.len(),
+        nodes,
         lone,
-        ((compiled.src4_nodes.len() + compiled.dst4_nodes.len())
-            * std::mem::size_of::<xdpwall_rules::compile::Node4>()
+        (nodes * std::mem::size_of::<xdpwall_rules::compile::Node4>()
             + lone * std::mem::size_of::<xdpwall_rules::compile::Lone4>())
             / 1024,
         timings.parse.as_millis(),
